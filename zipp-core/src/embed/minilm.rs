@@ -1,0 +1,201 @@
+//! all-MiniLM-L6-v2 (sentence-transformers) on candle.
+//!
+//! What sentence-transformers computes, reproduced exactly: WordPiece tokenization with
+//! `[CLS] … [SEP]`, truncation to 256 tokens (the model's `max_seq_length`; the
+//! tokenizer.json shipped with the weights presets 128, which we override), a 6-layer BERT
+//! encoder, **masked mean pooling** over the non-padding tokens, then L2 normalisation.
+//!
+//! Batches are sorted by token length before padding ("batch-longest" padding per chunk),
+//! so a batch of mixed lengths wastes little compute on padding; results come back in the
+//! caller's order. Agreement with sentence-transformers itself is tested against a fixture
+//! (`tests/fixtures/minilm_reference.json`, cosine ≥ 0.9999 per sentence).
+
+use std::hash::{Hash, Hasher};
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
+use candle_transformers::models::bert::{BertModel, Config};
+use tokenizers::{Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy};
+
+use super::{Embedder, Embeddings};
+use crate::error::{Error, Result};
+use crate::models::{ModelFiles, ModelSource, MINILM_DIR, MINILM_REPO};
+
+/// File roles of a MiniLM model and their usual names.
+const ROLES: &[(&str, &str)] =
+    &[("config", "config.json"), ("tokenizer", "tokenizer.json"), ("weights", "model.safetensors")];
+
+/// Settings of a [`MiniLm`] embedder.
+#[derive(Debug, Clone)]
+pub struct MiniLmOptions {
+    /// Tokens per text including `[CLS]`/`[SEP]`; longer texts are truncated (256 is the
+    /// model's `max_seq_length` in sentence-transformers).
+    pub max_tokens: usize,
+    /// Texts per forward pass.
+    pub batch_size: usize,
+    /// Where the model runs.
+    pub device: Device,
+}
+
+impl Default for MiniLmOptions {
+    fn default() -> Self {
+        MiniLmOptions { max_tokens: 256, batch_size: 64, device: Device::Cpu }
+    }
+}
+
+/// The all-MiniLM-L6-v2 sentence embedder. Cheap to share: wrap it in an `Arc`.
+pub struct MiniLm {
+    model: BertModel,
+    tokenizer: Tokenizer,
+    pad_id: u32,
+    dim: usize,
+    options: MiniLmOptions,
+    id: String,
+}
+
+impl MiniLm {
+    /// Loads the model from `source` with default options.
+    pub fn load(source: &ModelSource) -> Result<MiniLm> {
+        MiniLm::load_with(source, MiniLmOptions::default())
+    }
+
+    /// Loads the model from `source`.
+    pub fn load_with(source: &ModelSource, options: MiniLmOptions) -> Result<MiniLm> {
+        if options.batch_size == 0 {
+            return Err(Error::InvalidInput("MiniLM batch_size must be at least 1".into()));
+        }
+        if options.max_tokens < 2 {
+            return Err(Error::InvalidInput("MiniLM max_tokens must leave room for [CLS] and [SEP]".into()));
+        }
+        let files = ModelFiles::resolve(source, "all-MiniLM-L6-v2", MINILM_DIR, MINILM_REPO, ROLES)?;
+
+        let config: Config = serde_json::from_slice(&files.bytes("config")?)
+            .map_err(|e| files.invalid("config", format!("config.json is not a BERT config: {e}")))?;
+        if config.num_attention_heads == 0 || config.hidden_size % config.num_attention_heads != 0 {
+            return Err(files.invalid("config", "hidden_size is not a multiple of num_attention_heads"));
+        }
+        if options.max_tokens > config.max_position_embeddings {
+            return Err(Error::InvalidInput(format!(
+                "max_tokens {} exceeds the model's {} position embeddings",
+                options.max_tokens, config.max_position_embeddings
+            )));
+        }
+
+        let tok_bytes = files.bytes("tokenizer")?;
+        let mut tokenizer = Tokenizer::from_bytes(&tok_bytes)
+            .map_err(|e| files.invalid("tokenizer", format!("tokenizer.json does not load: {e}")))?;
+        let pad_id = tokenizer
+            .get_padding()
+            .map(|p| p.pad_id)
+            .or_else(|| tokenizer.token_to_id("[PAD]"))
+            .unwrap_or(0);
+        // The shipped tokenizer.json pads and truncates at 128; sentence-transformers uses
+        // 256. We pad ourselves (per length-sorted chunk), so padding is off here.
+        tokenizer.with_padding(None);
+        tokenizer
+            .with_truncation(Some(TruncationParams {
+                max_length: options.max_tokens,
+                strategy: TruncationStrategy::LongestFirst,
+                stride: 0,
+                direction: TruncationDirection::Right,
+            }))
+            .map_err(|e| files.invalid("tokenizer", e.to_string()))?;
+        if (tokenizer.get_vocab_size(true) as usize) > config.vocab_size {
+            return Err(files.invalid(
+                "tokenizer",
+                format!(
+                    "tokenizer has {} tokens but the model only {} embeddings: mismatched files",
+                    tokenizer.get_vocab_size(true),
+                    config.vocab_size
+                ),
+            ));
+        }
+
+        let weights = files.bytes("weights")?;
+        let mut fingerprint = std::collections::hash_map::DefaultHasher::new();
+        weights.len().hash(&mut fingerprint);
+        weights[..weights.len().min(1 << 16)].hash(&mut fingerprint);
+        weights[weights.len().saturating_sub(1 << 16)..].hash(&mut fingerprint);
+        let vb = VarBuilder::from_buffered_safetensors(weights, DType::F32, &options.device)
+            .map_err(|e| files.invalid("weights", format!("not a readable safetensors file: {e}")))?;
+        let model = BertModel::load(vb, &config)
+            .map_err(|e| files.invalid("weights", format!("weights do not match config.json: {e}")))?;
+
+        let id = format!(
+            "minilm:h{}l{}:max{}:{:016x}",
+            config.hidden_size,
+            config.num_hidden_layers,
+            options.max_tokens,
+            fingerprint.finish()
+        );
+        Ok(MiniLm { model, tokenizer, pad_id, dim: config.hidden_size, options, id })
+    }
+
+    /// Token ids of `text` after truncation (including `[CLS]`/`[SEP]`).
+    pub fn token_ids(&self, text: &str) -> Result<Vec<u32>> {
+        let enc = self.tokenizer.encode(text, true).map_err(|e| Error::Tokenizer(e.to_string()))?;
+        Ok(enc.get_ids().to_vec())
+    }
+
+    pub fn options(&self) -> &MiniLmOptions {
+        &self.options
+    }
+
+    /// One forward pass over a chunk of tokenized texts; returns unit vectors row-major.
+    fn forward_chunk(&self, chunk: &[&[u32]]) -> Result<Vec<f32>> {
+        let b = chunk.len();
+        let t = chunk.iter().map(|c| c.len()).max().unwrap_or(0).max(1);
+        let mut ids = vec![self.pad_id; b * t];
+        let mut mask = vec![0u32; b * t];
+        for (r, toks) in chunk.iter().enumerate() {
+            ids[r * t..r * t + toks.len()].copy_from_slice(toks);
+            mask[r * t..r * t + toks.len()].iter_mut().for_each(|m| *m = 1);
+        }
+        let dev = &self.options.device;
+        dev.with_context(|| -> Result<Vec<f32>> {
+            let ids = Tensor::from_vec(ids, (b, t), dev)?;
+            let mask = Tensor::from_vec(mask, (b, t), dev)?;
+            let types = ids.zeros_like()?;
+            let hidden = self.model.forward(&ids, &types, Some(&mask))?; // (b, t, h)
+            // Masked mean pooling: padding positions contribute nothing.
+            let maskf = mask.to_dtype(DType::F32)?.unsqueeze(2)?; // (b, t, 1)
+            let summed = hidden.broadcast_mul(&maskf)?.sum(1)?; // (b, h)
+            let counts = maskf.sum(1)?.clamp(1e-9f32, f32::MAX)?; // (b, 1)
+            let mean = summed.broadcast_div(&counts)?;
+            let norm = mean.sqr()?.sum_keepdim(1)?.sqrt()?.clamp(1e-12f32, f32::MAX)?;
+            Ok(mean.broadcast_div(&norm)?.flatten_all()?.to_vec1::<f32>()?)
+        })
+    }
+}
+
+impl Embedder for MiniLm {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn dim(&self) -> usize {
+        self.dim
+    }
+
+    fn embed(&self, texts: &[&str]) -> Result<Embeddings> {
+        if texts.is_empty() {
+            return Ok(Embeddings::empty(self.dim));
+        }
+        let encodings = self
+            .tokenizer
+            .encode_batch(texts.to_vec(), true)
+            .map_err(|e| Error::Tokenizer(e.to_string()))?;
+        // Longest first: chunks hold texts of similar length, so padding is minimal.
+        let mut order: Vec<usize> = (0..texts.len()).collect();
+        order.sort_by_key(|&i| std::cmp::Reverse(encodings[i].get_ids().len()));
+        let mut out = vec![0f32; texts.len() * self.dim];
+        for chunk in order.chunks(self.options.batch_size) {
+            let toks: Vec<&[u32]> = chunk.iter().map(|&i| encodings[i].get_ids()).collect();
+            let vecs = self.forward_chunk(&toks)?;
+            for (r, &i) in chunk.iter().enumerate() {
+                out[i * self.dim..(i + 1) * self.dim].copy_from_slice(&vecs[r * self.dim..(r + 1) * self.dim]);
+            }
+        }
+        Embeddings::new(self.dim, out)
+    }
+}

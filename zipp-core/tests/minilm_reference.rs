@@ -1,0 +1,125 @@
+//! The real all-MiniLM-L6-v2 on candle agrees with sentence-transformers itself.
+//!
+//! `fixtures/minilm_reference.json` holds sentence-transformers' own vectors for 29 varied
+//! texts (short, one-word, long past 256 tokens, unicode, stray whitespace …); its
+//! `produced_by` field says exactly how (scripts/reference/minilm_reference.py,
+//! sentence-transformers 6.2.0, torch 2.15.0, CPU fp32, max_seq_length 256).
+//! Needs the provisioned model (`bash scripts/provision-models.sh`); fails, not skips,
+//! without it.
+
+use std::sync::Arc;
+
+use serde::Deserialize;
+use zipp_core::embed::{dot, Embedder, MiniLm};
+use zipp_core::models::ModelSource;
+
+#[derive(Deserialize)]
+struct Fixture {
+    model_sha256: String,
+    max_seq_length: usize,
+    dim: usize,
+    sanity_cosine: f32,
+    items: Vec<Item>,
+}
+
+#[derive(Deserialize)]
+struct Item {
+    text: String,
+    n_tokens: usize,
+    embedding: Vec<f32>,
+}
+
+fn fixture() -> Fixture {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/minilm_reference.json");
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn model() -> MiniLm {
+    MiniLm::load(&ModelSource::Default).unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[test]
+fn every_vector_matches_sentence_transformers() {
+    let fx = fixture();
+    assert_eq!(fx.model_sha256, "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db");
+    let m = model();
+    assert_eq!((m.dim(), m.options().max_tokens), (fx.dim, fx.max_seq_length));
+    assert!(fx.items.len() >= 20);
+    assert!(fx.items.iter().filter(|i| i.n_tokens > 256).count() >= 3, "fixture must cover truncation");
+    let texts: Vec<&str> = fx.items.iter().map(|i| i.text.as_str()).collect();
+    // One batched call (length-sorted chunks) and one call per text must both agree.
+    let batched = m.embed(&texts).unwrap();
+    let mut worst = 1.0f32;
+    for (r, item) in fx.items.iter().enumerate() {
+        let single = m.embed_one(&item.text).unwrap();
+        for (name, v) in [("batched", batched.row(r)), ("single", single.as_slice())] {
+            let cos = dot(v, &item.embedding) / dot(&item.embedding, &item.embedding).sqrt();
+            worst = worst.min(cos);
+            assert!(cos >= 0.9999, "{name} {:?}: cosine {cos}", item.text);
+            assert!((dot(v, v).sqrt() - 1.0).abs() < 1e-4, "not unit length");
+        }
+        // Token counts before truncation agree with the reference tokenizer; after
+        // truncation never more than 256.
+        let ids = m.token_ids(&item.text).unwrap();
+        assert_eq!(ids.len(), item.n_tokens.min(256), "{:?}", item.text);
+    }
+    println!("worst cosine vs sentence-transformers: {worst:.7}");
+}
+
+#[test]
+fn sanity_pair_cosine() {
+    let m = model();
+    let e = m.embed(&["A dog runs on the beach.", "A puppy is running along the seashore."]).unwrap();
+    let cos = dot(e.row(0), e.row(1));
+    assert!((cos - fixture().sanity_cosine).abs() < 1e-4, "{cos}");
+}
+
+#[test]
+fn shared_across_threads_gives_identical_vectors() {
+    let m = Arc::new(model());
+    let want = m.embed_one("a lighthouse in fog").unwrap();
+    let handles: Vec<_> = (0..4)
+        .map(|_| {
+            let m = m.clone();
+            std::thread::spawn(move || m.embed_one("a lighthouse in fog").unwrap())
+        })
+        .collect();
+    for h in handles {
+        assert_eq!(h.join().unwrap(), want);
+    }
+    assert!(m.embed(&[]).unwrap().is_empty());
+}
+
+#[test]
+fn corrupt_and_mismatched_files_are_reported() {
+    use zipp_core::Error;
+    let dir = zipp_core::models::default_models_dir().join(zipp_core::models::MINILM_DIR);
+    let read = |f: &str| std::fs::read(dir.join(f)).unwrap();
+    let (config, tokenizer, weights) = (read("config.json"), read("tokenizer.json"), read("model.safetensors"));
+    let src = |c: &[u8], t: &[u8], w: &[u8]| {
+        ModelSource::Bytes(vec![
+            ("config".into(), c.to_vec()),
+            ("tokenizer".into(), t.to_vec()),
+            ("weights".into(), w.to_vec()),
+        ])
+    };
+    // Truncated weights.
+    let err = MiniLm::load(&src(&config, &tokenizer, &weights[..weights.len() / 2])).err().unwrap();
+    assert!(matches!(err, Error::ModelInvalid { .. }), "{err}");
+    assert!(err.to_string().contains("provision"), "{err}");
+    // Garbage config.
+    let err = MiniLm::load(&src(b"{not json", &tokenizer, &weights)).err().unwrap();
+    assert!(matches!(err, Error::ModelInvalid { .. }), "{err}");
+    // A config that does not match the weights (wrong hidden size).
+    let mut cfg: serde_json::Value = serde_json::from_slice(&config).unwrap();
+    cfg["hidden_size"] = 768.into();
+    cfg["intermediate_size"] = 3072.into();
+    let err = MiniLm::load(&src(cfg.to_string().as_bytes(), &tokenizer, &weights)).err().unwrap();
+    assert!(matches!(err, Error::ModelInvalid { .. }), "{err}");
+    // Corrupt tokenizer.
+    let err = MiniLm::load(&src(&config, b"[]", &weights)).err().unwrap();
+    assert!(matches!(err, Error::ModelInvalid { .. }), "{err}");
+    // A directory without the model.
+    let err = MiniLm::load(&ModelSource::Dir(std::env::temp_dir().join("zipp-no-model"))).err().unwrap();
+    assert!(matches!(err, Error::ModelNotFound { .. }), "{err}");
+}
