@@ -1,0 +1,204 @@
+//! The stable personalization API: [`Personalizer`], [`Request`], [`Personalization`],
+//! [`Evidence`].
+//!
+//! A personalizer maps `(persona, request) → personalization` (SPEC §2). Implementations
+//! here: [`Identity`] (baseline), [`PersonaOnly`], [`Brag`] (k = 3 captions), [`Vprag`]
+//! (SPEC §3) and [`Combined`] (BRAG captions + VPRAG elements); all share one embedder,
+//! one token counter and the `Concat` composer, so the evaluation compares methods, not
+//! plumbing. Every output carries the [`Evidence`] that produced it, so a person can see
+//! *why* a prompt changed.
+
+pub mod compose;
+mod methods;
+
+pub use methods::{Brag, Combined, Identity, PersonaOnly, Vprag};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::retrieve::IndexedPersona;
+
+/// Longest base prompt accepted, in bytes. Far beyond any text encoder's context; the
+/// bound exists so a runaway input fails fast instead of being embedded and tokenized.
+pub const MAX_PROMPT_BYTES: usize = 16 * 1024;
+
+/// What the person wants.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Task {
+    /// Text-to-image generation.
+    #[default]
+    Generate,
+    /// Editing an existing image (image-to-image).
+    Edit,
+}
+
+/// One personalization request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Request {
+    /// The base prompt.
+    pub prompt: String,
+    #[serde(default)]
+    pub task: Task,
+    /// Seed for stochastic methods (the methods here are deterministic and ignore it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+    /// Overrides the personalizer's token budget: the target encoder's context length
+    /// *including* start/end markers (77 for CLIP).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_budget: Option<usize>,
+}
+
+impl Request {
+    /// A generation request.
+    pub fn generate(prompt: impl Into<String>) -> Request {
+        Request { prompt: prompt.into(), task: Task::Generate, seed: None, token_budget: None }
+    }
+
+    /// An editing request.
+    pub fn edit(prompt: impl Into<String>) -> Request {
+        Request { task: Task::Edit, ..Request::generate(prompt) }
+    }
+
+    /// Checks the request at the boundary: non-empty, bounded prompt; sane budget.
+    pub fn validate(&self) -> Result<()> {
+        if self.prompt.trim().is_empty() {
+            return Err(Error::InvalidInput("the base prompt is empty".into()));
+        }
+        if self.prompt.len() > MAX_PROMPT_BYTES {
+            return Err(Error::InvalidInput(format!(
+                "the base prompt is {} bytes; the limit is {MAX_PROMPT_BYTES}",
+                self.prompt.len()
+            )));
+        }
+        if self.prompt.contains('\0') {
+            return Err(Error::InvalidInput("the base prompt contains a NUL character".into()));
+        }
+        if let Some(b) = self.token_budget {
+            check_token_budget(b)?;
+        }
+        Ok(())
+    }
+}
+
+pub(crate) fn check_token_budget(b: usize) -> Result<()> {
+    if b < 3 {
+        return Err(Error::InvalidInput(format!(
+            "token budget {b} leaves no room for content (it counts the start and end markers)"
+        )));
+    }
+    Ok(())
+}
+
+/// Liked/disliked attribute text and strengths for embedding steering (ViPer, SPEC §7).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Steering {
+    pub liked: Vec<String>,
+    pub disliked: Vec<String>,
+    pub liked_strength: f32,
+    pub disliked_strength: f32,
+}
+
+/// The output of a personalizer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Personalization {
+    /// Which personalizer produced it.
+    pub method: String,
+    /// The rewritten prompt.
+    pub prompt: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub negative_prompt: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub steering: Option<Steering>,
+    pub evidence: Evidence,
+}
+
+/// Why a prompt came out as it did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Evidence {
+    /// Retrieved posts, most relevant first.
+    pub posts: Vec<EvidencePost>,
+    /// Chosen elements in the order they were offered to the composer.
+    pub elements: Vec<EvidenceElement>,
+    /// Categories in priority order with their budgets and allocations (VPRAG).
+    pub categories: Vec<EvidenceCategory>,
+    /// Softmax entropy H of the post weights (VPRAG).
+    pub entropy: Option<f64>,
+    /// `exp(H)`, the effective number of relevant posts (VPRAG).
+    pub n_eff: Option<f64>,
+    /// Posts kept, `K` (VPRAG).
+    pub k: Option<usize>,
+    /// `Q = Σ_k Q^(k)` (VPRAG).
+    pub total_budget: Option<usize>,
+    /// Content tokens allowed (context length less start/end markers).
+    pub token_budget: usize,
+    /// Content tokens of the final prompt.
+    pub tokens: usize,
+    /// Selected elements that were exact duplicates of better ones.
+    pub duplicates_dropped: usize,
+    /// Pieces (captions, elements, persona facts) that did not fit the token budget.
+    pub dropped_by_budget: usize,
+    /// Anything else a reader should know (e.g. the base prompt alone exceeds the budget).
+    pub notes: Vec<String>,
+}
+
+/// A retrieved post.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EvidencePost {
+    /// Position in the persona's memory.
+    pub index: usize,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    pub caption: String,
+    /// Cosine between the query and the caption.
+    pub score: f32,
+    /// Softmax weight (VPRAG); absent for plain top-k retrieval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight: Option<f64>,
+    /// Whether the caption itself was placed in the prompt (BRAG / Combined).
+    pub caption_used: bool,
+}
+
+/// A chosen element.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EvidenceElement {
+    pub category: String,
+    pub text: String,
+    /// Position in the persona's memory of the post it came from.
+    pub post: usize,
+    /// Cosine between the query and the element.
+    pub score: f32,
+    /// Whether it made it into the prompt (false: cut by the token budget).
+    pub used: bool,
+}
+
+/// One category's budget and allocation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EvidenceCategory {
+    pub name: String,
+    /// `q · unit(embed(description))`.
+    pub priority: f32,
+    /// `Q^(k)`.
+    pub budget: usize,
+    /// Elements available in the selected posts.
+    pub available: usize,
+    /// Elements allocated (`Σ_i q_i^(k)`).
+    pub allocated: usize,
+}
+
+/// Turns a persona and a request into a personalization. Implementations are shared
+/// across threads.
+pub trait Personalizer: Send + Sync {
+    /// A short stable name (`"vprag"`, `"brag"` …).
+    fn name(&self) -> &str;
+
+    /// Personalizes one request.
+    fn personalize(&self, persona: &IndexedPersona, request: &Request) -> Result<Personalization>;
+
+    /// Personalizes many requests for one persona; embedding personalizers embed all
+    /// queries in one batch.
+    fn personalize_batch(&self, persona: &IndexedPersona, requests: &[Request]) -> Result<Vec<Personalization>> {
+        requests.iter().map(|r| self.personalize(persona, r)).collect()
+    }
+}
