@@ -13,8 +13,8 @@ use std::time::Instant;
 
 use zipp_core::embed::MiniLm;
 use zipp_core::models::ModelSource;
-use zipp_core::personalize::{Brag, Combined, Identity, PersonaOnly, Personalization, Personalizer, Request, Vprag};
 use zipp_core::persona::JsonlReader;
+use zipp_core::personalize::{Brag, Combined, Identity, PersonaOnly, Personalization, Personalizer, Request, Vprag};
 use zipp_core::tokenize::{ClipTokenizer, TokenCounter};
 use zipp_core::IndexedPersona;
 
@@ -96,8 +96,8 @@ fn run() -> zipp_core::Result<()> {
         Box::new(Vprag::new(embedder.clone(), clip.clone(), Default::default())?),
         Box::new(Combined::new(embedder.clone(), clip.clone(), 3, Default::default())?),
     ];
-    let prompts_text =
-        std::fs::read_to_string(&args.prompts).map_err(|e| zipp_core::Error::Io { path: args.prompts.clone(), source: e })?;
+    let prompts_text = std::fs::read_to_string(&args.prompts)
+        .map_err(|e| zipp_core::Error::Io { path: args.prompts.clone(), source: e })?;
     let requests: Vec<Request> = prompts_text
         .lines()
         .map(str::trim)
@@ -110,7 +110,11 @@ fn run() -> zipp_core::Result<()> {
         .collect();
 
     if !args.json {
-        println!("zipp {} — models loaded in {load_ms:.0} ms (MiniLM `{}`)", zipp_core::VERSION, zipp_core::embed::Embedder::id(&*embedder));
+        println!(
+            "zipp {} — models loaded in {load_ms:.0} ms (MiniLM `{}`)",
+            zipp_core::VERSION,
+            zipp_core::embed::Embedder::id(&*embedder)
+        );
     }
     for persona in JsonlReader::open(&args.personas)?.take(args.limit_personas) {
         let persona = IndexedPersona::new(persona?);

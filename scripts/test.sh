@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 bash scripts/provision-models.sh >/dev/null
 
 # Every crate but the Python extension module (built by maturin, checked below).
+cargo fmt --all --check
 cargo test --workspace --exclude zipp-py --all-targets
 cargo test --workspace --exclude zipp-py --doc
 cargo check -p zipp-py

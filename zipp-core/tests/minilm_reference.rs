@@ -40,9 +40,19 @@ fn model() -> MiniLm {
 
 #[test]
 fn every_vector_matches_sentence_transformers() {
+    check_against_fixture(&model());
+}
+
+/// candle's generic `BertModel` (what GPU devices run) agrees too.
+#[test]
+fn candle_bert_path_matches_sentence_transformers() {
+    let options = zipp_core::embed::MiniLmOptions { force_candle: true, ..Default::default() };
+    check_against_fixture(&MiniLm::load_with(&ModelSource::Default, options).unwrap());
+}
+
+fn check_against_fixture(m: &MiniLm) {
     let fx = fixture();
     assert_eq!(fx.model_sha256, "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db");
-    let m = model();
     assert_eq!((m.dim(), m.options().max_tokens), (fx.dim, fx.max_seq_length));
     assert!(fx.items.len() >= 20);
     assert!(fx.items.iter().filter(|i| i.n_tokens > 256).count() >= 3, "fixture must cover truncation");

@@ -17,6 +17,7 @@ use candle_nn::VarBuilder;
 use candle_transformers::models::bert::{BertModel, Config};
 use tokenizers::{Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy};
 
+use super::bert_cpu::CpuBert;
 use super::{Embedder, Embeddings};
 use crate::error::{Error, Result};
 use crate::models::{ModelFiles, ModelSource, MINILM_DIR, MINILM_REPO};
@@ -35,17 +36,28 @@ pub struct MiniLmOptions {
     pub batch_size: usize,
     /// Where the model runs.
     pub device: Device,
+    /// On CPU, run candle's generic `BertModel` instead of the packed CPU encoder
+    /// (`bert_cpu`). For comparisons and tests; slower.
+    pub force_candle: bool,
 }
 
 impl Default for MiniLmOptions {
     fn default() -> Self {
-        MiniLmOptions { max_tokens: 256, batch_size: 64, device: Device::Cpu }
+        MiniLmOptions { max_tokens: 256, batch_size: 64, device: Device::Cpu, force_candle: false }
     }
+}
+
+/// Which forward pass runs the model.
+enum Encoder {
+    /// Padding-free CPU encoder (the default on CPU).
+    Packed(CpuBert),
+    /// candle's `BertModel` (GPU devices, or `force_candle`).
+    Candle(BertModel),
 }
 
 /// The all-MiniLM-L6-v2 sentence embedder. Cheap to share: wrap it in an `Arc`.
 pub struct MiniLm {
-    model: BertModel,
+    encoder: Encoder,
     tokenizer: Tokenizer,
     pad_id: u32,
     dim: usize,
@@ -84,11 +96,7 @@ impl MiniLm {
         let tok_bytes = files.bytes("tokenizer")?;
         let mut tokenizer = Tokenizer::from_bytes(&tok_bytes)
             .map_err(|e| files.invalid("tokenizer", format!("tokenizer.json does not load: {e}")))?;
-        let pad_id = tokenizer
-            .get_padding()
-            .map(|p| p.pad_id)
-            .or_else(|| tokenizer.token_to_id("[PAD]"))
-            .unwrap_or(0);
+        let pad_id = tokenizer.get_padding().map(|p| p.pad_id).or_else(|| tokenizer.token_to_id("[PAD]")).unwrap_or(0);
         // The shipped tokenizer.json pads and truncates at 128; sentence-transformers uses
         // 256. We pad ourselves (per length-sorted chunk), so padding is off here.
         tokenizer.with_padding(None);
@@ -116,10 +124,19 @@ impl MiniLm {
         weights.len().hash(&mut fingerprint);
         weights[..weights.len().min(1 << 16)].hash(&mut fingerprint);
         weights[weights.len().saturating_sub(1 << 16)..].hash(&mut fingerprint);
-        let vb = VarBuilder::from_buffered_safetensors(weights, DType::F32, &options.device)
-            .map_err(|e| files.invalid("weights", format!("not a readable safetensors file: {e}")))?;
-        let model = BertModel::load(vb, &config)
-            .map_err(|e| files.invalid("weights", format!("weights do not match config.json: {e}")))?;
+        let encoder = if options.device.is_cpu() && !options.force_candle {
+            let tensors = candle_core::safetensors::load_buffer(&weights, &Device::Cpu)
+                .map_err(|e| files.invalid("weights", format!("not a readable safetensors file: {e}")))?;
+            let bert = CpuBert::new(&tensors, &config)
+                .map_err(|e| files.invalid("weights", format!("weights do not match config.json: {e}")))?;
+            Encoder::Packed(bert)
+        } else {
+            let vb = VarBuilder::from_buffered_safetensors(weights, DType::F32, &options.device)
+                .map_err(|e| files.invalid("weights", format!("not a readable safetensors file: {e}")))?;
+            let model = BertModel::load(vb, &config)
+                .map_err(|e| files.invalid("weights", format!("weights do not match config.json: {e}")))?;
+            Encoder::Candle(model)
+        };
 
         let id = format!(
             "minilm:h{}l{}:max{}:{:016x}",
@@ -128,7 +145,7 @@ impl MiniLm {
             options.max_tokens,
             fingerprint.finish()
         );
-        Ok(MiniLm { model, tokenizer, pad_id, dim: config.hidden_size, options, id })
+        Ok(MiniLm { encoder, tokenizer, pad_id, dim: config.hidden_size, options, id })
     }
 
     /// Token ids of `text` after truncation (including `[CLS]`/`[SEP]`).
@@ -143,6 +160,10 @@ impl MiniLm {
 
     /// One forward pass over a chunk of tokenized texts; returns unit vectors row-major.
     fn forward_chunk(&self, chunk: &[&[u32]]) -> Result<Vec<f32>> {
+        let model = match &self.encoder {
+            Encoder::Packed(bert) => return Ok(bert.embed(chunk)),
+            Encoder::Candle(model) => model,
+        };
         let b = chunk.len();
         let t = chunk.iter().map(|c| c.len()).max().unwrap_or(0).max(1);
         let mut ids = vec![self.pad_id; b * t];
@@ -156,8 +177,8 @@ impl MiniLm {
             let ids = Tensor::from_vec(ids, (b, t), dev)?;
             let mask = Tensor::from_vec(mask, (b, t), dev)?;
             let types = ids.zeros_like()?;
-            let hidden = self.model.forward(&ids, &types, Some(&mask))?; // (b, t, h)
-            // Masked mean pooling: padding positions contribute nothing.
+            let hidden = model.forward(&ids, &types, Some(&mask))?; // (b, t, h)
+                                                                    // Masked mean pooling: padding positions contribute nothing.
             let maskf = mask.to_dtype(DType::F32)?.unsqueeze(2)?; // (b, t, 1)
             let summed = hidden.broadcast_mul(&maskf)?.sum(1)?; // (b, h)
             let counts = maskf.sum(1)?.clamp(1e-9f32, f32::MAX)?; // (b, 1)
@@ -181,10 +202,8 @@ impl Embedder for MiniLm {
         if texts.is_empty() {
             return Ok(Embeddings::empty(self.dim));
         }
-        let encodings = self
-            .tokenizer
-            .encode_batch(texts.to_vec(), true)
-            .map_err(|e| Error::Tokenizer(e.to_string()))?;
+        let encodings =
+            self.tokenizer.encode_batch(texts.to_vec(), true).map_err(|e| Error::Tokenizer(e.to_string()))?;
         // Longest first: chunks hold texts of similar length, so padding is minimal.
         let mut order: Vec<usize> = (0..texts.len()).collect();
         order.sort_by_key(|&i| std::cmp::Reverse(encodings[i].get_ids().len()));

@@ -7,6 +7,7 @@
 //!
 //! Embed in batches: one call with 64 texts costs far less than 64 calls with one.
 
+mod bert_cpu;
 mod minilm;
 
 pub use minilm::{MiniLm, MiniLmOptions};
@@ -49,10 +50,7 @@ impl Embeddings {
             )));
         }
         if let Some(i) = data.iter().position(|v| !v.is_finite()) {
-            return Err(Error::InvalidInput(format!(
-                "embedding row {} holds a non-finite value",
-                i / dim
-            )));
+            return Err(Error::InvalidInput(format!("embedding row {} holds a non-finite value", i / dim)));
         }
         Ok(Embeddings { dim, data })
     }

@@ -127,9 +127,7 @@ impl ModelFiles {
                 let mut files = Vec::new();
                 for (role, _) in roles {
                     let Some((_, bytes)) = list.iter().find(|(r, _)| r == role) else {
-                        return Err(Error::InvalidInput(format!(
-                            "model `{model}`: no bytes given for role `{role}`"
-                        )));
+                        return Err(Error::InvalidInput(format!("model `{model}`: no bytes given for role `{role}`")));
                     };
                     files.push((role.to_string(), FileData::Bytes(bytes.clone())));
                 }
@@ -247,10 +245,7 @@ mod tests {
         let files = ModelFiles::resolve(&src, "tiny", "tiny", "org/tiny", ROLES).unwrap();
         assert_eq!(files.path("weights").unwrap(), snap.join("model.safetensors"));
         let src = ModelSource::HfCache { repo_id: "org/other".into(), revision: None, cache_dir: Some(cache) };
-        assert!(matches!(
-            ModelFiles::resolve(&src, "o", "o", "org/other", ROLES),
-            Err(Error::ModelNotFound { .. })
-        ));
+        assert!(matches!(ModelFiles::resolve(&src, "o", "o", "org/other", ROLES), Err(Error::ModelNotFound { .. })));
         let bad = ModelSource::HfCache { repo_id: "../etc".into(), revision: None, cache_dir: None };
         assert!(matches!(ModelFiles::resolve(&bad, "o", "o", "x", ROLES), Err(Error::InvalidInput(_))));
     }

@@ -9,11 +9,9 @@ use crate::error::{Error, Location, Result};
 
 pub(crate) fn read_to_string(path: &Path) -> Result<String> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    String::from_utf8(bytes).map_err(|e| {
-        Error::Parse {
-            location: Location { file: Some(path.to_path_buf()), ..Location::default() },
-            message: format!("file is not valid UTF-8 (byte offset {})", e.utf8_error().valid_up_to()),
-        }
+    String::from_utf8(bytes).map_err(|e| Error::Parse {
+        location: Location { file: Some(path.to_path_buf()), ..Location::default() },
+        message: format!("file is not valid UTF-8 (byte offset {})", e.utf8_error().valid_up_to()),
     })
 }
 
@@ -48,10 +46,9 @@ pub(crate) fn parse_one(json: &str, at: &Location) -> Result<Persona> {
         message: "trailing characters after the persona object".into(),
     })?;
     persona.validate().map_err(|e| match e {
-        Error::Schema { location, message } => Error::Schema {
-            location: Location { file: at.file.clone(), line: at.line, ..location },
-            message,
-        },
+        Error::Schema { location, message } => {
+            Error::Schema { location: Location { file: at.file.clone(), line: at.line, ..location }, message }
+        }
         other => other,
     })?;
     Ok(persona)

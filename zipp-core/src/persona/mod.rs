@@ -110,10 +110,7 @@ impl Post {
 
     /// Adds `elements` under `category` (builder style).
     pub fn with(mut self, category: &str, elements: &[&str]) -> Self {
-        self.elements
-            .entry(category.to_string())
-            .or_default()
-            .extend(elements.iter().map(|e| e.to_string()));
+        self.elements.entry(category.to_string()).or_default().extend(elements.iter().map(|e| e.to_string()));
         self
     }
 
@@ -245,8 +242,7 @@ impl Persona {
 
     /// Every category that occurs in the memory, sorted.
     pub fn categories(&self) -> Vec<&str> {
-        let mut set: Vec<&str> =
-            self.memory.iter().flat_map(|p| p.elements.keys().map(String::as_str)).collect();
+        let mut set: Vec<&str> = self.memory.iter().flat_map(|p| p.elements.keys().map(String::as_str)).collect();
         set.sort_unstable();
         set.dedup();
         set

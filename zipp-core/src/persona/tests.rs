@@ -68,15 +68,15 @@ fn unknown_fields_are_rejected_with_their_path() {
 
 #[test]
 fn wrong_types_are_schema_errors_with_path() {
-    let (field, _) =
-        schema_field(Persona::from_json_str(r#"{"id": "x", "demographics": {"age": 34}}"#).unwrap_err());
+    let (field, _) = schema_field(Persona::from_json_str(r#"{"id": "x", "demographics": {"age": 34}}"#).unwrap_err());
     assert_eq!(field, "demographics.age");
 }
 
 #[test]
 fn empty_captions_and_elements_are_rejected() {
-    let (field, _) =
-        schema_field(Persona::from_json_str(r#"{"id": "x", "memory": [{"caption": "a"}, {"caption": " "}]}"#).unwrap_err());
+    let (field, _) = schema_field(
+        Persona::from_json_str(r#"{"id": "x", "memory": [{"caption": "a"}, {"caption": " "}]}"#).unwrap_err(),
+    );
     assert_eq!(field, "memory[1].caption");
     let (field, _) = schema_field(
         Persona::from_json_str(r#"{"id": "x", "memory": [{"caption": "a", "elements": {"mood": ["calm", ""]}}]}"#)

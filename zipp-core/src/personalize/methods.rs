@@ -111,7 +111,12 @@ fn brag_posts(index: &MemoryIndex, q: &[f32], k: usize) -> Vec<(usize, f32)> {
 }
 
 /// Writes a VPRAG selection into evidence and returns its element pieces.
-fn vprag_evidence(persona: &crate::Persona, index: &MemoryIndex, sel: &Selection, ev: &mut Evidence) -> Vec<(String, Piece)> {
+fn vprag_evidence(
+    persona: &crate::Persona,
+    index: &MemoryIndex,
+    sel: &Selection,
+    ev: &mut Evidence,
+) -> Vec<(String, Piece)> {
     ev.entropy = Some(sel.entropy);
     ev.n_eff = Some(sel.n_eff);
     ev.k = Some(sel.k);
@@ -285,7 +290,12 @@ impl Vprag {
 
     /// Personalizes with a query vector the caller already embedded with this
     /// personalizer's embedder (steps 1–6 without the query embedding).
-    pub fn personalize_with_query(&self, persona: &IndexedPersona, request: &Request, q: &[f32]) -> Result<Personalization> {
+    pub fn personalize_with_query(
+        &self,
+        persona: &IndexedPersona,
+        request: &Request,
+        q: &[f32],
+    ) -> Result<Personalization> {
         request.validate()?;
         let embedder = self.backbone.embedder();
         if q.len() != embedder.dim() || q.iter().any(|x| !x.is_finite()) {
@@ -299,7 +309,13 @@ impl Vprag {
         self.run(persona, &index, request, q)
     }
 
-    fn run(&self, persona: &IndexedPersona, index: &MemoryIndex, request: &Request, q: &[f32]) -> Result<Personalization> {
+    fn run(
+        &self,
+        persona: &IndexedPersona,
+        index: &MemoryIndex,
+        request: &Request,
+        q: &[f32],
+    ) -> Result<Personalization> {
         let sel = vprag::select(index, q, &self.params)?;
         let mut ev = Evidence::default();
         let pieces = vprag_evidence(persona.persona(), index, &sel, &mut ev);
@@ -372,7 +388,10 @@ impl Personalizer for Combined {
                 let mut pieces = Vec::new();
                 for (i, score) in brag_posts(&index, q, self.brag.k) {
                     ev.posts.push(evidence_post(persona.persona(), i, score, None));
-                    pieces.push((caption_piece(&persona.persona().memory[i].caption), Piece::Caption(ev.posts.len() - 1)));
+                    pieces.push((
+                        caption_piece(&persona.persona().memory[i].caption),
+                        Piece::Caption(ev.posts.len() - 1),
+                    ));
                 }
                 let sel = vprag::select(&index, q, &self.vprag.params)?;
                 pieces.extend(vprag_evidence(persona.persona(), &index, &sel, &mut ev));

@@ -47,7 +47,8 @@ impl IndexedPersona {
     pub fn index(&self, embedder: &dyn Embedder) -> Result<Arc<MemoryIndex>> {
         let id = embedder.id();
         // A poisoned lock only means another thread panicked mid-push; the Vec is intact.
-        if let Some(ix) = self.indexes.read().unwrap_or_else(|e| e.into_inner()).iter().find(|ix| ix.embedder_id == id) {
+        if let Some(ix) = self.indexes.read().unwrap_or_else(|e| e.into_inner()).iter().find(|ix| ix.embedder_id == id)
+        {
             return Ok(ix.clone());
         }
         let built = Arc::new(MemoryIndex::build(&self.persona, embedder)?);

@@ -188,7 +188,9 @@ impl ClipTokenizer {
     pub fn decode(&self, ids: &[u32]) -> String {
         let mut bytes = Vec::with_capacity(ids.len() * 4);
         for &id in ids {
-            let Some(Some(symbol)) = self.decoder.get(id as usize) else { continue };
+            let Some(Some(symbol)) = self.decoder.get(id as usize) else {
+                continue;
+            };
             for c in symbol.chars() {
                 if let Some(Some(b)) = self.char_byte.get(c as usize) {
                     bytes.push(*b);
@@ -250,7 +252,9 @@ impl ClipTokenizer {
     /// Byte-level BPE of one word (its raw text; the byte stand-ins are implied by ids).
     fn bpe(&self, word: &str) -> Vec<u32> {
         let bytes = word.as_bytes();
-        let Some((&last, init)) = bytes.split_last() else { return Vec::new() };
+        let Some((&last, init)) = bytes.split_last() else {
+            return Vec::new();
+        };
         let mut symbols: Vec<u32> = init.iter().map(|&b| self.byte_id[b as usize]).collect();
         symbols.push(self.byte_end_id[last as usize]);
         let mut next = Vec::with_capacity(symbols.len());
@@ -260,7 +264,9 @@ impl ClipTokenizer {
                 .windows(2)
                 .filter_map(|p| self.merges.get(&(p[0], p[1])).map(|&(rank, merged)| (rank, p[0], p[1], merged)))
                 .min_by_key(|&(rank, ..)| rank);
-            let Some((_, left, right, merged)) = best else { break };
+            let Some((_, left, right, merged)) = best else {
+                break;
+            };
             // Merge every occurrence, left to right.
             next.clear();
             let mut i = 0;

@@ -139,8 +139,7 @@ fn select_with_equal_scores_spreads_and_deduplicates() {
     // Budget 1 each. mood: only post 2 has it. palette: counts [1, 2] → raw [1/3, 2/3],
     // the unit goes to post 1 (larger fraction), whose best palette element is teal.
     // lighting: counts [2, 1] → raw [2/3, 1/3] → post 0, best element golden hour.
-    let picked: Vec<(&str, usize)> =
-        sel.elements.iter().map(|e| (ix.elements[e.element].as_str(), e.post)).collect();
+    let picked: Vec<(&str, usize)> = sel.elements.iter().map(|e| (ix.elements[e.element].as_str(), e.post)).collect();
     assert_eq!(picked, vec![("calm", 2), ("teal", 1), ("golden hour", 0)]);
 
     // Budget 3: palette quotas [1, 2] pick teal (post 0) and rust + teal (post 1);
@@ -149,8 +148,7 @@ fn select_with_equal_scores_spreads_and_deduplicates() {
     // copy from the higher-ranked post.
     let params = VpragParams { default_budget: 3, ..VpragParams::default() };
     let sel = select(&ix, &q, &params).unwrap();
-    let picked: Vec<(&str, usize)> =
-        sel.elements.iter().map(|e| (ix.elements[e.element].as_str(), e.post)).collect();
+    let picked: Vec<(&str, usize)> = sel.elements.iter().map(|e| (ix.elements[e.element].as_str(), e.post)).collect();
     assert_eq!(picked, vec![("calm", 2), ("teal", 0), ("rust", 1), ("golden hour", 0), ("neon", 0)]);
     assert_eq!(sel.duplicates_dropped, 2);
     let alloc: Vec<Vec<usize>> = sel.categories.iter().map(|c| c.quotas.clone()).collect();
