@@ -369,10 +369,19 @@ impl CpuBert {
 mod tests {
     #[test]
     fn erf_matches_known_values() {
-        // erf values from tables (Abramowitz & Stegun Table 7.1).
-        for (x, want) in [(0.0, 0.0), (0.5, 0.520_499_9), (1.0, 0.842_700_8), (2.0, 0.995_322_3), (-1.0, -0.842_700_8)]
-        {
-            assert!((super::erf(x) - want).abs() < 2e-7, "erf({x})");
+        // Reference values from Python's math.erf. A&S 7.1.26 is within 1.5e-7 in exact
+        // arithmetic; evaluated in f32 the measured worst case here is 3.7e-7 (at 0.5).
+        for (x, want) in [
+            (0.0f32, 0.0f64),
+            (0.1, 0.112_462_916_018_284_9),
+            (0.5, 0.520_499_877_813_046_5),
+            (1.0, 0.842_700_792_949_714_9),
+            (2.0, 0.995_322_265_018_952_7),
+            (3.0, 0.999_977_909_503_001_4),
+            (-1.0, -0.842_700_792_949_714_9),
+        ] {
+            let got = super::erf(x) as f64;
+            assert!((got - want).abs() < 5e-7, "erf({x}) = {got}, want {want}");
         }
     }
 }

@@ -103,11 +103,24 @@ fn caption_piece(caption: &str) -> String {
     caption.trim().trim_end_matches('.').trim_end().to_string()
 }
 
-/// The BRAG retrieval: top-k captions by cosine, ties to the lower index.
-fn brag_posts(index: &MemoryIndex, q: &[f32], k: usize) -> Vec<(usize, f32)> {
+/// The BRAG retrieval: the top-k captions by cosine (ties to the lower index), written
+/// into evidence and returned as caption pieces.
+fn brag_pieces(
+    persona: &crate::Persona,
+    index: &MemoryIndex,
+    q: &[f32],
+    k: usize,
+    ev: &mut Evidence,
+) -> Vec<(String, Piece)> {
     let scores = index.captions.dots(q);
     let weights: Vec<f64> = scores.iter().map(|&s| s as f64).collect();
-    vprag::top_k(&weights, k).into_iter().map(|i| (i, scores[i])).collect()
+    vprag::top_k(&weights, k)
+        .into_iter()
+        .map(|i| {
+            ev.posts.push(evidence_post(persona, i, scores[i], None));
+            (caption_piece(&persona.memory[i].caption), Piece::Caption(ev.posts.len() - 1))
+        })
+        .collect()
 }
 
 /// Writes a VPRAG selection into evidence and returns its element pieces.
@@ -239,11 +252,7 @@ impl Brag {
 
     fn run(&self, persona: &IndexedPersona, index: &MemoryIndex, request: &Request, q: &[f32]) -> Personalization {
         let mut ev = Evidence::default();
-        let mut pieces = Vec::new();
-        for (i, score) in brag_posts(index, q, self.k) {
-            ev.posts.push(evidence_post(persona.persona(), i, score, None));
-            pieces.push((caption_piece(&persona.persona().memory[i].caption), Piece::Caption(ev.posts.len() - 1)));
-        }
+        let pieces = brag_pieces(persona.persona(), index, q, self.k, &mut ev);
         self.backbone.finish(self.name(), request, pieces, ev)
     }
 }
@@ -385,14 +394,7 @@ impl Personalizer for Combined {
             .map(|(r, req)| {
                 let q = qs.row(r);
                 let mut ev = Evidence::default();
-                let mut pieces = Vec::new();
-                for (i, score) in brag_posts(&index, q, self.brag.k) {
-                    ev.posts.push(evidence_post(persona.persona(), i, score, None));
-                    pieces.push((
-                        caption_piece(&persona.persona().memory[i].caption),
-                        Piece::Caption(ev.posts.len() - 1),
-                    ));
-                }
+                let mut pieces = brag_pieces(persona.persona(), &index, q, self.brag.k, &mut ev);
                 let sel = vprag::select(&index, q, &self.vprag.params)?;
                 pieces.extend(vprag_evidence(persona.persona(), &index, &sel, &mut ev));
                 Ok(backbone.finish(self.name(), req, pieces, ev))
