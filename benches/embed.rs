@@ -36,5 +36,44 @@ fn embed(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, embed);
+/// The machine's fp32 GEMM ceiling, measured in the same run: a 1024³ product with the
+/// same `gemm` kernels the packed encoder calls, on all threads. 2·1024³ FLOP per iteration.
+fn gemm_ceiling(c: &mut Criterion) {
+    let n = 1024;
+    let a = vec![1.0f32; n * n];
+    let b = vec![0.5f32; n * n];
+    let mut out = vec![0f32; n * n];
+    let mut g = c.benchmark_group("gemm_ceiling");
+    g.sample_size(20);
+    g.throughput(Throughput::Elements(2 * (n * n * n) as u64)); // elements = FLOP
+    g.bench_function("sgemm_1024", |bench| {
+        bench.iter(|| unsafe {
+            // SAFETY: all three buffers are n×n row-major.
+            gemm::gemm(
+                n,
+                n,
+                n,
+                out.as_mut_ptr(),
+                1,
+                n as isize,
+                false,
+                a.as_ptr(),
+                1,
+                n as isize,
+                b.as_ptr(),
+                1,
+                n as isize,
+                0.0,
+                1.0,
+                false,
+                false,
+                false,
+                gemm::Parallelism::Rayon(0),
+            )
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, embed, gemm_ceiling);
 criterion_main!(benches);

@@ -120,10 +120,11 @@ impl MiniLm {
         }
 
         let weights = files.bytes("weights")?;
+        // All of the bytes: two checkpoints that differ anywhere must not share cached
+        // memory indexes (IndexedPersona keys them by this id).
         let mut fingerprint = std::collections::hash_map::DefaultHasher::new();
-        weights.len().hash(&mut fingerprint);
-        weights[..weights.len().min(1 << 16)].hash(&mut fingerprint);
-        weights[weights.len().saturating_sub(1 << 16)..].hash(&mut fingerprint);
+        weights.hash(&mut fingerprint);
+        tok_bytes.hash(&mut fingerprint);
         let encoder = if options.device.is_cpu() && !options.force_candle {
             let tensors = candle_core::safetensors::load_buffer(&weights, &Device::Cpu)
                 .map_err(|e| files.invalid("weights", format!("not a readable safetensors file: {e}")))?;
