@@ -57,6 +57,9 @@ fn parse_args() -> Result<Args, String> {
 fn print_result(p: &Personalization) {
     let ev = &p.evidence;
     println!("  [{}] {}", p.method, p.prompt);
+    if p.method == "identity" {
+        return; // nothing retrieved, nothing composed
+    }
     let mut facts = vec![format!("{}/{} tokens", ev.tokens, ev.token_budget)];
     if let (Some(n_eff), Some(k)) = (ev.n_eff, ev.k) {
         facts.push(format!("n_eff {n_eff:.2}, K {k}"));

@@ -30,7 +30,10 @@ fetch_wheel() { # spec sha -> prints wheel path
   local spec="$1" want="$2" name ver w
   name="${spec%%==*}"; ver="${spec##*==}"
   for w in "$WHEELS_DIR"/"${name//-/_}"-"$ver"-*.whl; do
-    if [ -f "$w" ] && [ "$(sha "$w")" = "$want" ]; then echo "$w"; return 0; fi
+    [ -f "$w" ] || continue
+    if [ "$(sha "$w")" = "$want" ]; then echo "$w"; return 0; fi
+    echo "provision: cached $w is corrupt; fetching it again" >&2
+    rm -f "$w"
   done
   "$PYTHON" -m pip download --quiet --no-deps --only-binary=:all: "$spec" -d "$WHEELS_DIR" >&2
   for w in "$WHEELS_DIR"/"${name//-/_}"-"$ver"-*.whl; do
