@@ -60,7 +60,7 @@ fn print_result(p: &Personalization) {
     if p.method == "identity" {
         return; // nothing retrieved, nothing composed
     }
-    let mut facts = vec![format!("{}/{} tokens", ev.tokens, ev.token_budget)];
+    let mut facts = vec![format!("{}/{} tokens", ev.tokens, ev.content_budget)];
     if let (Some(n_eff), Some(k)) = (ev.n_eff, ev.k) {
         facts.push(format!("n_eff {n_eff:.2}, K {k}"));
     }

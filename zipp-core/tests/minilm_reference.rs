@@ -126,6 +126,11 @@ fn corrupt_and_mismatched_files_are_reported() {
     cfg["intermediate_size"] = 3072.into();
     let err = MiniLm::load(&src(cfg.to_string().as_bytes(), &tokenizer, &weights)).err().unwrap();
     assert!(matches!(err, Error::ModelInvalid { .. }), "{err}");
+    // A config with a zero dimension.
+    let mut cfg: serde_json::Value = serde_json::from_slice(&config).unwrap();
+    cfg["type_vocab_size"] = 0.into();
+    let err = MiniLm::load(&src(cfg.to_string().as_bytes(), &tokenizer, &weights)).err().unwrap();
+    assert!(matches!(err, Error::ModelInvalid { .. }) && err.to_string().contains("type_vocab_size"), "{err}");
     // Corrupt tokenizer.
     let err = MiniLm::load(&src(&config, b"[]", &weights)).err().unwrap();
     assert!(matches!(err, Error::ModelInvalid { .. }), "{err}");

@@ -83,7 +83,19 @@ impl MiniLm {
 
         let config: Config = serde_json::from_slice(&files.bytes("config")?)
             .map_err(|e| files.invalid("config", format!("config.json is not a BERT config: {e}")))?;
-        if config.num_attention_heads == 0 || config.hidden_size % config.num_attention_heads != 0 {
+        let dims = [
+            ("hidden_size", config.hidden_size),
+            ("num_attention_heads", config.num_attention_heads),
+            ("num_hidden_layers", config.num_hidden_layers),
+            ("intermediate_size", config.intermediate_size),
+            ("vocab_size", config.vocab_size),
+            ("type_vocab_size", config.type_vocab_size),
+            ("max_position_embeddings", config.max_position_embeddings),
+        ];
+        if let Some((name, _)) = dims.iter().find(|(_, v)| *v == 0) {
+            return Err(files.invalid("config", format!("{name} is 0")));
+        }
+        if config.hidden_size % config.num_attention_heads != 0 {
             return Err(files.invalid("config", "hidden_size is not a multiple of num_attention_heads"));
         }
         if options.max_tokens > config.max_position_embeddings {
@@ -205,6 +217,13 @@ impl Embedder for MiniLm {
         }
         let encodings =
             self.tokenizer.encode_batch(texts.to_vec(), true).map_err(|e| Error::Tokenizer(e.to_string()))?;
+        // With the shipped tokenizer every text has at least [CLS] [SEP]; a tokenizer.json
+        // without a post-processor can produce nothing, and a mean over nothing is undefined.
+        if let Some(i) = encodings.iter().position(|e| e.get_ids().is_empty()) {
+            return Err(Error::Tokenizer(format!(
+                "text {i} produced no tokens (does tokenizer.json add [CLS]/[SEP]?)"
+            )));
+        }
         // Longest first: chunks hold texts of similar length, so padding is minimal.
         let mut order: Vec<usize> = (0..texts.len()).collect();
         order.sort_by_key(|&i| std::cmp::Reverse(encodings[i].get_ids().len()));
@@ -215,6 +234,10 @@ impl Embedder for MiniLm {
             for (r, &i) in chunk.iter().enumerate() {
                 out[i * self.dim..(i + 1) * self.dim].copy_from_slice(&vecs[r * self.dim..(r + 1) * self.dim]);
             }
+        }
+        // Non-finite output is the model's fault, not the caller's.
+        if out.iter().any(|v| !v.is_finite()) {
+            return Err(Error::Compute("MiniLM produced a non-finite embedding".into()));
         }
         Embeddings::new(self.dim, out)
     }

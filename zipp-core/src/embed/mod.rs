@@ -90,8 +90,8 @@ impl Embeddings {
     }
 
     /// `self · q` for every row (cosine similarity when both are unit vectors).
+    /// Panics if `q.len() != dim()`.
     pub fn dots(&self, q: &[f32]) -> Vec<f32> {
-        debug_assert_eq!(q.len(), self.dim);
         self.rows().map(|r| dot(r, q)).collect()
     }
 }
@@ -99,6 +99,7 @@ impl Embeddings {
 /// Dot product of two equal-length slices.
 #[inline]
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len(), "dot of vectors of different lengths");
     // Four independent accumulators let the compiler vectorise without -ffast-math.
     let mut acc = [0f32; 4];
     let (ca, ra) = a.split_at(a.len() - a.len() % 4);
@@ -113,6 +114,21 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
         s += x * y;
     }
     s
+}
+
+/// Checks that an embedder returned one row of its own dimension per text; a custom
+/// [`Embedder`] that does not is reported instead of panicking later.
+pub(crate) fn check_shape(embedder: &dyn Embedder, texts: usize, got: &Embeddings) -> Result<()> {
+    if got.len() != texts || got.dim() != embedder.dim() {
+        return Err(Error::InvalidInput(format!(
+            "embedder `{}` returned {} rows of dimension {} for {texts} texts of dimension {}",
+            embedder.id(),
+            got.len(),
+            got.dim(),
+            embedder.dim()
+        )));
+    }
+    Ok(())
 }
 
 /// Scales `v` to unit length in place; a zero vector stays zero.

@@ -185,6 +185,9 @@ fn hf_snapshot(repo_id: &str, revision: Option<&str>, cache_dir: Option<&Path>, 
     }
     let repo_dir = cache.join(format!("models--{}", repo_id.replace('/', "--")));
     let revision = revision.unwrap_or("main");
+    if revision.is_empty() || revision.contains("..") || revision.starts_with('/') {
+        return Err(Error::InvalidInput(format!("`{revision}` is not a revision name")));
+    }
     let refs = repo_dir.join("refs").join(revision);
     let commit = match std::fs::read_to_string(&refs) {
         Ok(s) => s.trim().to_string(),
@@ -247,6 +250,9 @@ mod tests {
         let src = ModelSource::HfCache { repo_id: "org/other".into(), revision: None, cache_dir: Some(cache) };
         assert!(matches!(ModelFiles::resolve(&src, "o", "o", "org/other", ROLES), Err(Error::ModelNotFound { .. })));
         let bad = ModelSource::HfCache { repo_id: "../etc".into(), revision: None, cache_dir: None };
+        assert!(matches!(ModelFiles::resolve(&bad, "o", "o", "x", ROLES), Err(Error::InvalidInput(_))));
+        let bad =
+            ModelSource::HfCache { repo_id: "org/tiny".into(), revision: Some("../../x".into()), cache_dir: None };
         assert!(matches!(ModelFiles::resolve(&bad, "o", "o", "x", ROLES), Err(Error::InvalidInput(_))));
     }
 

@@ -18,6 +18,20 @@ pub(crate) fn read_to_string(path: &Path) -> Result<String> {
 /// Parses one persona object, mapping serde errors onto [`Error::Parse`] (syntax) or
 /// [`Error::Schema`] (well-formed JSON of the wrong shape), then validates it.
 pub(crate) fn parse_one(json: &str, at: &Location) -> Result<Persona> {
+    // A newer file may carry fields this build does not know; say "unsupported version"
+    // rather than "unknown field" by reading the version on its own first.
+    #[derive(serde::Deserialize)]
+    struct VersionProbe {
+        schema_version: Option<u32>,
+    }
+    if let Ok(VersionProbe { schema_version: Some(v) }) = serde_json::from_str::<VersionProbe>(json) {
+        if v != super::SCHEMA_VERSION {
+            return Err(Error::schema(
+                Location { field: Some("schema_version".into()), ..at.clone() },
+                format!("unsupported schema version {v} (this build reads version {})", super::SCHEMA_VERSION),
+            ));
+        }
+    }
     let mut de = serde_json::Deserializer::from_str(json);
     let persona: Persona = match serde_path_to_error::deserialize(&mut de) {
         Ok(p) => p,

@@ -55,7 +55,7 @@ pub struct Persona {
     pub summary: String,
     /// Key → value (age band, gender, country, language, profession …). Only what the
     /// source evidences; never invented.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty", deserialize_with = "unique_keys")]
     pub demographics: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub interests: Vec<String>,
@@ -82,6 +82,34 @@ pub struct Preferences {
     pub disliked: Vec<String>,
 }
 
+/// Reads a JSON object into a map, rejecting a repeated key: serde's own map impl keeps the
+/// last value and silently drops the others (`{"lighting": [..], "lighting": [..]}`).
+fn unique_keys<'de, D, V>(de: D) -> std::result::Result<BTreeMap<String, V>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    V: Deserialize<'de>,
+{
+    struct Unique<V>(std::marker::PhantomData<V>);
+    impl<'de, V: Deserialize<'de>> serde::de::Visitor<'de> for Unique<V> {
+        type Value = BTreeMap<String, V>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("an object with unique keys")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> std::result::Result<Self::Value, A::Error> {
+            let mut out = BTreeMap::new();
+            while let Some(key) = map.next_key::<String>()? {
+                if out.contains_key(&key) {
+                    return Err(serde::de::Error::custom(format!("duplicate key `{key}`")));
+                }
+                let value = map.next_value()?;
+                out.insert(key, value);
+            }
+            Ok(out)
+        }
+    }
+    de.deserialize_map(Unique(std::marker::PhantomData))
+}
+
 impl Preferences {
     pub fn is_empty(&self) -> bool {
         self.liked.is_empty() && self.disliked.is_empty()
@@ -98,7 +126,7 @@ pub struct Post {
     pub caption: String,
     /// Category name (`foreground`, `lighting`, `palette` …) → elements, in the author's
     /// order. Categories are open: any non-empty name is allowed.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty", deserialize_with = "unique_keys")]
     pub elements: BTreeMap<String, Vec<String>>,
 }
 

@@ -144,3 +144,26 @@ fn persona_text_renders_summary_demographics_interests() {
     assert_eq!(p.persona_text(), "Lisbon street photographer; country: Portugal; interests: trams");
     assert_eq!(p.categories(), vec!["background", "lighting"]);
 }
+
+#[test]
+fn duplicate_map_keys_are_rejected_not_dropped() {
+    let (field, msg) = schema_field(
+        Persona::from_json_str(
+            r#"{"id": "a", "memory": [{"caption": "x", "elements": {"lighting": ["dusk"], "lighting": ["neon"]}}]}"#,
+        )
+        .unwrap_err(),
+    );
+    assert!(field.starts_with("memory[0].elements"), "{field}");
+    assert!(msg.contains("duplicate key `lighting`"), "{msg}");
+    let (_, msg) =
+        schema_field(Persona::from_json_str(r#"{"id": "a", "demographics": {"age": "30", "age": "40"}}"#).unwrap_err());
+    assert!(msg.contains("duplicate key `age`"), "{msg}");
+}
+
+#[test]
+fn a_newer_version_is_reported_as_such_even_with_new_fields() {
+    let (field, msg) =
+        schema_field(Persona::from_json_str(r#"{"schema_version": 2, "id": "x", "avatar": "new in v2"}"#).unwrap_err());
+    assert_eq!(field, "schema_version");
+    assert!(msg.contains("unsupported schema version 2"), "{msg}");
+}

@@ -30,14 +30,9 @@ pub fn concat(base: &str, pieces: &[&str], counter: &dyn TokenCounter, budget: u
             used += 1;
             continue;
         }
-        let addition = format!(", {piece}");
-        // Word-level BPE makes counts additive across ", " boundaries except where
-        // punctuation runs merge; the exact check below settles those cases.
-        let cost = counter.count(&addition);
-        if tokens + cost > budget {
-            break;
-        }
-        let candidate = format!("{prompt}{addition}");
+        // Counted whole, not piece by piece: BPE counts are not additive where punctuation
+        // runs merge across the ", " join ("!," can be one token).
+        let candidate = format!("{prompt}, {piece}");
         let exact = counter.count(&candidate);
         if exact > budget {
             break;

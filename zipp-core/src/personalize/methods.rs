@@ -52,7 +52,9 @@ impl Backbone {
             r.validate()?;
         }
         let texts: Vec<&str> = requests.iter().map(|r| r.prompt.as_str()).collect();
-        self.embedder().embed(&texts)
+        let qs = self.embedder().embed(&texts)?;
+        crate::embed::check_shape(self.embedder(), texts.len(), &qs)?;
+        Ok(qs)
     }
 
     /// Composes `base` with the pieces, marks what was used, fills the budget fields.
@@ -75,7 +77,7 @@ impl Backbone {
             }
         }
         evidence.dropped_by_budget = pieces.len() - composed.used;
-        evidence.token_budget = budget;
+        evidence.content_budget = budget;
         evidence.tokens = composed.tokens;
         if composed.tokens > budget {
             evidence.notes.push(format!(

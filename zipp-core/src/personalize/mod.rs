@@ -131,8 +131,8 @@ pub struct Evidence {
     pub k: Option<usize>,
     /// `Q = Σ_k Q^(k)` (VPRAG).
     pub total_budget: Option<usize>,
-    /// Content tokens allowed (context length less start/end markers).
-    pub token_budget: usize,
+    /// Content tokens allowed: the request's token budget less the start/end markers.
+    pub content_budget: usize,
     /// Content tokens of the final prompt.
     pub tokens: usize,
     /// Selected elements that were exact duplicates of better ones.

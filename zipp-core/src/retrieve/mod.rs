@@ -8,7 +8,7 @@
 pub mod categories;
 pub mod vprag;
 
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use crate::embed::{Embedder, Embeddings};
 use crate::error::Result;
@@ -20,6 +20,8 @@ use crate::persona::Persona;
 pub struct IndexedPersona {
     persona: Arc<Persona>,
     indexes: RwLock<Vec<Arc<MemoryIndex>>>,
+    /// Held while building, so threads that miss the cache together embed the memory once.
+    building: Mutex<()>,
 }
 
 impl std::fmt::Debug for IndexedPersona {
@@ -36,7 +38,7 @@ impl From<Persona> for IndexedPersona {
 
 impl IndexedPersona {
     pub fn new(persona: Persona) -> Self {
-        IndexedPersona { persona: Arc::new(persona), indexes: RwLock::new(Vec::new()) }
+        IndexedPersona { persona: Arc::new(persona), indexes: RwLock::new(Vec::new()), building: Mutex::new(()) }
     }
 
     pub fn persona(&self) -> &Persona {
@@ -46,17 +48,18 @@ impl IndexedPersona {
     /// The memory index for `embedder`, built on first call and cached.
     pub fn index(&self, embedder: &dyn Embedder) -> Result<Arc<MemoryIndex>> {
         let id = embedder.id();
-        // A poisoned lock only means another thread panicked mid-push; the Vec is intact.
-        if let Some(ix) = self.indexes.read().unwrap_or_else(|e| e.into_inner()).iter().find(|ix| ix.embedder_id == id)
-        {
-            return Ok(ix.clone());
+        // Poisoned locks only mean another thread panicked; the Vec is always intact.
+        let cached =
+            || self.indexes.read().unwrap_or_else(|e| e.into_inner()).iter().find(|ix| ix.embedder_id == id).cloned();
+        if let Some(ix) = cached() {
+            return Ok(ix);
+        }
+        let _building = self.building.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(ix) = cached() {
+            return Ok(ix); // built by the thread we waited for
         }
         let built = Arc::new(MemoryIndex::build(&self.persona, embedder)?);
-        let mut w = self.indexes.write().unwrap_or_else(|e| e.into_inner());
-        if let Some(ix) = w.iter().find(|ix| ix.embedder_id == id) {
-            return Ok(ix.clone()); // another thread won the race; keep one copy
-        }
-        w.push(built.clone());
+        self.indexes.write().unwrap_or_else(|e| e.into_inner()).push(built.clone());
         Ok(built)
     }
 }
@@ -84,6 +87,8 @@ pub struct MemoryIndex {
 impl MemoryIndex {
     /// Embeds captions, category descriptions and distinct elements in one batched call.
     pub fn build(persona: &Persona, embedder: &dyn Embedder) -> Result<MemoryIndex> {
+        // A persona edited by hand after loading is checked before anything is embedded.
+        persona.validate()?;
         let categories: Vec<String> = persona.categories().into_iter().map(str::to_string).collect();
         let mut elements: Vec<String> = Vec::new();
         let mut lookup: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
@@ -108,6 +113,7 @@ impl MemoryIndex {
         texts.extend(descriptions.iter().map(String::as_str));
         texts.extend(elements.iter().map(String::as_str));
         let all = embedder.embed(&texts)?;
+        crate::embed::check_shape(embedder, texts.len(), &all)?;
         let dim = embedder.dim();
         let n = persona.memory.len();
         let c = categories.len();
@@ -126,5 +132,42 @@ impl MemoryIndex {
     /// Number of elements of post `i` in category `k`.
     pub fn count(&self, i: usize, k: usize) -> usize {
         self.post_elements[i][k].len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Error, Post};
+
+    /// Returns one row whatever it is asked: a broken custom embedder.
+    struct OneRow;
+    impl Embedder for OneRow {
+        fn id(&self) -> &str {
+            "one-row"
+        }
+        fn dim(&self) -> usize {
+            3
+        }
+        fn embed(&self, _texts: &[&str]) -> Result<Embeddings> {
+            Embeddings::new(3, vec![1.0, 0.0, 0.0])
+        }
+    }
+
+    #[test]
+    fn a_misbehaving_embedder_is_an_error_not_a_panic() {
+        let mut p = Persona::new("p");
+        p.memory.push(Post::new("a").with("mood", &["calm"]));
+        p.memory.push(Post::new("b"));
+        let ip = IndexedPersona::new(p);
+        assert!(matches!(ip.index(&OneRow), Err(Error::InvalidInput(_))));
+    }
+
+    #[test]
+    fn an_invalid_hand_edited_persona_is_not_indexed() {
+        let mut p = Persona::new("p");
+        p.memory.push(Post::new("  "));
+        let ip = IndexedPersona::new(p);
+        assert!(matches!(ip.index(&OneRow), Err(Error::Schema { .. })));
     }
 }

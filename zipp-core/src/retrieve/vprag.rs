@@ -73,7 +73,7 @@ pub fn choose_k(n_eff: f64, n_posts: usize, total_budget: usize) -> usize {
     }
     // A tiny epsilon keeps exp(ln 3) = 2.9999999999999996 from flooring to 2.
     let floor = (n_eff + 1e-9).floor().max(0.0) as usize;
-    floor.min(n_posts).min(2 * total_budget).max(1)
+    floor.min(n_posts).min(total_budget.saturating_mul(2)).max(1)
 }
 
 /// Indices of the `k` largest weights, largest first; ties go to the lower index.
@@ -90,10 +90,13 @@ pub fn top_k(weights: &[f64], k: usize) -> Vec<usize> {
 /// among posts with room, until `Σ q_i = min(Q, Σ n_i)`.
 ///
 /// If every post holding elements has weight 0 (softmax underflow), the counts alone are
-/// used as weights so the budget is still spent.
+/// used as weights so the budget is still spent. A negative or non-finite weight counts as 0.
+/// Extra weights or counts beyond the shorter of the two slices are ignored.
 pub fn allocate_quotas(weights: &[f64], counts: &[usize], budget: usize) -> Vec<usize> {
-    assert_eq!(weights.len(), counts.len(), "one count per weight");
-    let available: usize = counts.iter().sum();
+    let len = weights.len().min(counts.len());
+    let (counts, weights) = (&counts[..len], &weights[..len]);
+    let weights: Vec<f64> = weights.iter().map(|&w| if w.is_finite() && w > 0.0 { w } else { 0.0 }).collect();
+    let available = counts.iter().fold(0usize, |a, &n| a.saturating_add(n));
     let target = budget.min(available);
     let mut quotas = vec![0usize; counts.len()];
     if target == 0 {
@@ -107,9 +110,10 @@ pub fn allocate_quotas(weights: &[f64], counts: &[usize], budget: usize) -> Vec<
     }
     let raw: Vec<f64> = mass.iter().map(|m| m / total * budget as f64).collect();
     for i in 0..counts.len() {
+        // `as` saturates, and the cap keeps Σ q ≤ min(budget, Σ n) = target.
         quotas[i] = (raw[i].floor() as usize).min(counts[i]);
     }
-    let mut remaining = target - quotas.iter().sum::<usize>();
+    let mut remaining = target.saturating_sub(quotas.iter().sum::<usize>());
     let mut order: Vec<usize> = (0..counts.len()).collect();
     order.sort_by(|&a, &b| {
         let fa = raw[a] - raw[a].floor();
@@ -189,12 +193,19 @@ pub struct Selection {
 /// Runs SPEC §3 steps 1–5 for the unit query vector `q`.
 pub fn select(index: &MemoryIndex, q: &[f32], params: &VpragParams) -> Result<Selection> {
     params.validate()?;
+    if q.len() != index.captions.dim() || q.iter().any(|x| !x.is_finite()) {
+        return Err(Error::InvalidInput(format!(
+            "query vector must hold {} finite values (the index's dimension), got {}",
+            index.captions.dim(),
+            q.len()
+        )));
+    }
     let n = index.captions.len();
     let scores = index.captions.dots(q);
     let weights = post_weights(&scores, params.temperature);
     let (entropy, n_eff) = effective_posts(&weights);
     let budgets: Vec<usize> = index.categories.iter().map(|c| params.budget(c)).collect();
-    let total_budget: usize = budgets.iter().sum();
+    let total_budget = budgets.iter().fold(0usize, |a, &b| a.saturating_add(b));
     let k = choose_k(n_eff, n, total_budget);
     let chosen = top_k(&weights, k);
     let posts: Vec<SelectedPost> =

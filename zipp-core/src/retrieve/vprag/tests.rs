@@ -74,6 +74,22 @@ fn quotas_largest_remainder_by_hand() {
     assert_eq!(allocate_quotas(&[0.5, 0.5], &[3, 3], 0), vec![0, 0]);
     // Underflowed weights: counts stand in for them.
     assert_eq!(allocate_quotas(&[0.0, 1.0], &[3, 0], 2), vec![2, 0]);
+    // Negative and NaN weights count as 0 instead of overflowing the remainder loop.
+    assert_eq!(allocate_quotas(&[-1.0, 2.0], &[5, 5], 2), vec![0, 2]);
+    assert_eq!(allocate_quotas(&[f64::NAN, 1.0], &[1, 1], 2), vec![1, 1]);
+    // An "unlimited" budget takes everything without overflow.
+    assert_eq!(allocate_quotas(&[0.5, 0.5], &[2, 3], usize::MAX), vec![2, 3]);
+}
+
+#[test]
+fn wrong_query_dimension_and_huge_budgets_are_handled() {
+    let ix = toy_index();
+    assert!(matches!(select(&ix, &[1.0, 0.0], &VpragParams::default()), Err(Error::InvalidInput(_))));
+    assert!(matches!(select(&ix, &[f32::NAN, 0.0, 0.0], &VpragParams::default()), Err(Error::InvalidInput(_))));
+    let params = VpragParams { default_budget: usize::MAX, ..VpragParams::default() };
+    let sel = select(&ix, &[0.0, 0.0, 1.0], &params).unwrap();
+    assert_eq!(sel.total_budget, usize::MAX);
+    assert_eq!(sel.elements.len(), 5); // every distinct element
 }
 
 /// A memory in 3 dimensions whose geometry is easy to reason about:
