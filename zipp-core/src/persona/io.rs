@@ -18,20 +18,6 @@ pub(crate) fn read_to_string(path: &Path) -> Result<String> {
 /// Parses one persona object, mapping serde errors onto [`Error::Parse`] (syntax) or
 /// [`Error::Schema`] (well-formed JSON of the wrong shape), then validates it.
 pub(crate) fn parse_one(json: &str, at: &Location) -> Result<Persona> {
-    // A newer file may carry fields this build does not know; say "unsupported version"
-    // rather than "unknown field" by reading the version on its own first.
-    #[derive(serde::Deserialize)]
-    struct VersionProbe {
-        schema_version: Option<u32>,
-    }
-    if let Ok(VersionProbe { schema_version: Some(v) }) = serde_json::from_str::<VersionProbe>(json) {
-        if v != super::SCHEMA_VERSION {
-            return Err(Error::schema(
-                Location { field: Some("schema_version".into()), ..at.clone() },
-                format!("unsupported schema version {v} (this build reads version {})", super::SCHEMA_VERSION),
-            ));
-        }
-    }
     let mut de = serde_json::Deserializer::from_str(json);
     let persona: Persona = match serde_path_to_error::deserialize(&mut de) {
         Ok(p) => p,
@@ -49,6 +35,14 @@ pub(crate) fn parse_one(json: &str, at: &Location) -> Result<Persona> {
                 None => location,
             };
             let message = strip_position(&inner.to_string());
+            // A newer file may carry fields this build does not know: say "unsupported
+            // version", not "unknown field". Only failed parses pay for this second look.
+            if let Some(v) = foreign_version(json) {
+                return Err(Error::schema(
+                    Location { field: Some("schema_version".into()), ..at.clone() },
+                    format!("unsupported schema version {v} (this build reads version {})", super::SCHEMA_VERSION),
+                ));
+            }
             return Err(match inner.classify() {
                 serde_json::error::Category::Data => Error::Schema { location, message },
                 _ => Error::Parse { location, message },
@@ -66,6 +60,16 @@ pub(crate) fn parse_one(json: &str, at: &Location) -> Result<Persona> {
         other => other,
     })?;
     Ok(persona)
+}
+
+/// The `schema_version` of a JSON object when it is readable and not this build's.
+fn foreign_version(json: &str) -> Option<u32> {
+    #[derive(serde::Deserialize)]
+    struct VersionProbe {
+        schema_version: Option<u32>,
+    }
+    let v = serde_json::from_str::<VersionProbe>(json).ok()?.schema_version?;
+    (v != super::SCHEMA_VERSION).then_some(v)
 }
 
 /// serde_json appends " at line L column C"; the location already carries that.
