@@ -17,9 +17,9 @@ else
   echo "scripts/test.sh: rustfmt is not installed; skipping the format check" >&2
 fi
 # Every crate but the Python extension module (built by maturin, checked below).
-cargo test --workspace --exclude zipp-py --all-targets 2>&1 | tee -a "$log"
-cargo test --workspace --exclude zipp-py --doc 2>&1 | tee -a "$log"
-cargo check -p zipp-py
+cargo test --locked --workspace --exclude zipp-py --all-targets 2>&1 | tee -a "$log"
+cargo test --locked --workspace --exclude zipp-py --doc 2>&1 | tee -a "$log"
+cargo check --locked -p zipp-py
 
 # The main job runs end to end in examples/tests/quickstart.rs (built with the test
 # build's features, so no second compile of candle for `cargo run`).
