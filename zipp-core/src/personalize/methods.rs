@@ -57,6 +57,19 @@ impl Backbone {
         Ok(qs)
     }
 
+    /// Embeds every request's prompt in one batch, indexes the persona (cached), then runs
+    /// `one` per request with its query vector.
+    fn each_query(
+        &self,
+        persona: &IndexedPersona,
+        requests: &[Request],
+        one: impl Fn(&MemoryIndex, &Request, &[f32]) -> Result<Personalization>,
+    ) -> Result<Vec<Personalization>> {
+        let qs = self.queries(requests)?;
+        let index = persona.index(self.embedder())?;
+        requests.iter().enumerate().map(|(r, req)| one(&index, req, qs.row(r))).collect()
+    }
+
     /// Composes `base` with the pieces, marks what was used, fills the budget fields.
     fn finish(
         &self,
@@ -230,6 +243,13 @@ impl Personalizer for PersonaOnly {
     }
 }
 
+fn check_brag_k(k: usize) -> Result<()> {
+    if k == 0 {
+        return Err(Error::InvalidInput("BRAG needs k ≥ 1 captions".into()));
+    }
+    Ok(())
+}
+
 /// Baseline RAG: the top-k (default 3) whole captions by cosine, appended to the prompt.
 #[derive(Clone)]
 pub struct Brag {
@@ -240,9 +260,7 @@ pub struct Brag {
 impl Brag {
     /// `k` captions (the VPTT paper and Tailored Visions use 3).
     pub fn new(embedder: Arc<dyn Embedder>, counter: Arc<dyn TokenCounter>, k: usize) -> Result<Brag> {
-        if k == 0 {
-            return Err(Error::InvalidInput("BRAG needs k ≥ 1 captions".into()));
-        }
+        check_brag_k(k)?;
         Ok(Brag { backbone: Backbone::new(Some(embedder), counter), k })
     }
 
@@ -269,9 +287,7 @@ impl Personalizer for Brag {
     }
 
     fn personalize_batch(&self, persona: &IndexedPersona, requests: &[Request]) -> Result<Vec<Personalization>> {
-        let qs = self.backbone.queries(requests)?;
-        let index = persona.index(self.backbone.embedder())?;
-        Ok(requests.iter().enumerate().map(|(r, req)| self.run(persona, &index, req, qs.row(r))).collect())
+        self.backbone.each_query(persona, requests, |index, req, q| Ok(self.run(persona, index, req, q)))
     }
 }
 
@@ -344,16 +360,14 @@ impl Personalizer for Vprag {
     }
 
     fn personalize_batch(&self, persona: &IndexedPersona, requests: &[Request]) -> Result<Vec<Personalization>> {
-        let qs = self.backbone.queries(requests)?;
-        let index = persona.index(self.backbone.embedder())?;
-        requests.iter().enumerate().map(|(r, req)| self.run(persona, &index, req, qs.row(r))).collect()
+        self.backbone.each_query(persona, requests, |index, req, q| self.run(persona, index, req, q))
     }
 }
 
 /// BRAG captions followed by VPRAG elements, one budget (the VPTT paper's "Comb.").
 #[derive(Clone)]
 pub struct Combined {
-    brag: Brag,
+    brag_k: usize,
     vprag: Vprag,
 }
 
@@ -364,10 +378,8 @@ impl Combined {
         brag_k: usize,
         params: VpragParams,
     ) -> Result<Combined> {
-        Ok(Combined {
-            brag: Brag::new(embedder.clone(), counter.clone(), brag_k)?,
-            vprag: Vprag::new(embedder, counter, params)?,
-        })
+        check_brag_k(brag_k)?;
+        Ok(Combined { brag_k, vprag: Vprag::new(embedder, counter, params)? })
     }
 
     /// Sets the context length (including start/end markers) the prompt must fit.
@@ -388,19 +400,12 @@ impl Personalizer for Combined {
 
     fn personalize_batch(&self, persona: &IndexedPersona, requests: &[Request]) -> Result<Vec<Personalization>> {
         let backbone = &self.vprag.backbone;
-        let qs = backbone.queries(requests)?;
-        let index = persona.index(backbone.embedder())?;
-        requests
-            .iter()
-            .enumerate()
-            .map(|(r, req)| {
-                let q = qs.row(r);
-                let mut ev = Evidence::default();
-                let mut pieces = brag_pieces(persona.persona(), &index, q, self.brag.k, &mut ev);
-                let sel = vprag::select(&index, q, &self.vprag.params)?;
-                pieces.extend(vprag_evidence(persona.persona(), &index, &sel, &mut ev));
-                Ok(backbone.finish(self.name(), req, pieces, ev))
-            })
-            .collect()
+        backbone.each_query(persona, requests, |index, req, q| {
+            let mut ev = Evidence::default();
+            let mut pieces = brag_pieces(persona.persona(), index, q, self.brag_k, &mut ev);
+            let sel = vprag::select(index, q, &self.vprag.params)?;
+            pieces.extend(vprag_evidence(persona.persona(), index, &sel, &mut ev));
+            Ok(backbone.finish(self.name(), req, pieces, ev))
+        })
     }
 }
