@@ -235,10 +235,8 @@ impl Embedder for MiniLm {
                 out[i * self.dim..(i + 1) * self.dim].copy_from_slice(&vecs[r * self.dim..(r + 1) * self.dim]);
             }
         }
-        // Non-finite output is the model's fault, not the caller's.
-        if out.iter().any(|v| !v.is_finite()) {
-            return Err(Error::Compute("MiniLM produced a non-finite embedding".into()));
-        }
-        Embeddings::new(self.dim, out)
+        // Embeddings::new rejects non-finite values; here that is the model's fault, not the
+        // caller's (the shape is right by construction).
+        Embeddings::new(self.dim, out).map_err(|e| Error::Compute(format!("MiniLM output: {e}")))
     }
 }
