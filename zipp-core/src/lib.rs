@@ -29,10 +29,12 @@
 
 pub mod embed;
 pub mod error;
+mod json;
 pub mod models;
 pub mod persona;
 pub mod personalize;
 pub mod retrieve;
+pub mod runtime;
 pub mod tokenize;
 
 pub use error::{Error, Location, Result};

@@ -215,6 +215,13 @@ impl Embedder for MiniLm {
         if texts.is_empty() {
             return Ok(Embeddings::empty(self.dim));
         }
+        // In zipp's per-process pool, so a forked child never waits on its parent's threads.
+        crate::runtime::install(|| self.embed_nonempty(texts))
+    }
+}
+
+impl MiniLm {
+    fn embed_nonempty(&self, texts: &[&str]) -> Result<Embeddings> {
         let encodings =
             self.tokenizer.encode_batch(texts.to_vec(), true).map_err(|e| Error::Tokenizer(e.to_string()))?;
         // With the shipped tokenizer every text has at least [CLS] [SEP]; a tokenizer.json

@@ -10,6 +10,9 @@
 
 use std::path::{Path, PathBuf};
 
+mod registry;
+pub use registry::Models;
+
 use crate::error::{Error, Result};
 
 /// The command that provisions the embedded default models on a fresh machine.

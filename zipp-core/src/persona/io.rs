@@ -18,41 +18,21 @@ pub(crate) fn read_to_string(path: &Path) -> Result<String> {
 /// Parses one persona object, mapping serde errors onto [`Error::Parse`] (syntax) or
 /// [`Error::Schema`] (well-formed JSON of the wrong shape), then validates it.
 pub(crate) fn parse_one(json: &str, at: &Location) -> Result<Persona> {
-    let mut de = serde_json::Deserializer::from_str(json);
-    let persona: Persona = match serde_path_to_error::deserialize(&mut de) {
+    let persona: Persona = match crate::json::parse(json, at, "persona object") {
         Ok(p) => p,
-        Err(err) => {
-            let path = err.path().to_string();
-            let inner = err.into_inner();
-            let location = Location {
-                file: at.file.clone(),
-                line: Some(inner.line()),
-                column: Some(inner.column()),
-                field: (path != "." && !path.is_empty()).then_some(path),
-            };
-            let location = match at.line {
-                Some(l) => Location { line: Some(l), ..location },
-                None => location,
-            };
-            let message = strip_position(&inner.to_string());
-            // A newer file may carry fields this build does not know: say "unsupported
-            // version", not "unknown field". Only failed parses pay for this second look.
-            if let Some(v) = foreign_version(json) {
-                return Err(Error::schema(
+        // A newer file may carry fields this build does not know: say "unsupported
+        // version", not "unknown field". Only failed parses pay for this second look.
+        Err(e @ Error::Schema { .. }) => {
+            return Err(match foreign_version(json) {
+                Some(v) => Error::schema(
                     Location { field: Some("schema_version".into()), ..at.clone() },
                     format!("unsupported schema version {v} (this build reads version {})", super::SCHEMA_VERSION),
-                ));
-            }
-            return Err(match inner.classify() {
-                serde_json::error::Category::Data => Error::Schema { location, message },
-                _ => Error::Parse { location, message },
-            });
+                ),
+                None => e,
+            })
         }
+        Err(e) => return Err(e),
     };
-    de.end().map_err(|e| Error::Parse {
-        location: Location { line: at.line.or(Some(e.line())), column: Some(e.column()), ..at.clone() },
-        message: "trailing characters after the persona object".into(),
-    })?;
     persona.validate().map_err(|e| match e {
         Error::Schema { location, message } => {
             Error::Schema { location: Location { file: at.file.clone(), line: at.line, ..location }, message }
@@ -70,14 +50,6 @@ fn foreign_version(json: &str) -> Option<u32> {
     }
     let v = serde_json::from_str::<VersionProbe>(json).ok()?.schema_version?;
     (v != super::SCHEMA_VERSION).then_some(v)
-}
-
-/// serde_json appends " at line L column C"; the location already carries that.
-fn strip_position(msg: &str) -> String {
-    match msg.rfind(" at line ") {
-        Some(i) => msg[..i].to_string(),
-        None => msg.to_string(),
-    }
 }
 
 /// A streaming JSONL persona reader: one persona per non-blank line, validated, with

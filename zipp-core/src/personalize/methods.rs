@@ -243,7 +243,7 @@ impl Personalizer for PersonaOnly {
     }
 }
 
-fn check_brag_k(k: usize) -> Result<()> {
+pub(super) fn check_brag_k(k: usize) -> Result<()> {
     if k == 0 {
         return Err(Error::InvalidInput("BRAG needs k ≥ 1 captions".into()));
     }

@@ -10,8 +10,10 @@
 
 pub mod compose;
 mod methods;
+mod spec;
 
 pub use methods::{Brag, Combined, Identity, PersonaOnly, Vprag};
+pub use spec::MethodSpec;
 
 use serde::{Deserialize, Serialize};
 
@@ -61,6 +63,19 @@ impl Request {
         Request { task: Task::Edit, ..Request::generate(prompt) }
     }
 
+    /// Parses a request from JSON: an object (`{"prompt": "…", "task": "edit"}`) or just the
+    /// prompt as a JSON string.
+    pub fn from_json(json: &str) -> Result<Request> {
+        let value: serde_json::Value = crate::json::parse(json, &crate::Location::default(), "request")?;
+        request_from_value(value, "")
+    }
+
+    /// Parses a JSON array of requests (objects or prompt strings).
+    pub fn list_from_json(json: &str) -> Result<Vec<Request>> {
+        let values: Vec<serde_json::Value> = crate::json::parse(json, &crate::Location::default(), "request array")?;
+        values.into_iter().enumerate().map(|(i, v)| request_from_value(v, &format!("[{i}]"))).collect()
+    }
+
     /// Checks the request at the boundary: non-empty, bounded prompt; sane budget.
     pub fn validate(&self) -> Result<()> {
         if self.prompt.trim().is_empty() {
@@ -79,6 +94,32 @@ impl Request {
             check_token_budget(b)?;
         }
         Ok(())
+    }
+}
+
+/// A request object or a bare prompt string, as parsed JSON.
+fn request_from_value(value: serde_json::Value, field: &str) -> Result<Request> {
+    match value {
+        serde_json::Value::String(prompt) => Ok(Request::generate(prompt)),
+        v @ serde_json::Value::Object(_) => crate::json::from_value(v, field),
+        other => Err(Error::Schema {
+            location: crate::Location { field: (!field.is_empty()).then(|| field.to_string()), ..Default::default() },
+            message: format!(
+                "expected a request object {{\"prompt\": …}} or a prompt string, found {}",
+                json_type(&other)
+            ),
+        }),
+    }
+}
+
+fn json_type(v: &serde_json::Value) -> &'static str {
+    match v {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
     }
 }
 
