@@ -8,14 +8,11 @@
 //! ```
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Instant;
 
-use zipp_core::embed::MiniLm;
-use zipp_core::models::ModelSource;
+use zipp_core::models::Models;
 use zipp_core::persona::JsonlReader;
-use zipp_core::personalize::{Brag, Combined, Identity, PersonaOnly, Personalization, Personalizer, Request, Vprag};
-use zipp_core::tokenize::{ClipTokenizer, TokenCounter};
+use zipp_core::personalize::{MethodSpec, Personalization, Request};
 use zipp_core::IndexedPersona;
 
 struct Args {
@@ -55,50 +52,19 @@ fn parse_args() -> Result<Args, String> {
 }
 
 fn print_result(p: &Personalization) {
-    let ev = &p.evidence;
-    println!("  [{}] {}", p.method, p.prompt);
-    if p.method == "identity" {
-        return; // nothing retrieved, nothing composed
-    }
-    let mut facts = vec![format!("{}/{} tokens", ev.tokens, ev.content_budget)];
-    if let (Some(n_eff), Some(k)) = (ev.n_eff, ev.k) {
-        facts.push(format!("n_eff {n_eff:.2}, K {k}"));
-    }
-    if ev.dropped_by_budget > 0 {
-        facts.push(format!("{} cut by budget", ev.dropped_by_budget));
-    }
-    if ev.duplicates_dropped > 0 {
-        facts.push(format!("{} duplicates dropped", ev.duplicates_dropped));
-    }
-    println!("      evidence: {}", facts.join("; "));
-    for post in ev.posts.iter().take(3) {
-        let w = post.weight.map(|w| format!(" w={w:.3}")).unwrap_or_default();
-        println!("      post #{:<2} cos={:.3}{w}  {}", post.index, post.score, post.caption);
-    }
-    if !ev.categories.is_empty() {
-        let cats: Vec<String> =
-            ev.categories.iter().filter(|c| c.allocated > 0).map(|c| format!("{}:{}", c.name, c.allocated)).collect();
-        println!("      categories (priority order, allocated): {}", cats.join(" "));
-    }
-    for n in &ev.notes {
-        println!("      note: {n}");
+    for line in p.explain().lines() {
+        println!("  {line}");
     }
 }
 
 fn run() -> zipp_core::Result<()> {
     let args = parse_args().map_err(zipp_core::Error::InvalidInput)?;
     let t0 = Instant::now();
-    let embedder = Arc::new(MiniLm::load(&ModelSource::Default)?);
-    let clip: Arc<dyn TokenCounter> = Arc::new(ClipTokenizer::load_default()?);
+    let models = Models::new();
+    models.load_all()?;
+    let embedder = models.embedder()?;
     let load_ms = t0.elapsed().as_secs_f64() * 1e3;
-
-    let methods: Vec<Box<dyn Personalizer>> = vec![
-        Box::new(Identity::new()),
-        Box::new(PersonaOnly::new(clip.clone())),
-        Box::new(Brag::new(embedder.clone(), clip.clone(), 3)?),
-        Box::new(Vprag::new(embedder.clone(), clip.clone(), Default::default())?),
-        Box::new(Combined::new(embedder.clone(), clip.clone(), 3, Default::default())?),
-    ];
+    let methods = MethodSpec::defaults().iter().map(|m| m.build(&models)).collect::<zipp_core::Result<Vec<_>>>()?;
     let prompts_text = std::fs::read_to_string(&args.prompts)
         .map_err(|e| zipp_core::Error::Io { path: args.prompts.clone(), source: e })?;
     let requests: Vec<Request> = prompts_text

@@ -155,6 +155,43 @@ pub struct Personalization {
     pub evidence: Evidence,
 }
 
+impl Personalization {
+    /// A few human-readable lines: the prompt, then (for methods that retrieve) the token
+    /// use, n_eff and K, the top posts, the categories that got elements, and any notes.
+    pub fn explain(&self) -> String {
+        use std::fmt::Write;
+        let ev = &self.evidence;
+        let mut out = format!("[{}] {}", self.method, self.prompt);
+        if self.method == "identity" {
+            return out; // nothing retrieved, nothing composed
+        }
+        let mut facts = vec![format!("{}/{} tokens", ev.tokens, ev.content_budget)];
+        if let (Some(n_eff), Some(k)) = (ev.n_eff, ev.k) {
+            facts.push(format!("n_eff {n_eff:.2}, K {k}"));
+        }
+        if ev.dropped_by_budget > 0 {
+            facts.push(format!("{} cut by budget", ev.dropped_by_budget));
+        }
+        if ev.duplicates_dropped > 0 {
+            facts.push(format!("{} duplicates dropped", ev.duplicates_dropped));
+        }
+        let _ = write!(out, "\n    evidence: {}", facts.join("; "));
+        for post in ev.posts.iter().take(3) {
+            let w = post.weight.map(|w| format!(" w={w:.3}")).unwrap_or_default();
+            let _ = write!(out, "\n    post #{:<2} cos={:.3}{w}  {}", post.index, post.score, post.caption);
+        }
+        let cats: Vec<String> =
+            ev.categories.iter().filter(|c| c.allocated > 0).map(|c| format!("{}:{}", c.name, c.allocated)).collect();
+        if !cats.is_empty() {
+            let _ = write!(out, "\n    categories (priority order, allocated): {}", cats.join(" "));
+        }
+        for n in &ev.notes {
+            let _ = write!(out, "\n    note: {n}");
+        }
+        out
+    }
+}
+
 /// Why a prompt came out as it did.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Evidence {
