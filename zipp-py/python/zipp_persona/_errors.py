@@ -1,0 +1,159 @@
+"""zipp's exception classes: one per ``zipp_core::Error::kind()``.
+
+They are plain Python classes because each also derives from the builtin exception a
+Python caller would catch (``ValueError``, ``OSError`` …), and native classes cannot
+have two bases. The native module builds them through :func:`_from_core`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, ClassVar, NamedTuple, Optional, Tuple
+
+
+class Location(NamedTuple):
+    """Where in an input a problem was found (``None`` where not known)."""
+
+    file: Optional[str]
+    line: Optional[int]
+    column: Optional[int]
+    field: Optional[str]
+
+
+class ZippError(Exception):
+    """Base of every error zipp raises. ``str(err)`` is zipp-core's full message."""
+
+    kind: ClassVar[str] = ""
+    #: The message without its location (for parse/schema errors) or the full text.
+    message: str
+    #: File, JSONL line, column and field path of a parse or schema error, else ``None``.
+    location: Optional[Location]
+    #: The file or folder involved (io and model errors), else ``None``.
+    path: Optional[str]
+    #: How to fix a model error (e.g. the provisioning command), else ``None``.
+    hint: Optional[str]
+
+    def __init__(
+        self,
+        text: str,
+        *,
+        message: Optional[str] = None,
+        location: Optional[Location] = None,
+        path: Optional[str] = None,
+        hint: Optional[str] = None,
+        errno: Optional[int] = None,
+    ) -> None:
+        super().__init__(text)
+        self.message = text if message is None else message
+        self.location = location
+        self.path = path
+        self.hint = hint
+        if isinstance(self, OSError):
+            # The OSError-derived kinds fill OSError's own attributes as the builtin would.
+            os_error: OSError = self
+            os_error.errno = errno
+            os_error.filename = path
+
+    def __str__(self) -> str:
+        # OSError would render "[Errno n] …" from errno/filename; zipp's text says more.
+        return str(self.args[0]) if self.args else ""
+
+    def __reduce__(self) -> Tuple[Callable[..., "ZippError"], Tuple[Any, ...]]:
+        # Keyword-only arguments do not survive BaseException's default pickling, and
+        # multiprocessing pickles exceptions raised in workers.
+        errno = self.errno if isinstance(self, OSError) else None
+        return (_restore, (type(self), str(self), self.message, self.location, self.path, self.hint, errno))
+
+
+def _restore(
+    cls: type,
+    text: str,
+    message: str,
+    location: Optional[Location],
+    path: Optional[str],
+    hint: Optional[str],
+    errno: Optional[int],
+) -> ZippError:
+    err: ZippError = cls(text, message=message, location=location, path=path, hint=hint, errno=errno)
+    return err
+
+
+class IoError(ZippError, OSError):
+    """Reading or writing a file failed (``errno`` and ``filename`` as for ``OSError``)."""
+
+    kind = "io"
+
+
+class ParseError(ZippError, ValueError):
+    """The input is not well-formed JSON."""
+
+    kind = "parse"
+
+
+class SchemaError(ZippError, ValueError):
+    """Well-formed input that is not a valid persona, request or method spec."""
+
+    kind = "schema"
+
+
+class InvalidInputError(ZippError, ValueError):
+    """An argument is out of its domain (empty prompt, zero budget, bad temperature …)."""
+
+    kind = "invalid_input"
+
+
+class ModelNotFoundError(ZippError, FileNotFoundError):
+    """A model file is missing; ``hint`` says how to provision it."""
+
+    kind = "model_not_found"
+
+
+class ModelInvalidError(ZippError, ValueError):
+    """A model file exists but is corrupt or does not match the expected model."""
+
+    kind = "model_invalid"
+
+
+class TokenizerError(ZippError, ValueError):
+    """Tokenization failed."""
+
+    kind = "tokenizer"
+
+
+class ComputeError(ZippError, RuntimeError):
+    """The numeric backend failed while running a model."""
+
+    kind = "compute"
+
+
+_BY_KIND = {
+    cls.kind: cls
+    for cls in (
+        IoError,
+        ParseError,
+        SchemaError,
+        InvalidInputError,
+        ModelNotFoundError,
+        ModelInvalidError,
+        TokenizerError,
+        ComputeError,
+    )
+}
+
+
+def _from_core(
+    kind: str,
+    text: str,
+    message: str,
+    location: Optional[Location],
+    path: Optional[str],
+    hint: Optional[str],
+    errno: Optional[int],
+) -> ZippError:
+    """The exception for a zipp-core error (called by the native module)."""
+    cls = _BY_KIND.get(kind)
+    if cls is None:
+        # A kind newer than this file (zipp_core::Error is non-exhaustive): still a ZippError.
+        err = ZippError(text, message=message, location=location, path=path, hint=hint)
+        err.kind = kind  # type: ignore[misc]
+        return err
+    return cls(text, message=message, location=location, path=path, hint=hint, errno=errno)
