@@ -15,6 +15,9 @@ VENV="$ROOT/target/py-venv"
 WHEELS="$ROOT/target/py-wheels"
 RUN="$ROOT/target/py-run"
 
+# A failed setup (provisioning, venv, build, install) still ends with the summary line.
+trap 'echo "scripts/test-python.sh: setup failed (see above)" >&2; echo "python tests: 0 passed, 1 failed"' ERR
+
 bash scripts/provision-models.sh >/dev/null
 
 rm -rf "$VENV" "$WHEELS" "$RUN"
@@ -27,6 +30,7 @@ PY="$VENV/bin/python"
 
 mkdir -p "$RUN"
 cd "$RUN"
+trap - ERR
 passed=0
 failed=0
 check() { # name command...: one pass/fail check
