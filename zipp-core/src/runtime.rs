@@ -138,7 +138,13 @@ mod tests {
     }
 
     #[test]
-    fn before_fork_waits_for_running_calls() {
+    fn before_fork_waits_for_running_calls_and_a_panic_releases_its_call() {
+        // One test, so no other test of this binary holds a guard meanwhile.
+        let _ = std::panic::catch_unwind(|| {
+            let _g = enter();
+            panic!("inside a call");
+        });
+        assert_eq!(active_calls(), 0);
         let g = enter();
         let t = std::thread::spawn(|| {
             let t0 = std::time::Instant::now();

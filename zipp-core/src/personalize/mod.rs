@@ -156,6 +156,11 @@ pub struct Personalization {
 }
 
 impl Personalization {
+    /// Parses a personalization back from the JSON it serialises to.
+    pub fn from_json(json: &str) -> Result<Personalization> {
+        crate::json::parse(json, &crate::Location::default(), "personalization")
+    }
+
     /// A few human-readable lines: the prompt, then (for methods that retrieve) the token
     /// use, n_eff and K, the top posts, the categories that got elements, and any notes.
     pub fn explain(&self) -> String {

@@ -1,0 +1,248 @@
+/* The C ABI from C: errors, JSON round trips, the real models end to end, many threads
+ * sharing one personalizer, and fork(). Run by scripts/test-c.sh (also under valgrind).
+ *
+ *   test_zipp PERSONAS.jsonl [--quick]
+ *
+ * Prints one line per failed check and ends with "c tests: N passed, M failed". */
+#define _POSIX_C_SOURCE 200809L
+#include "zipp.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static int passed, failed;
+
+#define CHECK(cond, what)                                                                      \
+  do {                                                                                         \
+    if (cond) {                                                                                \
+      passed++;                                                                                \
+    } else {                                                                                   \
+      failed++;                                                                                \
+      const char *m_ = zipp_last_error_message();                                              \
+      fprintf(stderr, "FAIL %s:%d: %s (%s) last error: %s\n", __FILE__, __LINE__, what, #cond, \
+              m_ ? m_ : "(none)");                                                             \
+    }                                                                                          \
+  } while (0)
+
+static int contains(const char *haystack, const char *needle) {
+  return haystack != NULL && strstr(haystack, needle) != NULL;
+}
+
+static void test_library(void) {
+  CHECK(zipp_abi_version() == ZIPP_ABI_VERSION, "ABI version matches the header");
+  CHECK(strlen(zipp_version()) > 0, "version string");
+  CHECK(strcmp(zipp_status_name(ZIPP_ERR_SCHEMA), "ZIPP_ERR_SCHEMA") == 0, "status name");
+  CHECK(strcmp(zipp_status_name(1000), "ZIPP_UNKNOWN_STATUS") == 0, "unknown status name");
+}
+
+static void test_bad_input(void) {
+  zipp_persona *p = (zipp_persona *)&p; /* garbage the call must clear */
+  CHECK(zipp_persona_from_json(NULL, &p) == ZIPP_ERR_NULL_POINTER, "NULL json");
+  CHECK(p == NULL, "out cleared on failure");
+  CHECK(contains(zipp_last_error_message(), "NULL"), "message names the NULL argument");
+  CHECK(zipp_persona_from_json("{}", NULL) == ZIPP_ERR_NULL_POINTER, "NULL out");
+
+  CHECK(zipp_persona_from_json("{\"id\":\"\xff\"}", &p) == ZIPP_ERR_INVALID_UTF8, "invalid UTF-8");
+  CHECK(zipp_persona_from_json("{\"id\":\"a\",", &p) == ZIPP_ERR_PARSE, "truncated JSON");
+  CHECK(contains(zipp_last_error_message(), "line 1"), "parse error has a line");
+  CHECK(zipp_persona_from_json("{\"id\":\"a\",\"memory\":[{\"caption\":\"\"}]}", &p) == ZIPP_ERR_SCHEMA,
+        "empty caption");
+  CHECK(contains(zipp_last_error_message(), "memory[0].caption"), "schema error names the field");
+  CHECK(zipp_persona_from_json("{\"id\":\"a\",\"colour\":1}", &p) == ZIPP_ERR_SCHEMA, "unknown field");
+  CHECK(zipp_persona_load("/nonexistent/persona.json", &p) == ZIPP_ERR_IO, "missing file");
+  CHECK(p == NULL, "no persona");
+
+  zipp_persona *ok = NULL;
+  CHECK(zipp_persona_from_json("{\"id\":\"ana\",\"summary\":\"Ana paints.\"}", &ok) == ZIPP_OK, "valid persona");
+  CHECK(zipp_last_error_message() == NULL, "success clears the last error");
+  char *json = NULL;
+  CHECK(zipp_persona_to_json(ok, 1, &json) == ZIPP_OK && contains(json, "\"summary\": \"Ana paints.\""),
+        "pretty JSON");
+  zipp_string_free(json);
+  char *id = NULL;
+  CHECK(zipp_persona_id(ok, &id) == ZIPP_OK && strcmp(id, "ana") == 0, "id");
+  zipp_string_free(id);
+  zipp_persona_free(ok);
+
+  zipp_models *missing = NULL;
+  CHECK(zipp_models_new("/nonexistent/zipp-models", &missing) == ZIPP_OK, "models handle is lazy");
+  zipp_personalizer *pz = NULL;
+  CHECK(zipp_personalizer_new(missing, "vprag", &pz) == ZIPP_ERR_MODEL_NOT_FOUND, "missing models");
+  CHECK(contains(zipp_last_error_message(), "provision-models.sh"), "message says how to provision");
+  CHECK(zipp_personalizer_new(missing, "{\"method\":\"vprag\",\"temprature\":1}", &pz) == ZIPP_ERR_SCHEMA,
+        "misspelt option");
+  CHECK(contains(zipp_last_error_message(), "temprature"), "message names the option");
+  CHECK(zipp_personalizer_new(missing, "{\"method\":\"brag\",\"k\":0}", &pz) == ZIPP_ERR_INVALID_INPUT, "k = 0");
+  CHECK(pz == NULL, "no personalizer");
+  zipp_models_free(missing);
+
+  /* NULL handles are statuses too; frees of NULL are no-ops. */
+  char *out = NULL;
+  size_t n = 99;
+  CHECK(zipp_personalize_prompt(NULL, NULL, "x", &out) == ZIPP_ERR_NULL_POINTER, "NULL personalizer");
+  CHECK(zipp_count_tokens(NULL, "x", &n) == ZIPP_ERR_NULL_POINTER && n == 0, "NULL models, out zeroed");
+  CHECK(zipp_explain("{not json", &out) == ZIPP_ERR_PARSE && out == NULL, "explain of bad JSON");
+  zipp_models_free(NULL);
+  zipp_persona_free(NULL);
+  zipp_personalizer_free(NULL);
+  zipp_jsonl_free(NULL);
+  zipp_string_free(NULL);
+}
+
+/* ---- threads ---------------------------------------------------------------------------- */
+
+struct job {
+  const zipp_personalizer *pz;
+  const zipp_persona *persona;
+  const char *prompt;
+  const char *expected;
+  int iterations;
+  int mismatches;
+};
+
+static void *personalize_many(void *arg) {
+  struct job *j = (struct job *)arg;
+  for (int i = 0; i < j->iterations; i++) {
+    char *out = NULL;
+    if (zipp_personalize_prompt(j->pz, j->persona, j->prompt, &out) != ZIPP_OK || strcmp(out, j->expected) != 0) {
+      j->mismatches++;
+    }
+    zipp_string_free(out);
+  }
+  return NULL;
+}
+
+static void test_end_to_end(const char *personas_path, int quick) {
+  zipp_models *models = NULL;
+  CHECK(zipp_models_new(NULL, &models) == ZIPP_OK, "default models");
+  CHECK(zipp_models_load(models) == ZIPP_OK, "models load (run scripts/provision-models.sh)");
+  char *root = NULL;
+  CHECK(zipp_models_root(models, &root) == ZIPP_OK && strlen(root) > 0, "models root");
+  zipp_string_free(root);
+
+  /* Stream the example personas. */
+  zipp_jsonl_reader *reader = NULL;
+  CHECK(zipp_jsonl_open(personas_path, &reader) == ZIPP_OK, "open JSONL");
+  zipp_persona *personas[16] = {0};
+  size_t count = 0;
+  for (;;) {
+    zipp_persona *p = NULL;
+    zipp_status s = zipp_jsonl_next(reader, &p);
+    CHECK(s == ZIPP_OK, "JSONL record");
+    if (s != ZIPP_OK || p == NULL) break;
+    if (count < 16) personas[count++] = p;
+    else zipp_persona_free(p);
+  }
+  zipp_jsonl_free(reader);
+  CHECK(count == 5, "five example personas");
+  if (count == 0) {
+    zipp_models_free(models);
+    return;
+  }
+
+  /* Embeddings: unit vectors; too small a buffer is refused. */
+  size_t dim = 0;
+  CHECK(zipp_models_dim(models, &dim) == ZIPP_OK && dim == 384, "MiniLM dimension");
+  const char *texts[2] = {"a teal door in Lisbon", "an orange tram at dusk"};
+  float *vecs = calloc(2 * dim, sizeof(float));
+  CHECK(zipp_embed(models, texts, 2, vecs, dim) == ZIPP_ERR_INVALID_INPUT, "short buffer refused");
+  CHECK(zipp_embed(models, texts, 2, vecs, 2 * dim) == ZIPP_OK, "embed");
+  double n0 = 0, dot = 0;
+  for (size_t i = 0; i < dim; i++) {
+    n0 += (double)vecs[i] * vecs[i];
+    dot += (double)vecs[i] * vecs[dim + i];
+  }
+  CHECK(fabs(n0 - 1.0) < 1e-4, "unit norm");
+  CHECK(dot > 0.0 && dot < 0.99, "different texts, different vectors");
+  free(vecs);
+  size_t tokens = 0;
+  CHECK(zipp_count_tokens(models, "a red bicycle", &tokens) == ZIPP_OK && tokens == 3, "CLIP token count");
+
+  /* Every method through one API. */
+  const char *methods[5] = {"identity", "persona_only", "brag", "vprag", "{\"method\":\"combined\",\"brag_k\":2}"};
+  const char *base = "a cozy reading corner";
+  for (int m = 0; m < 5; m++) {
+    zipp_personalizer *pz = NULL;
+    CHECK(zipp_personalizer_new(models, methods[m], &pz) == ZIPP_OK, methods[m]);
+    char *result = NULL, *prompt = NULL, *text = NULL;
+    CHECK(zipp_personalize_prompt(pz, personas[0], base, &result) == ZIPP_OK, "personalize");
+    CHECK(zipp_result_prompt(result, &prompt) == ZIPP_OK && strncmp(prompt, base, strlen(base)) == 0,
+          "the prompt starts with the base prompt");
+    if (m >= 2) CHECK(strlen(prompt) > strlen(base), "retrieval adds something");
+    CHECK(zipp_explain(result, &text) == ZIPP_OK && text[0] == '[', "explain");
+    zipp_string_free(result);
+    zipp_string_free(prompt);
+    zipp_string_free(text);
+    zipp_personalizer_free(pz);
+  }
+
+  zipp_personalizer *vprag = NULL;
+  CHECK(zipp_personalizer_new(models, "{\"method\":\"vprag\",\"token_budget\":40}", &vprag) == ZIPP_OK, "vprag");
+  char *spec = NULL;
+  CHECK(zipp_personalizer_spec(vprag, &spec) == ZIPP_OK && contains(spec, "\"token_budget\":40"), "spec");
+  zipp_string_free(spec);
+  char *batch = NULL;
+  CHECK(zipp_personalize_batch(vprag, personas[1], "[\"a harbour at noon\",{\"prompt\":\"my kitchen\",\"task\":\"edit\"}]",
+                               &batch) == ZIPP_OK,
+        "batch");
+  CHECK(contains(batch, "\"content_budget\":38"), "token budget applied");
+  zipp_string_free(batch);
+  char *bad = NULL;
+  CHECK(zipp_personalize(vprag, personas[1], "{\"prompt\":\"\"}", &bad) == ZIPP_ERR_INVALID_INPUT, "empty prompt");
+  CHECK(zipp_personalize(vprag, personas[1], "{\"promt\":\"x\"}", &bad) == ZIPP_ERR_SCHEMA, "misspelt field");
+
+  /* Many threads, one personalizer, one persona: same answer as one thread. */
+  char *expected = NULL;
+  const char *prompt = "a portrait of a person in a park at dusk";
+  CHECK(zipp_personalize_prompt(vprag, personas[2], prompt, &expected) == ZIPP_OK, "reference result");
+  enum { THREADS = 8 };
+  pthread_t threads[THREADS];
+  struct job jobs[THREADS];
+  for (int t = 0; t < THREADS; t++) {
+    jobs[t] = (struct job){vprag, personas[2], prompt, expected, quick ? 2 : 25, 0};
+    CHECK(pthread_create(&threads[t], NULL, personalize_many, &jobs[t]) == 0, "thread start");
+  }
+  int mismatches = 0;
+  for (int t = 0; t < THREADS; t++) {
+    pthread_join(threads[t], NULL);
+    mismatches += jobs[t].mismatches;
+  }
+  CHECK(mismatches == 0, "concurrent results equal the single-thread result");
+
+  /* fork() after the pool has been used: the child personalizes and gets the same answer. */
+  fflush(NULL);
+  pid_t child = fork();
+  if (child == 0) {
+    alarm(120); /* a deadlock kills the child instead of hanging the test */
+    char *out = NULL;
+    int ok = zipp_personalize_prompt(vprag, personas[2], prompt, &out) == ZIPP_OK && strcmp(out, expected) == 0;
+    _exit(ok ? 0 : 1);
+  }
+  int status = 0;
+  CHECK(child > 0 && waitpid(child, &status, 0) == child, "fork and wait");
+  CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the forked child personalizes correctly");
+  zipp_string_free(expected);
+
+  zipp_personalizer_free(vprag);
+  for (size_t i = 0; i < count; i++) zipp_persona_free(personas[i]);
+  zipp_models_free(models);
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2) {
+    fprintf(stderr, "usage: %s PERSONAS.jsonl [--quick]\n", argv[0]);
+    return 2;
+  }
+  int quick = argc > 2 && strcmp(argv[2], "--quick") == 0;
+  test_library();
+  test_bad_input();
+  test_end_to_end(argv[1], quick);
+  printf("c tests: %d passed, %d failed\n", passed, failed);
+  return failed == 0 ? 0 : 1;
+}
