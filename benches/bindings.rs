@@ -51,6 +51,9 @@ fn bindings(c: &mut Criterion) {
         let mut g = c.benchmark_group(format!("bindings_{method}"));
         g.bench_function("native", |b| b.iter(|| native.personalize(&persona, &request).unwrap()));
         g.bench_function("c_abi", |b| b.iter(call_c));
+        // The deterministic part of the C overhead: serialising the result (evidence included).
+        let result = native.personalize(&persona, &request).unwrap();
+        g.bench_function("result_to_json", |b| b.iter(|| serde_json::to_string(&result).unwrap()));
         g.finish();
         unsafe { zipp_personalizer_free(c_p) };
     }
