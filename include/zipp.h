@@ -1,9 +1,10 @@
 /* zipp — C ABI of the zipp persona personalization library (libzipp).
  *
  * Conventions
- * - Every function returning zipp_status returns ZIPP_OK (0) on success. On failure the
- *   message is available from zipp_last_error_message() on the same thread until the next
- *   zipp call on that thread.
+ * - Functions that can fail return a zipp_status value as int32_t (an int, so a code added
+ *   by a newer libzipp is never an out-of-range enum): ZIPP_OK (0) on success. On failure
+ *   the message is available from zipp_last_error_message() on the same thread until the
+ *   next zipp call on that thread.
  * - Out-parameters are set to NULL/0 at the start of every call, so a failed call never
  *   leaves garbage in them.
  * - Strings returned through `char **out` belong to the caller: free them with
@@ -46,9 +47,10 @@
 #define ZIPP_ABI_VERSION 1
 
 /*
- What a call returns. `ZIPP_OK` is 0; every other value is a failure whose message
- `zipp_last_error_message()` returns on the same thread. New codes may be added in later
- versions: treat unknown non-zero values as errors.
+ The status codes calls return (as `int32_t`, so a code added by a later libzipp is never
+ an out-of-range enum value in the caller). `ZIPP_OK` is 0; every other value is a failure
+ whose message `zipp_last_error_message()` returns on the same thread. New codes may be
+ added in later versions: treat unknown non-zero values as errors.
  */
 typedef enum zipp_status {
   /*
@@ -169,7 +171,7 @@ void zipp_string_free(char *s);
  # Safety
  `root` is NULL or a NUL-terminated string; `out` is valid for writes.
  */
-enum zipp_status zipp_models_new(const char *root, struct zipp_models **out);
+int32_t zipp_models_new(const char *root, struct zipp_models **out);
 
 /*
  Loads every model now, so the first personalization does not pay for it and a missing
@@ -178,7 +180,7 @@ enum zipp_status zipp_models_new(const char *root, struct zipp_models **out);
  # Safety
  `models` is NULL or a live handle.
  */
-enum zipp_status zipp_models_load(const struct zipp_models *models);
+int32_t zipp_models_load(const struct zipp_models *models);
 
 /*
  Frees a models handle. NULL is ignored.
@@ -194,7 +196,7 @@ void zipp_models_free(struct zipp_models *models);
  # Safety
  `models` is NULL or a live handle; `out` is valid for writes.
  */
-enum zipp_status zipp_models_root(const struct zipp_models *models, char **out);
+int32_t zipp_models_root(const struct zipp_models *models, char **out);
 
 /*
  The embedding dimension (384 for MiniLM); loads MiniLM if needed.
@@ -202,7 +204,7 @@ enum zipp_status zipp_models_root(const struct zipp_models *models, char **out);
  # Safety
  `models` is NULL or a live handle; `out` is valid for writes.
  */
-enum zipp_status zipp_models_dim(const struct zipp_models *models, size_t *out);
+int32_t zipp_models_dim(const struct zipp_models *models, size_t *out);
 
 /*
  Embeds `n` texts with MiniLM into `out` (row-major, `n × dim` unit vectors). `out_len`
@@ -212,11 +214,11 @@ enum zipp_status zipp_models_dim(const struct zipp_models *models, size_t *out);
  # Safety
  `texts` points to `n` NUL-terminated strings; `out` to `out_len` writable floats.
  */
-enum zipp_status zipp_embed(const struct zipp_models *models,
-                            const char *const *texts,
-                            size_t n,
-                            float *out,
-                            size_t out_len);
+int32_t zipp_embed(const struct zipp_models *models,
+                   const char *const *texts,
+                   size_t n,
+                   float *out,
+                   size_t out_len);
 
 /*
  CLIP tokens `text` occupies, without the start/end markers (the unit of token budgets).
@@ -224,7 +226,7 @@ enum zipp_status zipp_embed(const struct zipp_models *models,
  # Safety
  `models` is NULL or a live handle; `text` a NUL-terminated string; `out` writable.
  */
-enum zipp_status zipp_count_tokens(const struct zipp_models *models, const char *text, size_t *out);
+int32_t zipp_count_tokens(const struct zipp_models *models, const char *text, size_t *out);
 
 /*
  Parses and validates one persona from a JSON object.
@@ -232,7 +234,7 @@ enum zipp_status zipp_count_tokens(const struct zipp_models *models, const char 
  # Safety
  `json` is a NUL-terminated string; `out` is valid for writes.
  */
-enum zipp_status zipp_persona_from_json(const char *json, struct zipp_persona **out);
+int32_t zipp_persona_from_json(const char *json, struct zipp_persona **out);
 
 /*
  Reads one persona from a `.json` file.
@@ -240,7 +242,7 @@ enum zipp_status zipp_persona_from_json(const char *json, struct zipp_persona **
  # Safety
  `path` is a NUL-terminated string; `out` is valid for writes.
  */
-enum zipp_status zipp_persona_load(const char *path, struct zipp_persona **out);
+int32_t zipp_persona_load(const char *path, struct zipp_persona **out);
 
 /*
  The persona as JSON (`pretty` non-zero: indented), a new string.
@@ -248,9 +250,7 @@ enum zipp_status zipp_persona_load(const char *path, struct zipp_persona **out);
  # Safety
  `persona` is NULL or a live handle; `out` is valid for writes.
  */
-enum zipp_status zipp_persona_to_json(const struct zipp_persona *persona,
-                                      int32_t pretty,
-                                      char **out);
+int32_t zipp_persona_to_json(const struct zipp_persona *persona, int32_t pretty, char **out);
 
 /*
  The persona's id, a new string.
@@ -258,7 +258,7 @@ enum zipp_status zipp_persona_to_json(const struct zipp_persona *persona,
  # Safety
  `persona` is NULL or a live handle; `out` is valid for writes.
  */
-enum zipp_status zipp_persona_id(const struct zipp_persona *persona, char **out);
+int32_t zipp_persona_id(const struct zipp_persona *persona, char **out);
 
 /*
  Frees a persona handle. NULL is ignored.
@@ -274,7 +274,7 @@ void zipp_persona_free(struct zipp_persona *persona);
  # Safety
  `path` is a NUL-terminated string; `out` is valid for writes.
  */
-enum zipp_status zipp_jsonl_open(const char *path, struct zipp_jsonl_reader **out);
+int32_t zipp_jsonl_open(const char *path, struct zipp_jsonl_reader **out);
 
 /*
  The next persona of the stream in `*out`, or NULL in `*out` (with `ZIPP_OK`) at the end.
@@ -283,7 +283,7 @@ enum zipp_status zipp_jsonl_open(const char *path, struct zipp_jsonl_reader **ou
  # Safety
  `reader` is NULL or a live handle used by this thread only; `out` is valid for writes.
  */
-enum zipp_status zipp_jsonl_next(struct zipp_jsonl_reader *reader, struct zipp_persona **out);
+int32_t zipp_jsonl_next(struct zipp_jsonl_reader *reader, struct zipp_persona **out);
 
 /*
  Frees a JSONL reader. NULL is ignored.
@@ -302,17 +302,18 @@ void zipp_jsonl_free(struct zipp_jsonl_reader *reader);
  # Safety
  `models` is NULL or a live handle; `spec` a NUL-terminated string; `out` writable.
  */
-enum zipp_status zipp_personalizer_new(const struct zipp_models *models,
-                                       const char *spec,
-                                       struct zipp_personalizer **out);
+int32_t zipp_personalizer_new(const struct zipp_models *models,
+                              const char *spec,
+                              struct zipp_personalizer **out);
 
 /*
- The personalizer's full spec (every default written out) as JSON, a new string.
+ The personalizer's full spec as JSON, a new string: every default written out, except an
+ unset `token_budget` (the CLIP context length, 77).
 
  # Safety
  `personalizer` is NULL or a live handle; `out` is valid for writes.
  */
-enum zipp_status zipp_personalizer_spec(const struct zipp_personalizer *personalizer, char **out);
+int32_t zipp_personalizer_spec(const struct zipp_personalizer *personalizer, char **out);
 
 /*
  Frees a personalizer. NULL is ignored.
@@ -331,10 +332,10 @@ void zipp_personalizer_free(struct zipp_personalizer *personalizer);
  # Safety
  Handles are NULL or live; `request` a NUL-terminated string; `out` writable.
  */
-enum zipp_status zipp_personalize(const struct zipp_personalizer *personalizer,
-                                  const struct zipp_persona *persona,
-                                  const char *request,
-                                  char **out);
+int32_t zipp_personalize(const struct zipp_personalizer *personalizer,
+                         const struct zipp_persona *persona,
+                         const char *request,
+                         char **out);
 
 /*
  [`zipp_personalize`] for a plain prompt (a generation request), no JSON needed.
@@ -342,10 +343,10 @@ enum zipp_status zipp_personalize(const struct zipp_personalizer *personalizer,
  # Safety
  Handles are NULL or live; `prompt` a NUL-terminated string; `out` writable.
  */
-enum zipp_status zipp_personalize_prompt(const struct zipp_personalizer *personalizer,
-                                         const struct zipp_persona *persona,
-                                         const char *prompt,
-                                         char **out);
+int32_t zipp_personalize_prompt(const struct zipp_personalizer *personalizer,
+                                const struct zipp_persona *persona,
+                                const char *prompt,
+                                char **out);
 
 /*
  Personalizes many requests for one persona (their prompts are embedded in one batch).
@@ -355,10 +356,10 @@ enum zipp_status zipp_personalize_prompt(const struct zipp_personalizer *persona
  # Safety
  Handles are NULL or live; `requests` a NUL-terminated string; `out` writable.
  */
-enum zipp_status zipp_personalize_batch(const struct zipp_personalizer *personalizer,
-                                        const struct zipp_persona *persona,
-                                        const char *requests,
-                                        char **out);
+int32_t zipp_personalize_batch(const struct zipp_personalizer *personalizer,
+                               const struct zipp_persona *persona,
+                               const char *requests,
+                               char **out);
 
 /*
  A few human-readable lines explaining a personalization result (the JSON returned by
@@ -367,7 +368,7 @@ enum zipp_status zipp_personalize_batch(const struct zipp_personalizer *personal
  # Safety
  `result_json` is a NUL-terminated string; `out` is valid for writes.
  */
-enum zipp_status zipp_explain(const char *result_json, char **out);
+int32_t zipp_explain(const char *result_json, char **out);
 
 /*
  The personalized prompt of a personalization result (the JSON returned by
@@ -376,7 +377,7 @@ enum zipp_status zipp_explain(const char *result_json, char **out);
  # Safety
  `result_json` is a NUL-terminated string; `out` is valid for writes.
  */
-enum zipp_status zipp_result_prompt(const char *result_json, char **out);
+int32_t zipp_result_prompt(const char *result_json, char **out);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -26,19 +26,21 @@ namespace zipp {
 // A failed zipp call: the status and zipp_last_error_message().
 class Error : public std::runtime_error {
  public:
-  Error(zipp_status status, const std::string &message) : std::runtime_error(message), status_(status) {}
-  zipp_status status() const noexcept { return status_; }
-  const char *status_name() const noexcept { return zipp_status_name(static_cast<int32_t>(status_)); }
+  Error(int32_t status, const std::string &message) : std::runtime_error(message), status_(status) {}
+  // A zipp_status value (compare with ZIPP_ERR_...); a newer libzipp may return codes this
+  // header does not name.
+  int32_t status() const noexcept { return status_; }
+  const char *status_name() const noexcept { return zipp_status_name(status_); }
 
  private:
-  zipp_status status_;
+  int32_t status_;
 };
 
 namespace detail {
-inline void check(zipp_status s) {
+inline void check(int32_t s) {
   if (s != ZIPP_OK) {
     const char *m = zipp_last_error_message();
-    throw Error(s, m != nullptr ? m : zipp_status_name(static_cast<int32_t>(s)));
+    throw Error(s, m != nullptr ? m : zipp_status_name(s));
   }
 }
 struct StringFree {
@@ -74,6 +76,7 @@ class Models {
   }
   // Row-major texts.size() × dim() unit vectors.
   std::vector<float> embed(const std::vector<std::string> &texts) const {
+    if (texts.empty()) return {};
     std::vector<const char *> ptrs;
     ptrs.reserve(texts.size());
     for (const auto &t : texts) ptrs.push_back(t.c_str());

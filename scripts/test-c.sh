@@ -6,6 +6,19 @@
 # "c tests: N passed, M failed" (checks of the three C runs plus one for the C++ example).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+out="target/c-tests"
+prefix="$out/prefix"
+rm -rf "$out" && mkdir -p "$out"
+
+# A failure anywhere still ends with the summary line (test.sh adds it up): the checks
+# counted so far, plus one failure for the step that stopped the script.
+summary="$out/summary.txt"
+: >"$summary"
+report_failure() {
+  awk '/^c tests:/ { p += $3; f += $5 } END { printf "c tests: %d passed, %d failed\n", p, f + 1 }' "$summary" 2>/dev/null ||
+    echo "c tests: 0 passed, 1 failed"
+}
+trap 'echo "test-c: a step failed (see above)" >&2; report_failure' ERR
 
 need() { command -v "$1" >/dev/null 2>&1; }
 if ! need pkg-config || ! need valgrind || ! need gcc || ! need g++; then
@@ -15,9 +28,6 @@ if ! need pkg-config || ! need valgrind || ! need gcc || ! need g++; then
 fi
 
 bash scripts/provision-models.sh >/dev/null
-out="target/c-tests"
-prefix="$out/prefix"
-rm -rf "$out" && mkdir -p "$out"
 bash scripts/install-c.sh "$prefix"
 export PKG_CONFIG_PATH="$PWD/$prefix/lib/pkgconfig"
 
@@ -36,8 +46,6 @@ gcc "${cflags[@]}" zipp-ffi/tests/c/test_zipp.c $(pkg-config --cflags zipp) "$pr
 g++ "${cxxflags[@]}" examples/cpp/personalize.cpp $(pkg-config --cflags --libs zipp) -pthread -o "$out/personalize_cpp"
 
 personas="examples/data/personas.jsonl"
-summary="$out/summary.txt"
-: >"$summary"
 "$out/test_zipp" "$personas" | tee -a "$summary" | sed "s/^/test-c: /" >&2
 "$out/test_zipp_static" "$personas" --quick | tee -a "$summary" | sed "s/^/test-c: /" >&2
 "$out/personalize_cpp" "$personas" "a cozy reading corner" >"$out/cpp.log"
@@ -49,10 +57,11 @@ echo "c tests: 1 passed, 0 failed" >>"$summary" # the C++ example ran and checke
 # which it cannot free (leaked on purpose, see zipp-core/src/runtime.rs).
 ZIPP_NUM_THREADS=1 valgrind --quiet --child-silent-after-fork=yes --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect \
   --show-leak-kinds=definite,indirect "$out/test_zipp" "$personas" --quick 2>"$out/valgrind.log" | tee -a "$summary" | sed "s/^/test-c: /" >&2 || {
-  echo "test-c: valgrind reported errors:" >&2; cat "$out/valgrind.log" >&2; exit 1; }
+  echo "test-c: valgrind reported errors:" >&2; cat "$out/valgrind.log" >&2; false; }
 if [ -s "$out/valgrind.log" ]; then
-  echo "test-c: valgrind output:" >&2; cat "$out/valgrind.log" >&2; exit 1
+  echo "test-c: valgrind output:" >&2; cat "$out/valgrind.log" >&2; false
 fi
 echo "test-c: valgrind: no leaks, no invalid accesses" >&2
 
+trap - ERR
 awk '/^c tests:/ { p += $3; f += $5 } END { printf "c tests: %d passed, %d failed\n", p, f; exit (p == 0 || f > 0) }' "$summary"

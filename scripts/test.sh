@@ -24,8 +24,9 @@ cargo test --locked --workspace --exclude zipp-py --doc 2>&1 | tee -a "$log"
 # The main job runs end to end in examples/tests/quickstart.rs (built with the test
 # build's features, so no second compile of candle for `cargo run`).
 
-# Each script ends with "python tests: …" / "c tests: …"; a failing script still prints its
-# line, and `|| true` lets the summary below count it instead of stopping here.
+# A failing Rust test stops the run above (set -e). Each binding script ends with
+# "python tests: …" / "c tests: …" even when it fails, and `|| true` lets the summary below
+# count it instead of stopping here; a script that printed no line counts as a failure.
 bash scripts/test-python.sh 2>&1 | tee -a "$log" || true
 bash scripts/test-c.sh 2>&1 | tee -a "$log" || true
 

@@ -10,14 +10,15 @@
 //!   a child sees a different pid and builds its own pool on first use. The parent's pool is
 //!   leaked in the child (its threads do not exist there, so it cannot be shut down).
 //! - Bindings bracket each call that touches shared state with [`enter`], and register
-//!   [`before_fork`] / [`after_fork`] as fork handlers (`os.register_at_fork` in Python,
-//!   `pthread_atfork` in C). `before_fork` waits until no call is inside zipp and holds new
-//!   ones back, so no zipp lock can be held across the fork.
+//!   [`before_fork`] as the fork handler before (`os.register_at_fork` in Python,
+//!   `pthread_atfork` in C), with [`after_fork_in_parent`] / [`after_fork_in_child`] after.
+//!   `before_fork` waits until no call is inside zipp and holds new ones back, so no zipp
+//!   lock can be held across the fork.
 //!
 //! Pool size: `$ZIPP_NUM_THREADS` if set to a positive integer, else
 //! `std::thread::available_parallelism()`.
 
-use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 use std::time::Duration;
 
 struct Pool {
@@ -77,8 +78,12 @@ pub fn num_threads() -> usize {
     pool().current_num_threads()
 }
 
+// SeqCst throughout: `enter` writes ACTIVE then reads FORKING while `before_fork` writes
+// FORKING then reads ACTIVE (store buffering); anything weaker lets both read the old value,
+// and a fork would proceed with a call inside zipp.
 static ACTIVE: AtomicUsize = AtomicUsize::new(0);
-static FORKING: AtomicBool = AtomicBool::new(false);
+/// Forks being prepared right now (a count: two threads may fork at once).
+static FORKING: AtomicUsize = AtomicUsize::new(0);
 
 /// Marks a call as inside zipp until the guard drops; waits while a fork is being prepared.
 #[must_use = "the call is only registered while the guard lives"]
@@ -86,36 +91,45 @@ pub struct CallGuard(());
 
 impl Drop for CallGuard {
     fn drop(&mut self) {
-        ACTIVE.fetch_sub(1, Ordering::AcqRel);
+        ACTIVE.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
-/// Registers a call that may take zipp's internal locks (see the module docs).
+/// Registers a call that may take zipp's internal locks (see the module docs). Never nest
+/// it: a call that holds a guard must not wait for another.
 pub fn enter() -> CallGuard {
     loop {
-        while FORKING.load(Ordering::Acquire) {
+        while FORKING.load(Ordering::SeqCst) > 0 {
             std::thread::sleep(Duration::from_micros(200));
         }
-        ACTIVE.fetch_add(1, Ordering::AcqRel);
-        if !FORKING.load(Ordering::Acquire) {
+        ACTIVE.fetch_add(1, Ordering::SeqCst);
+        if FORKING.load(Ordering::SeqCst) == 0 {
             return CallGuard(());
         }
         // A fork started between the check and the increment: step back and wait.
-        ACTIVE.fetch_sub(1, Ordering::AcqRel);
+        ACTIVE.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
 /// Fork handler, *before* `fork()`: holds new calls back and waits for running ones.
 pub fn before_fork() {
-    FORKING.store(true, Ordering::Release);
-    while ACTIVE.load(Ordering::Acquire) > 0 {
+    FORKING.fetch_add(1, Ordering::SeqCst);
+    while ACTIVE.load(Ordering::SeqCst) > 0 {
         std::thread::sleep(Duration::from_micros(200));
     }
 }
 
-/// Fork handler, *after* `fork()` in both parent and child: lets calls in again.
-pub fn after_fork() {
-    FORKING.store(false, Ordering::Release);
+/// Fork handler, *after* `fork()` in the parent: this fork no longer holds calls back.
+pub fn after_fork_in_parent() {
+    // Saturating: a handler registered after a fork began must not wrap the count.
+    let _ = FORKING.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| Some(n.saturating_sub(1)));
+}
+
+/// Fork handler, *after* `fork()` in the child: the child has one thread, the one that forked,
+/// and it is not inside zipp, so nothing is in progress and nothing is held back.
+pub fn after_fork_in_child() {
+    ACTIVE.store(0, Ordering::SeqCst);
+    FORKING.store(0, Ordering::SeqCst);
 }
 
 /// Calls inside zipp right now (for tests and diagnostics).
@@ -145,12 +159,19 @@ mod tests {
             panic!("inside a call");
         });
         assert_eq!(active_calls(), 0);
+        // Two forks prepared at once: the first one finishing must not reopen the gate.
+        before_fork();
+        before_fork();
+        after_fork_in_parent();
+        assert_eq!(FORKING.load(Ordering::SeqCst), 1);
+        after_fork_in_parent();
+        assert_eq!(FORKING.load(Ordering::SeqCst), 0);
         let g = enter();
         let t = std::thread::spawn(|| {
             let t0 = std::time::Instant::now();
             before_fork();
             let waited = t0.elapsed();
-            after_fork();
+            after_fork_in_parent();
             waited
         });
         std::thread::sleep(Duration::from_millis(50));

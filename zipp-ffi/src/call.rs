@@ -41,30 +41,32 @@ thread_local! {
     static LAST_ERROR: RefCell<Option<CString>> = const { RefCell::new(None) };
 }
 
+// `try_with` throughout: a host may call zipp from a thread-local destructor after this
+// thread's Rust thread-locals are gone; the error message is then lost, but nothing panics.
 pub(crate) fn last_error_ptr() -> *const c_char {
-    LAST_ERROR.with(|e| e.borrow().as_ref().map_or(std::ptr::null(), |m| m.as_ptr()))
+    LAST_ERROR.try_with(|e| e.borrow().as_ref().map_or(std::ptr::null(), |m| m.as_ptr())).unwrap_or(std::ptr::null())
 }
 
 fn set_last_error(message: String) {
     // Messages never contain NUL (they are Rust-formatted), but a NUL from user input
     // echoed back would make CString::new fail: replace it rather than lose the message.
     let c = CString::new(message.replace('\0', "\\0")).unwrap_or_default();
-    LAST_ERROR.with(|e| *e.borrow_mut() = Some(c));
+    let _ = LAST_ERROR.try_with(|e| *e.borrow_mut() = Some(c));
 }
 
 fn clear_last_error() {
-    LAST_ERROR.with(|e| *e.borrow_mut() = None);
+    let _ = LAST_ERROR.try_with(|e| *e.borrow_mut() = None);
 }
 
 /// Runs `f` as the body of an exported function: clears the last error, holds the fork gate,
 /// contains panics, and turns a failure into its status with the message stored.
-pub(crate) fn guarded(f: impl FnOnce() -> CallResult) -> zipp_status {
+pub(crate) fn guarded(f: impl FnOnce() -> CallResult) -> i32 {
     clear_last_error();
     let outcome = catch_unwind(AssertUnwindSafe(|| {
         let _inside = zipp_core::runtime::enter();
         f()
     }));
-    match outcome {
+    let status = match outcome {
         Ok(Ok(())) => zipp_status::ZIPP_OK,
         Ok(Err(fail)) => {
             set_last_error(fail.message);
@@ -79,7 +81,8 @@ pub(crate) fn guarded(f: impl FnOnce() -> CallResult) -> zipp_status {
             set_last_error(format!("internal error (a bug in zipp, please report it): {what}"));
             zipp_status::ZIPP_ERR_INTERNAL
         }
-    }
+    };
+    status as i32
 }
 
 /// A NUL-terminated UTF-8 argument.

@@ -36,9 +36,10 @@ use zipp_core::{IndexedPersona, Persona};
 /// function's signature or meaning changes (adding functions or status codes does not).
 pub const ZIPP_ABI_VERSION: u32 = 1;
 
-/// What a call returns. `ZIPP_OK` is 0; every other value is a failure whose message
-/// `zipp_last_error_message()` returns on the same thread. New codes may be added in later
-/// versions: treat unknown non-zero values as errors.
+/// The status codes calls return (as `int32_t`, so a code added by a later libzipp is never
+/// an out-of-range enum value in the caller). `ZIPP_OK` is 0; every other value is a failure
+/// whose message `zipp_last_error_message()` returns on the same thread. New codes may be
+/// added in later versions: treat unknown non-zero values as errors.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum zipp_status {
@@ -66,6 +67,12 @@ pub enum zipp_status {
     ZIPP_ERR_INVALID_UTF8 = 10,
     /// A bug in zipp (a contained panic). The library stays usable.
     ZIPP_ERR_INTERNAL = 11,
+}
+
+impl PartialEq<zipp_status> for i32 {
+    fn eq(&self, other: &zipp_status) -> bool {
+        *self == *other as i32
+    }
 }
 
 /// Shared models (MiniLM, CLIP tokenizer), loaded on first use and shared by every
@@ -106,13 +113,16 @@ fn register_fork_handlers() {
     extern "C" fn prepare() {
         quietly(zipp_core::runtime::before_fork);
     }
-    extern "C" fn resume() {
-        quietly(zipp_core::runtime::after_fork);
+    extern "C" fn parent() {
+        quietly(zipp_core::runtime::after_fork_in_parent);
+    }
+    extern "C" fn child() {
+        quietly(zipp_core::runtime::after_fork_in_child);
     }
     FORK_HANDLERS.call_once(|| {
         // SAFETY: the handlers are plain functions that do not unwind.
         unsafe {
-            libc::pthread_atfork(Some(prepare), Some(resume), Some(resume));
+            libc::pthread_atfork(Some(prepare), Some(parent), Some(child));
         }
     });
 }
@@ -188,13 +198,13 @@ pub unsafe extern "C" fn zipp_string_free(s: *mut c_char) {
 /// # Safety
 /// `root` is NULL or a NUL-terminated string; `out` is valid for writes.
 #[no_mangle]
-pub unsafe extern "C" fn zipp_models_new(root: *const c_char, out: *mut *mut zipp_models) -> zipp_status {
+pub unsafe extern "C" fn zipp_models_new(root: *const c_char, out: *mut *mut zipp_models) -> i32 {
     guarded(|| {
         let out = out_ptr(out, "out")?;
         let root = opt_str_arg(root, "root")?;
         register_fork_handlers();
         let inner = match root {
-            Some(r) if r.is_empty() => return Err(fail(zipp_status::ZIPP_ERR_INVALID_INPUT, "`root` is empty")),
+            Some("") => return Err(fail(zipp_status::ZIPP_ERR_INVALID_INPUT, "`root` is empty")),
             Some(r) => Models::in_dir(r),
             None => Models::new(),
         };
@@ -209,7 +219,7 @@ pub unsafe extern "C" fn zipp_models_new(root: *const c_char, out: *mut *mut zip
 /// # Safety
 /// `models` is NULL or a live handle.
 #[no_mangle]
-pub unsafe extern "C" fn zipp_models_load(models: *const zipp_models) -> zipp_status {
+pub unsafe extern "C" fn zipp_models_load(models: *const zipp_models) -> i32 {
     guarded(|| Ok(handle(models, "models")?.inner.load_all()?))
 }
 
@@ -229,7 +239,7 @@ pub unsafe extern "C" fn zipp_models_free(models: *mut zipp_models) {
 /// # Safety
 /// `models` is NULL or a live handle; `out` is valid for writes.
 #[no_mangle]
-pub unsafe extern "C" fn zipp_models_root(models: *const zipp_models, out: *mut *mut c_char) -> zipp_status {
+pub unsafe extern "C" fn zipp_models_root(models: *const zipp_models, out: *mut *mut c_char) -> i32 {
     guarded(|| {
         let out = out_ptr(out, "out")?;
         let models = handle(models, "models")?;
@@ -249,7 +259,7 @@ fn path_string(p: &Path) -> CallResult<String> {
 /// # Safety
 /// `models` is NULL or a live handle; `out` is valid for writes.
 #[no_mangle]
-pub unsafe extern "C" fn zipp_models_dim(models: *const zipp_models, out: *mut usize) -> zipp_status {
+pub unsafe extern "C" fn zipp_models_dim(models: *const zipp_models, out: *mut usize) -> i32 {
     guarded(|| {
         let out = out_arg(out, "out")?;
         *out = zipp_core::embed::Embedder::dim(&*handle(models, "models")?.inner.minilm()?);
@@ -270,7 +280,7 @@ pub unsafe extern "C" fn zipp_embed(
     n: usize,
     out: *mut f32,
     out_len: usize,
-) -> zipp_status {
+) -> i32 {
     guarded(|| {
         let models = handle(models, "models")?;
         if n == 0 {
@@ -308,11 +318,7 @@ pub unsafe extern "C" fn zipp_embed(
 /// # Safety
 /// `models` is NULL or a live handle; `text` a NUL-terminated string; `out` writable.
 #[no_mangle]
-pub unsafe extern "C" fn zipp_count_tokens(
-    models: *const zipp_models,
-    text: *const c_char,
-    out: *mut usize,
-) -> zipp_status {
+pub unsafe extern "C" fn zipp_count_tokens(models: *const zipp_models, text: *const c_char, out: *mut usize) -> i32 {
     guarded(|| {
         let out = out_arg(out, "out")?;
         let models = handle(models, "models")?;
@@ -334,7 +340,7 @@ fn new_persona(p: Persona) -> *mut zipp_persona {
 /// # Safety
 /// `json` is a NUL-terminated string; `out` is valid for writes.
 #[no_mangle]
-pub unsafe extern "C" fn zipp_persona_from_json(json: *const c_char, out: *mut *mut zipp_persona) -> zipp_status {
+pub unsafe extern "C" fn zipp_persona_from_json(json: *const c_char, out: *mut *mut zipp_persona) -> i32 {
     guarded(|| {
         let out = out_ptr(out, "out")?;
         *out = new_persona(Persona::from_json_str(str_arg(json, "json")?)?);
@@ -347,7 +353,7 @@ pub unsafe extern "C" fn zipp_persona_from_json(json: *const c_char, out: *mut *
 /// # Safety
 /// `path` is a NUL-terminated string; `out` is valid for writes.
 #[no_mangle]
-pub unsafe extern "C" fn zipp_persona_load(path: *const c_char, out: *mut *mut zipp_persona) -> zipp_status {
+pub unsafe extern "C" fn zipp_persona_load(path: *const c_char, out: *mut *mut zipp_persona) -> i32 {
     guarded(|| {
         let out = out_ptr(out, "out")?;
         *out = new_persona(Persona::from_json_file(str_arg(path, "path")?)?);
@@ -360,11 +366,7 @@ pub unsafe extern "C" fn zipp_persona_load(path: *const c_char, out: *mut *mut z
 /// # Safety
 /// `persona` is NULL or a live handle; `out` is valid for writes.
 #[no_mangle]
-pub unsafe extern "C" fn zipp_persona_to_json(
-    persona: *const zipp_persona,
-    pretty: i32,
-    out: *mut *mut c_char,
-) -> zipp_status {
+pub unsafe extern "C" fn zipp_persona_to_json(persona: *const zipp_persona, pretty: i32, out: *mut *mut c_char) -> i32 {
     guarded(|| {
         let out = out_ptr(out, "out")?;
         *out = c_string(handle(persona, "persona")?.inner.persona().to_json_string(pretty != 0)?)?;
@@ -377,7 +379,7 @@ pub unsafe extern "C" fn zipp_persona_to_json(
 /// # Safety
 /// `persona` is NULL or a live handle; `out` is valid for writes.
 #[no_mangle]
-pub unsafe extern "C" fn zipp_persona_id(persona: *const zipp_persona, out: *mut *mut c_char) -> zipp_status {
+pub unsafe extern "C" fn zipp_persona_id(persona: *const zipp_persona, out: *mut *mut c_char) -> i32 {
     guarded(|| {
         let out = out_ptr(out, "out")?;
         *out = c_string(handle(persona, "persona")?.inner.persona().id.clone())?;
@@ -401,7 +403,7 @@ pub unsafe extern "C" fn zipp_persona_free(persona: *mut zipp_persona) {
 /// # Safety
 /// `path` is a NUL-terminated string; `out` is valid for writes.
 #[no_mangle]
-pub unsafe extern "C" fn zipp_jsonl_open(path: *const c_char, out: *mut *mut zipp_jsonl_reader) -> zipp_status {
+pub unsafe extern "C" fn zipp_jsonl_open(path: *const c_char, out: *mut *mut zipp_jsonl_reader) -> i32 {
     guarded(|| {
         let out = out_ptr(out, "out")?;
         let inner = JsonlReader::open(str_arg(path, "path")?)?;
@@ -416,7 +418,7 @@ pub unsafe extern "C" fn zipp_jsonl_open(path: *const c_char, out: *mut *mut zip
 /// # Safety
 /// `reader` is NULL or a live handle used by this thread only; `out` is valid for writes.
 #[no_mangle]
-pub unsafe extern "C" fn zipp_jsonl_next(reader: *mut zipp_jsonl_reader, out: *mut *mut zipp_persona) -> zipp_status {
+pub unsafe extern "C" fn zipp_jsonl_next(reader: *mut zipp_jsonl_reader, out: *mut *mut zipp_persona) -> i32 {
     guarded(|| {
         let out = out_ptr(out, "out")?;
         if let Some(p) = handle_mut(reader, "reader")?.inner.next() {
@@ -452,7 +454,7 @@ pub unsafe extern "C" fn zipp_personalizer_new(
     models: *const zipp_models,
     spec: *const c_char,
     out: *mut *mut zipp_personalizer,
-) -> zipp_status {
+) -> i32 {
     guarded(|| {
         let out = out_ptr(out, "out")?;
         let models = handle(models, "models")?;
@@ -463,15 +465,13 @@ pub unsafe extern "C" fn zipp_personalizer_new(
     })
 }
 
-/// The personalizer's full spec (every default written out) as JSON, a new string.
+/// The personalizer's full spec as JSON, a new string: every default written out, except an
+/// unset `token_budget` (the CLIP context length, 77).
 ///
 /// # Safety
 /// `personalizer` is NULL or a live handle; `out` is valid for writes.
 #[no_mangle]
-pub unsafe extern "C" fn zipp_personalizer_spec(
-    personalizer: *const zipp_personalizer,
-    out: *mut *mut c_char,
-) -> zipp_status {
+pub unsafe extern "C" fn zipp_personalizer_spec(personalizer: *const zipp_personalizer, out: *mut *mut c_char) -> i32 {
     guarded(|| {
         let out = out_ptr(out, "out")?;
         *out = c_string(handle(personalizer, "personalizer")?.spec.to_json())?;
@@ -507,7 +507,7 @@ pub unsafe extern "C" fn zipp_personalize(
     persona: *const zipp_persona,
     request: *const c_char,
     out: *mut *mut c_char,
-) -> zipp_status {
+) -> i32 {
     guarded(|| {
         let out = out_ptr(out, "out")?;
         let (p, persona) = (handle(personalizer, "personalizer")?, handle(persona, "persona")?);
@@ -527,7 +527,7 @@ pub unsafe extern "C" fn zipp_personalize_prompt(
     persona: *const zipp_persona,
     prompt: *const c_char,
     out: *mut *mut c_char,
-) -> zipp_status {
+) -> i32 {
     guarded(|| {
         let out = out_ptr(out, "out")?;
         let (p, persona) = (handle(personalizer, "personalizer")?, handle(persona, "persona")?);
@@ -549,7 +549,7 @@ pub unsafe extern "C" fn zipp_personalize_batch(
     persona: *const zipp_persona,
     requests: *const c_char,
     out: *mut *mut c_char,
-) -> zipp_status {
+) -> i32 {
     guarded(|| {
         let out = out_ptr(out, "out")?;
         let (p, persona) = (handle(personalizer, "personalizer")?, handle(persona, "persona")?);
@@ -567,7 +567,7 @@ pub unsafe extern "C" fn zipp_personalize_batch(
 /// # Safety
 /// `result_json` is a NUL-terminated string; `out` is valid for writes.
 #[no_mangle]
-pub unsafe extern "C" fn zipp_explain(result_json: *const c_char, out: *mut *mut c_char) -> zipp_status {
+pub unsafe extern "C" fn zipp_explain(result_json: *const c_char, out: *mut *mut c_char) -> i32 {
     guarded(|| {
         let out = out_ptr(out, "out")?;
         let p = Personalization::from_json(str_arg(result_json, "result_json")?)?;
@@ -582,7 +582,7 @@ pub unsafe extern "C" fn zipp_explain(result_json: *const c_char, out: *mut *mut
 /// # Safety
 /// `result_json` is a NUL-terminated string; `out` is valid for writes.
 #[no_mangle]
-pub unsafe extern "C" fn zipp_result_prompt(result_json: *const c_char, out: *mut *mut c_char) -> zipp_status {
+pub unsafe extern "C" fn zipp_result_prompt(result_json: *const c_char, out: *mut *mut c_char) -> i32 {
     guarded(|| {
         let out = out_ptr(out, "out")?;
         let p = Personalization::from_json(str_arg(result_json, "result_json")?)?;

@@ -36,7 +36,7 @@ fn version_and_status_names() {
 
 #[test]
 fn null_pointers_are_statuses_and_out_params_are_cleared() {
-    let mut p: *mut zipp_persona = 0x1 as *mut _; // garbage the call must overwrite
+    let mut p: *mut zipp_persona = std::ptr::dangling_mut(); // garbage the call must overwrite
     let s = unsafe { zipp_persona_from_json(null(), &mut p) };
     assert_eq!(s, zipp_status::ZIPP_ERR_NULL_POINTER);
     assert!(p.is_null());

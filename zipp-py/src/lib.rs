@@ -47,10 +47,16 @@ fn _before_fork(py: Python<'_>) {
     py.detach(zipp_core::runtime::before_fork);
 }
 
-/// Fork handler (`after_in_parent` and `after_in_child`): lets calls into zipp again.
+/// Fork handler (`after_in_parent`): this fork no longer holds calls back.
 #[pyfunction]
-fn _after_fork() {
-    zipp_core::runtime::after_fork();
+fn _after_fork_in_parent() {
+    zipp_core::runtime::after_fork_in_parent();
+}
+
+/// Fork handler (`after_in_child`): the child starts with nothing in progress.
+#[pyfunction]
+fn _after_fork_in_child() {
+    zipp_core::runtime::after_fork_in_child();
 }
 
 /// Calls inside zipp right now (zipp-core's diagnostic; the fork tests read it in a child).
@@ -78,7 +84,8 @@ fn _zipp(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(default_models_dir, m)?)?;
     m.add_function(wrap_pyfunction!(num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(_before_fork, m)?)?;
-    m.add_function(wrap_pyfunction!(_after_fork, m)?)?;
+    m.add_function(wrap_pyfunction!(_after_fork_in_parent, m)?)?;
+    m.add_function(wrap_pyfunction!(_after_fork_in_child, m)?)?;
     m.add_function(wrap_pyfunction!(_active_calls, m)?)?;
     models::register(m)?;
     persona::register(m)?;

@@ -92,7 +92,7 @@ mod small_m {
         /// `x` holds `m·k` values; `y` points at a block with `m` rows of stride `ldy`
         /// covering `w.len() / k` columns, written by no one else meanwhile.
         pub(super) unsafe fn run(self, x: &[f32], m: usize, k: usize, w: &[f32], y: *mut f32, ldy: usize) {
-            assert!(x.len() >= m * k && w.len() % k == 0 && m > 0);
+            assert!(x.len() >= m * k && w.len().is_multiple_of(k) && m > 0);
             #[cfg(target_arch = "x86_64")]
             // SAFETY: a `Kernel` exists only where detect() saw AVX2 and FMA.
             unsafe {
@@ -522,7 +522,7 @@ mod tests {
         let (k, n) = (37, 45); // k not a multiple of 8, n odd: every tail runs
         let w: Vec<f32> = (0..n * k).map(|i| ((i * 7919 % 1000) as f32 / 500.0) - 1.0).collect();
         let b: Vec<f32> = (0..n).map(|i| i as f32 * 0.01).collect();
-        let lin = Linear::new(&[w.clone()], &[b.clone()], k);
+        let lin = Linear::new(std::slice::from_ref(&w), std::slice::from_ref(&b), k);
         for m in [1, 2, 3, 4, 5, 10, 16, 17, 40] {
             let x: Vec<f32> = (0..m * k).map(|i| ((i * 104_729 % 997) as f32 / 498.5) - 1.0).collect();
             let y = lin.forward(&x, m);

@@ -95,7 +95,7 @@ impl MiniLm {
         if let Some((name, _)) = dims.iter().find(|(_, v)| *v == 0) {
             return Err(files.invalid("config", format!("{name} is 0")));
         }
-        if config.hidden_size % config.num_attention_heads != 0 {
+        if !config.hidden_size.is_multiple_of(config.num_attention_heads) {
             return Err(files.invalid("config", "hidden_size is not a multiple of num_attention_heads"));
         }
         if options.max_tokens > config.max_position_embeddings {
@@ -120,7 +120,7 @@ impl MiniLm {
                 direction: TruncationDirection::Right,
             }))
             .map_err(|e| files.invalid("tokenizer", e.to_string()))?;
-        if (tokenizer.get_vocab_size(true) as usize) > config.vocab_size {
+        if tokenizer.get_vocab_size(true) > config.vocab_size {
             return Err(files.invalid(
                 "tokenizer",
                 format!(

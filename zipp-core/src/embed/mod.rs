@@ -43,7 +43,7 @@ pub struct Embeddings {
 impl Embeddings {
     /// Wraps row-major `data` of `dim` columns; fails on a ragged length or a non-finite value.
     pub fn new(dim: usize, data: Vec<f32>) -> Result<Embeddings> {
-        if dim == 0 || data.len() % dim != 0 {
+        if dim == 0 || !data.len().is_multiple_of(dim) {
             return Err(Error::InvalidInput(format!(
                 "embedding data of length {} is not a whole number of rows of dimension {dim}",
                 data.len()

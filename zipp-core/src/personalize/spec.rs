@@ -95,7 +95,8 @@ impl MethodSpec {
         crate::json::parse(json, &Location::default(), "method spec")
     }
 
-    /// The spec as compact JSON (every default written out).
+    /// The spec as compact JSON (every default written out, except an unset `token_budget`,
+    /// which means the token counter's context length: 77 for CLIP).
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).expect("method spec serialisation is infallible")
     }

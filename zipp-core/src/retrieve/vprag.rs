@@ -104,6 +104,8 @@ pub fn allocate_quotas(weights: &[f64], counts: &[usize], budget: usize) -> Vec<
     }
     let mut mass: Vec<f64> = weights.iter().zip(counts).map(|(&w, &n)| w * n as f64).collect();
     let mut total: f64 = mass.iter().sum();
+    // Also true for NaN: any unusable total falls back to the counts.
+    #[allow(clippy::neg_cmp_op_on_partial_ord)]
     if !(total > 0.0) {
         mass = counts.iter().map(|&n| n as f64).collect();
         total = available as f64;

@@ -113,7 +113,8 @@ static void *personalize_many(void *arg) {
   struct job *j = (struct job *)arg;
   for (int i = 0; i < j->iterations; i++) {
     char *out = NULL;
-    if (zipp_personalize_prompt(j->pz, j->persona, j->prompt, &out) != ZIPP_OK || strcmp(out, j->expected) != 0) {
+    if (zipp_personalize_prompt(j->pz, j->persona, j->prompt, &out) != ZIPP_OK || j->expected == NULL ||
+        strcmp(out, j->expected) != 0) {
       j->mismatches++;
     }
     zipp_string_free(out);
@@ -136,7 +137,7 @@ static void test_end_to_end(const char *personas_path, int quick) {
   size_t count = 0;
   for (;;) {
     zipp_persona *p = NULL;
-    zipp_status s = zipp_jsonl_next(reader, &p);
+    int32_t s = zipp_jsonl_next(reader, &p);
     CHECK(s == ZIPP_OK, "JSONL record");
     if (s != ZIPP_OK || p == NULL) break;
     if (count < 16) personas[count++] = p;
@@ -187,7 +188,7 @@ static void test_end_to_end(const char *personas_path, int quick) {
     CHECK(zipp_personalize_prompt(pz, subject[0], base, &result) == ZIPP_OK, "personalize");
     CHECK(zipp_result_prompt(result, &prompt) == ZIPP_OK && strncmp(prompt, base, strlen(base)) == 0,
           "the prompt starts with the base prompt");
-    if (m >= 2) CHECK(strlen(prompt) > strlen(base), "retrieval adds something");
+    if (m >= 2) CHECK(prompt != NULL && strlen(prompt) > strlen(base), "retrieval adds something");
     CHECK(zipp_explain(result, &text) == ZIPP_OK && text[0] == '[', "explain");
     zipp_string_free(result);
     zipp_string_free(prompt);
@@ -239,7 +240,8 @@ static void test_end_to_end(const char *personas_path, int quick) {
     alarm(300); /* a deadlock kills the child instead of hanging the test */
     close(fds[0]);
     char *out = NULL;
-    int ok = zipp_personalize_prompt(vprag, subject[2], prompt, &out) == ZIPP_OK && strcmp(out, expected) == 0;
+    int ok = zipp_personalize_prompt(vprag, subject[2], prompt, &out) == ZIPP_OK && expected != NULL &&
+             strcmp(out, expected) == 0;
     char verdict = ok ? 'y' : 'n';
     ssize_t written = write(fds[1], &verdict, 1);
     _exit(written == 1 ? 0 : 1);

@@ -47,7 +47,8 @@ from ._zipp import (
     Personalizer,
     Vprag,
     __version__,
-    _after_fork,
+    _after_fork_in_child,
+    _after_fork_in_parent,
     _before_fork,
     default_models_dir,
     iter_jsonl,
@@ -58,7 +59,9 @@ from ._zipp import (
 
 # zipp computes in a per-process thread pool; a fork waits until no call is inside zipp
 # (so no zipp lock is held across it) and the child builds its own pool on first use.
-_os.register_at_fork(before=_before_fork, after_in_parent=_after_fork, after_in_child=_after_fork)
+_os.register_at_fork(
+    before=_before_fork, after_in_parent=_after_fork_in_parent, after_in_child=_after_fork_in_child
+)
 
 
 def provision_models(dir: "_Optional[_Union[str, _os.PathLike[str]]]" = None) -> _pathlib.Path:
