@@ -490,8 +490,9 @@ pub unsafe extern "C" fn zipp_personalizer_free(personalizer: *mut zipp_personal
     }
 }
 
-fn result_json(p: &Personalization) -> CallResult<*mut c_char> {
-    c_string(serde_json::to_string(p).map_err(|e| fail(zipp_status::ZIPP_ERR_INTERNAL, e.to_string()))?)
+/// A result (or list of results) as a JSON C string.
+fn result_json<T: serde::Serialize + ?Sized>(value: &T) -> CallResult<*mut c_char> {
+    c_string(serde_json::to_string(value).map_err(|e| fail(zipp_status::ZIPP_ERR_INTERNAL, e.to_string()))?)
 }
 
 /// Personalizes one request for a persona. `request` is JSON: an object
@@ -554,9 +555,7 @@ pub unsafe extern "C" fn zipp_personalize_batch(
         let out = out_ptr(out, "out")?;
         let (p, persona) = (handle(personalizer, "personalizer")?, handle(persona, "persona")?);
         let requests = Request::list_from_json(str_arg(requests, "requests")?)?;
-        let results = p.inner.personalize_batch(&persona.inner, &requests)?;
-        let json = serde_json::to_string(&results).map_err(|e| fail(zipp_status::ZIPP_ERR_INTERNAL, e.to_string()))?;
-        *out = c_string(json)?;
+        *out = result_json(&p.inner.personalize_batch(&persona.inner, &requests)?)?;
         Ok(())
     })
 }

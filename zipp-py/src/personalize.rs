@@ -51,14 +51,6 @@ impl Personalizer {
     }
 }
 
-/// A request's task by its name, reported by zipp-core's own parser when unknown.
-fn parse_task(name: &str, prompt: &str) -> zipp_core::Result<Task> {
-    serde_json::from_value(serde_json::Value::from(name)).or_else(|_| {
-        let request = serde_json::json!({ "prompt": prompt, "task": name });
-        Request::from_json(&request.to_string()).map(|r| r.task).map_err(json::unlocated_text)
-    })
-}
-
 /// A method spec from a dict or from JSON text / a bare method name.
 fn spec_from_python(spec: &Bound<'_, PyAny>) -> PyResult<MethodSpec> {
     if let Ok(text) = spec.downcast::<PyString>() {
@@ -117,7 +109,7 @@ impl Personalizer {
     ) -> PyResult<Personalization> {
         let persona = &persona.get().inner;
         let out = zipp_call(py, || {
-            let task = parse_task(task, &prompt)?;
+            let task = Task::from_name(task)?;
             let request = Request { prompt, task, seed, token_budget };
             self.inner.personalize(persona, &request)
         })?;

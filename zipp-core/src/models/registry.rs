@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use super::{default_models_dir, ModelSource, CLIP_BPE_FILE, MINILM_DIR};
+use super::{default_models_dir, ModelSource, CLIP_BPE_FILE, MINILM_DIR, PROVISION_HINT};
 use crate::embed::{Embedder, MiniLm, MiniLmOptions};
 use crate::error::{Error, Result};
 use crate::tokenize::{ClipTokenizer, TokenCounter};
@@ -77,16 +77,21 @@ impl Models {
         &self.root
     }
 
-    /// Where an explicit root was given, a missing model says how to fill *that* folder.
+    /// A missing model says how to fill this root: the provisioning command, pointed at
+    /// the root when it was given explicitly.
     fn hinted(&self, e: Error) -> Error {
         match e {
-            Error::ModelNotFound { model, path, .. } if self.explicit_root => Error::ModelNotFound {
+            Error::ModelNotFound { model, path, .. } => Error::ModelNotFound {
                 model,
                 path,
-                hint: format!(
-                    "fill that folder with `ZIPP_MODELS_DIR={} bash scripts/provision-models.sh`",
-                    self.root.display()
-                ),
+                hint: if self.explicit_root {
+                    format!(
+                        "fill that folder with `ZIPP_MODELS_DIR={} bash scripts/provision-models.sh`",
+                        self.root.display()
+                    )
+                } else {
+                    PROVISION_HINT.into()
+                },
             },
             e => e,
         }
@@ -115,16 +120,7 @@ impl Models {
         if let Some(c) = slot.as_ref() {
             return Ok(c.clone());
         }
-        let path = self.root.join(CLIP_BPE_FILE);
-        let c = if self.explicit_root {
-            ClipTokenizer::from_file(&path).map_err(|e| self.hinted(e))?
-        } else if path.is_file() {
-            ClipTokenizer::from_file(&path)?
-        } else {
-            // Same file, but the error names the provisioning script.
-            ClipTokenizer::load_default()?
-        };
-        let c = Arc::new(c);
+        let c = Arc::new(ClipTokenizer::from_file(self.root.join(CLIP_BPE_FILE)).map_err(|e| self.hinted(e))?);
         *slot = Some(c.clone());
         Ok(c)
     }

@@ -35,6 +35,14 @@ pub enum Task {
     Edit,
 }
 
+impl Task {
+    /// The task called `name` (`"generate"`, `"edit"`); another name is a
+    /// [`Error::Schema`] at field `task`, as in a request's JSON.
+    pub fn from_name(name: &str) -> Result<Task> {
+        crate::json::from_value(serde_json::Value::from(name), "task")
+    }
+}
+
 /// One personalization request.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

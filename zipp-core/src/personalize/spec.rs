@@ -85,14 +85,14 @@ impl MethodSpec {
     /// defaults.
     pub fn from_json(json: &str) -> Result<MethodSpec> {
         let trimmed = json.trim();
-        if !trimmed.starts_with('{') && !trimmed.starts_with('"') && !trimmed.is_empty() {
-            return MethodSpec::from_json(&format!("{{\"method\":{}}}", serde_json::Value::from(trimmed)));
-        }
-        if trimmed.starts_with('"') {
-            let name: String = crate::json::parse(trimmed, &Location::default(), "method name")?;
-            return MethodSpec::from_json(&format!("{{\"method\":{}}}", serde_json::Value::from(name)));
-        }
-        crate::json::parse(json, &Location::default(), "method spec")
+        let name = if trimmed.starts_with('"') {
+            crate::json::parse::<String>(trimmed, &Location::default(), "method name")?
+        } else if trimmed.starts_with('{') || trimmed.is_empty() {
+            return crate::json::parse(json, &Location::default(), "method spec");
+        } else {
+            trimmed.to_string()
+        };
+        crate::json::from_value(serde_json::json!({ "method": name }), "")
     }
 
     /// The spec as compact JSON (every default written out, except an unset `token_budget`,
@@ -237,6 +237,17 @@ mod tests {
             let e = MethodSpec::from_json(bad).unwrap().build(&nowhere).err().unwrap();
             assert_eq!(e.kind(), "invalid_input", "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn tasks_parse_by_name() {
+        use crate::personalize::Task;
+        assert_eq!(Task::from_name("edit").unwrap(), Task::Edit);
+        assert_eq!(Task::from_name("generate").unwrap(), Task::Generate);
+        let e = Task::from_name("paint").unwrap_err();
+        assert_eq!(e.kind(), "schema");
+        assert_eq!(e.location().unwrap().field.as_deref(), Some("task"));
+        assert!(e.to_string().contains("paint"), "{e}");
     }
 
     #[test]
