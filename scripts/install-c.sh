@@ -12,14 +12,15 @@ mkdir -p "$prefix"
 prefix="$(cd "$prefix" && pwd)"
 
 cargo build --locked --release -p zipp-ffi
+build="${CARGO_TARGET_DIR:-target}/release"
 version="$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)"
 major="${version%%.*}"
 
 mkdir -p "$prefix/lib/pkgconfig" "$prefix/include"
-install -m 0755 target/release/libzipp.so "$prefix/lib/libzipp.so.$version"
+install -m 0755 "$build/libzipp.so" "$prefix/lib/libzipp.so.$version"
 ln -sf "libzipp.so.$version" "$prefix/lib/libzipp.so.$major"
 ln -sf "libzipp.so.$major" "$prefix/lib/libzipp.so"
-install -m 0644 target/release/libzipp.a "$prefix/lib/libzipp.a"
+install -m 0644 "$build/libzipp.a" "$prefix/lib/libzipp.a"
 install -m 0644 include/zipp.h include/zipp.hpp "$prefix/include/"
 
 # The static library needs what Rust's std links on Linux; the rpath lets programs built
