@@ -89,6 +89,12 @@ pub struct VpttOptions {
     pub seed: u64,
     /// Temperature τ of the soft CP.
     pub soft_cp_temperature: f64,
+    /// CP on the direction of `x = Bᵀv` (`x/‖x‖`) instead of `x` itself. Off by default
+    /// (SPEC §4 uses `x`). With `x` as is, a prompt far outside the caption span has `x`
+    /// near the origin, which can be closer to the (shrunken) centroids of diverse captions
+    /// than a caption itself is; this variant removes that effect. Caption coordinates are
+    /// unit already (captions lie in their own span).
+    pub cp_unit_coordinates: bool,
     pub novelty: Novelty,
 }
 
@@ -101,6 +107,7 @@ impl Default for VpttOptions {
             kmeans_iterations: 100,
             seed: 0,
             soft_cp_temperature: 0.1,
+            cp_unit_coordinates: false,
             novelty: Novelty::Hard,
         }
     }
@@ -363,10 +370,8 @@ impl PersonaScorer {
         if self.k == 0 {
             return (0.0, 0.0);
         }
-        let d: Vec<f64> = self
-            .centroids()
-            .map(|c| c.iter().zip(x).map(|(a, b)| (a - b) * (a - b)).sum::<f64>().sqrt())
-            .collect();
+        let d: Vec<f64> =
+            self.centroids().map(|c| c.iter().zip(x).map(|(a, b)| (a - b) * (a - b)).sum::<f64>().sqrt()).collect();
         let dmin = d.iter().copied().fold(f64::INFINITY, f64::min);
         let tau = self.options.soft_cp_temperature;
         // Softmax of −d/τ, shifted by the minimum so the largest term is exp(0).
@@ -394,7 +399,8 @@ impl PersonaScorer {
         if prompt.is_empty() {
             return 1.0;
         }
-        let best = self.trigrams.iter().map(|set| prompt.iter().filter(|t| set.contains(*t)).count()).max().unwrap_or(0);
+        let best =
+            self.trigrams.iter().map(|set| prompt.iter().filter(|t| set.contains(*t)).count()).max().unwrap_or(0);
         1.0 - best as f64 / prompt.len() as f64
     }
 
@@ -420,8 +426,13 @@ impl PersonaScorer {
         let v = unit_f64(v).ok_or_else(|| Error::InvalidInput("prompt vector is zero".into()))?;
         let pa = dot(&v, &self.persona_vec).clamp(-1.0, 1.0);
         let x = project(&self.basis, self.dim, &v);
-        let gs = x.iter().map(|a| a * a).sum::<f64>().sqrt().min(1.0);
-        let (cp, cp_soft) = self.cp(&x);
+        let norm = x.iter().map(|a| a * a).sum::<f64>().sqrt();
+        let gs = norm.min(1.0);
+        let (cp, cp_soft) = if self.options.cp_unit_coordinates && norm > 0.0 {
+            self.cp(&x.iter().map(|a| a / norm).collect::<Vec<_>>())
+        } else {
+            self.cp(&x)
+        };
         let nv = self.novelty(text);
         Ok(VpttScore::new(pa, gs, cp, cp_soft, nv, None, &self.options.weights))
     }

@@ -125,6 +125,13 @@ impl MethodSpec {
         matches!(self, MethodSpec::Brag { .. } | MethodSpec::Vprag { .. } | MethodSpec::Combined { .. })
     }
 
+    /// Whether the method reads the persona's memory (its captions and elements). The VPTT
+    /// paper scores novelty as 0 for methods that do not (Identity, PersonaOnly); the
+    /// evaluation applies that convention only when asked (`eval::NoveltyConvention`).
+    pub fn reads_memory(&self) -> bool {
+        matches!(self, MethodSpec::Brag { .. } | MethodSpec::Vprag { .. } | MethodSpec::Combined { .. })
+    }
+
     /// Checks the options without loading any model.
     pub fn validate(&self) -> Result<()> {
         let (k, vprag, budget) = match self {

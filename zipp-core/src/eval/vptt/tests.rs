@@ -145,7 +145,8 @@ fn vectors_are_normalised_and_scale_free() {
     let w: Vec<f32> = v.iter().map(|x| x * 7.0).collect();
     same(s.score_vector(&v, "q").unwrap(), s.score_vector(&w, "q").unwrap());
     // Unnormalised caption vectors give the same state as unit ones.
-    let s2 = scorer(&[vec![5.0, 0.0, 0.0, 0.0, 0.0, 0.0], vec![0.0, 0.1, 0.0, 0.0, 0.0, 0.0]], &["a b c", "d e f"], &e(0));
+    let s2 =
+        scorer(&[vec![5.0, 0.0, 0.0, 0.0, 0.0, 0.0], vec![0.0, 0.1, 0.0, 0.0, 0.0, 0.0]], &["a b c", "d e f"], &e(0));
     same(s.score_vector(&v, "q").unwrap(), s2.score_vector(&v, "q").unwrap());
 }
 

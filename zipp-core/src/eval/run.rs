@@ -1,0 +1,833 @@
+//! The method table: methods × personas × queries, scored with VPTT, aggregated per query
+//! (the VPTT paper's Tables 3 and 7) and per task kind.
+//!
+//! Streaming: [`Evaluation::add_persona`] personalizes and scores one persona and folds the
+//! result into running aggregates (Welford moments, win and head-to-head counts, a bounded
+//! reservoir for Spearman ρ), so memory does not grow with the number of personas; the
+//! per-sample rows it returns can be written out or dropped. Deterministic: the same
+//! personas, methods, queries and options give the same report.
+//!
+//! ```no_run
+//! use zipp_core::eval::{EvalMethod, EvalOptions, Evaluation, Query};
+//! use zipp_core::models::Models;
+//!
+//! let models = Models::new();
+//! let methods = EvalMethod::defaults(&models)?;
+//! let mut ev = Evaluation::new(models.embedder()?, methods, Query::vptt(), EvalOptions::default())?;
+//! for persona in zipp_core::persona::read_jsonl("personas.jsonl")? {
+//!     ev.add_persona(persona)?;
+//! }
+//! println!("{}", ev.report()?.table());
+//! # Ok::<(), zipp_core::Error>(())
+//! ```
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use super::stats::{self, Moments};
+use super::vptt::{PersonaScorer, VpttOptions, VpttScore};
+use crate::embed::Embedder;
+use crate::models::Models;
+use crate::personalize::{MethodSpec, Personalizer, Request, Task};
+use crate::retrieve::IndexedPersona;
+use crate::{Error, Persona, Result};
+
+/// One evaluation query: a base prompt for a task.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Query {
+    /// Short stable name (`"social_post"`), used in tables and JSON.
+    pub name: String,
+    pub task: Task,
+    pub prompt: String,
+}
+
+impl Query {
+    pub fn new(name: &str, task: Task, prompt: &str) -> Query {
+        Query { name: name.into(), task, prompt: prompt.into() }
+    }
+
+    /// The four VPTT-Bench tasks (VPTT paper, Fig. 2 and Tables 7–10): two generations,
+    /// two edits.
+    pub fn vptt() -> Vec<Query> {
+        vec![
+            Query::new(
+                "social_post",
+                Task::Generate,
+                "A photo showing my next social media post with my style and content.",
+            ),
+            Query::new("cultural_site", Task::Generate, "A photo of a cultural site in my region."),
+            Query::new("living_room", Task::Edit, "Decorate this empty living room."),
+            Query::new("garden", Task::Edit, "Redesign this garden."),
+        ]
+    }
+
+    /// [`Query::vptt`] plus the two prompts of the paper's human study and three of ours
+    /// (a broad portrait, a narrow everyday scene, a style edit).
+    pub fn extended() -> Vec<Query> {
+        let mut q = Query::vptt();
+        q.extend([
+            Query::new("outdoor_spot", Task::Generate, "A preferred outdoor spot."),
+            Query::new("convention_center", Task::Edit, "Here is a convention center. Add a preferred event."),
+            Query::new("portrait", Task::Generate, "A portrait of me on an ordinary day."),
+            Query::new("weekend_table", Task::Generate, "What is on my table on a weekend morning."),
+            Query::new("poster", Task::Edit, "Turn this photo into a poster in my style."),
+        ]);
+        q
+    }
+
+    /// A named query set: `"vptt"` or `"extended"`.
+    pub fn set(name: &str) -> Result<Vec<Query>> {
+        match name {
+            "vptt" => Ok(Query::vptt()),
+            "extended" => Ok(Query::extended()),
+            other => Err(Error::InvalidInput(format!("unknown query set `{other}` (expected `vptt` or `extended`)"))),
+        }
+    }
+}
+
+/// A method under evaluation.
+#[derive(Clone)]
+pub struct EvalMethod {
+    pub name: String,
+    pub personalizer: Arc<dyn Personalizer>,
+    /// Whether the method reads the persona's memory (see [`NoveltyConvention`]).
+    pub reads_memory: bool,
+}
+
+impl std::fmt::Debug for EvalMethod {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EvalMethod").field("name", &self.name).field("reads_memory", &self.reads_memory).finish()
+    }
+}
+
+impl EvalMethod {
+    pub fn new(name: &str, personalizer: Arc<dyn Personalizer>, reads_memory: bool) -> EvalMethod {
+        EvalMethod { name: name.into(), personalizer, reads_memory }
+    }
+
+    /// The method a [`MethodSpec`] describes, built from `models`.
+    pub fn from_spec(spec: &MethodSpec, models: &Models) -> Result<EvalMethod> {
+        Ok(EvalMethod::new(spec.name(), spec.build(models)?, spec.reads_memory()))
+    }
+
+    /// The five methods of the VPTT paper's tables with their default options: Identity
+    /// (the paper's Baseline), PersonaOnly, Brag, Vprag, Combined.
+    pub fn defaults(models: &Models) -> Result<Vec<EvalMethod>> {
+        MethodSpec::defaults().iter().map(|s| EvalMethod::from_spec(s, models)).collect()
+    }
+}
+
+/// What NV is for methods that never read the persona's memory.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NoveltyConvention {
+    /// The VPTT paper's convention: NV = 0 for methods that do not read the memory (their
+    /// prompts cannot copy a caption, so "novelty" would reward not personalizing). Tables
+    /// show "—" in their NV column.
+    #[default]
+    ZeroWithoutMemory,
+    /// NV as measured for every method.
+    Measured,
+}
+
+/// Options of an evaluation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EvalOptions {
+    pub vptt: VpttOptions,
+    pub novelty: NoveltyConvention,
+    /// Scores closer than this are a tie (for win % and head-to-head counts).
+    pub tie_epsilon: f64,
+    /// Confidence level of the Wilson intervals.
+    pub confidence: f64,
+    /// The method Cohen's d is also reported against (Tables 7–10 use the Baseline); `None`
+    /// for none. Must be one of the methods when set.
+    pub baseline: Option<String>,
+    /// Per query, how many (VPTT, VPTT_c) pairs are kept for Spearman ρ (reservoir sampling
+    /// beyond that, seeded by `vptt.seed`).
+    pub spearman_sample: usize,
+}
+
+impl Default for EvalOptions {
+    fn default() -> Self {
+        EvalOptions {
+            vptt: VpttOptions::default(),
+            novelty: NoveltyConvention::default(),
+            tie_epsilon: 1e-9,
+            confidence: 0.95,
+            baseline: Some("identity".into()),
+            spearman_sample: 100_000,
+        }
+    }
+}
+
+/// One scored prompt.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Sample {
+    pub persona: String,
+    pub query: String,
+    pub method: String,
+    pub prompt: String,
+    #[serde(flatten)]
+    pub score: VpttScore,
+}
+
+/// Where the time went, summed over personas.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Timings {
+    /// Embedding each persona's memory (captions, elements, category descriptions): shared
+    /// by the retrieving personalizers and the scorer.
+    pub index_memory: Duration,
+    /// Embedding the persona text and building the basis and clusters.
+    pub persona_state: Duration,
+    /// The personalizers themselves (query embeddings included).
+    pub personalize: Duration,
+    /// Embedding the rewritten prompts (one batch per persona; repeated prompts once).
+    pub embed_prompts: Duration,
+    /// Everything else in scoring (projections, clusters, trigrams) and aggregation.
+    pub score: Duration,
+}
+
+impl Timings {
+    pub fn total(&self) -> Duration {
+        self.index_memory + self.persona_state + self.personalize + self.embed_prompts + self.score
+    }
+}
+
+/// Running aggregates of one method on one query (or a group of queries).
+#[derive(Debug, Clone, Default)]
+struct MethodAcc {
+    pa: Moments,
+    gs: Moments,
+    cp: Moments,
+    cp_soft: Moments,
+    nv: Moments,
+    nv_soft: Moments,
+    vptt: Moments,
+    vptt_c: Moments,
+    wins: [u64; 2],
+    ties: [u64; 2],
+}
+
+impl MethodAcc {
+    fn merge(&mut self, o: &MethodAcc) {
+        for (a, b) in [
+            (&mut self.pa, &o.pa),
+            (&mut self.gs, &o.gs),
+            (&mut self.cp, &o.cp),
+            (&mut self.cp_soft, &o.cp_soft),
+            (&mut self.nv, &o.nv),
+            (&mut self.nv_soft, &o.nv_soft),
+            (&mut self.vptt, &o.vptt),
+            (&mut self.vptt_c, &o.vptt_c),
+        ] {
+            a.merge(b);
+        }
+        for s in 0..2 {
+            self.wins[s] += o.wins[s];
+            self.ties[s] += o.ties[s];
+        }
+    }
+}
+
+/// Aggregates of one query (or group): per method, plus head-to-head counts
+/// `beats[s][a * m + b]` = how often method a scored above method b on score s (0 = VPTT,
+/// 1 = VPTT_c).
+#[derive(Debug, Clone)]
+struct QueryAcc {
+    methods: Vec<MethodAcc>,
+    beats: [Vec<u64>; 2],
+    reservoir: Vec<(f64, f64)>,
+    seen: u64,
+}
+
+impl QueryAcc {
+    fn new(m: usize) -> QueryAcc {
+        QueryAcc {
+            methods: vec![MethodAcc::default(); m],
+            beats: [vec![0; m * m], vec![0; m * m]],
+            reservoir: Vec::new(),
+            seen: 0,
+        }
+    }
+
+    fn merge(&mut self, o: &QueryAcc) {
+        for (a, b) in self.methods.iter_mut().zip(&o.methods) {
+            a.merge(b);
+        }
+        for s in 0..2 {
+            for (a, b) in self.beats[s].iter_mut().zip(&o.beats[s]) {
+                *a += b;
+            }
+        }
+    }
+}
+
+/// A streaming evaluation; see the module docs.
+pub struct Evaluation {
+    embedder: Arc<dyn Embedder>,
+    methods: Vec<EvalMethod>,
+    queries: Vec<Query>,
+    requests: Vec<Request>,
+    options: EvalOptions,
+    acc: Vec<QueryAcc>,
+    /// Embeddings of the base prompts (Identity returns them unchanged for every persona).
+    base_vecs: HashMap<String, Vec<f32>>,
+    personas: u64,
+    timings: Timings,
+    rng: u64,
+}
+
+impl std::fmt::Debug for Evaluation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Evaluation")
+            .field("methods", &self.methods)
+            .field("queries", &self.queries)
+            .field("personas", &self.personas)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Evaluation {
+    /// An evaluation of `methods` on `queries`, scoring with `embedder` (the personalizers'
+    /// own embedder, so the memory index is shared). Checks: at least one method and query,
+    /// unique names, valid options, the baseline among the methods.
+    pub fn new(
+        embedder: Arc<dyn Embedder>,
+        methods: Vec<EvalMethod>,
+        queries: Vec<Query>,
+        options: EvalOptions,
+    ) -> Result<Evaluation> {
+        options.vptt.validate()?;
+        if methods.is_empty() || queries.is_empty() {
+            return Err(Error::InvalidInput("an evaluation needs at least one method and one query".into()));
+        }
+        for (what, names) in [
+            ("method", methods.iter().map(|m| m.name.as_str()).collect::<Vec<_>>()),
+            ("query", queries.iter().map(|q| q.name.as_str()).collect()),
+        ] {
+            for (i, n) in names.iter().enumerate() {
+                if n.trim().is_empty() || names[..i].contains(n) {
+                    return Err(Error::InvalidInput(format!("{what} names must be non-empty and unique, got `{n}`")));
+                }
+            }
+        }
+        if !(options.tie_epsilon.is_finite() && options.tie_epsilon >= 0.0) {
+            return Err(Error::InvalidInput(format!(
+                "tie_epsilon must be finite and ≥ 0, got {}",
+                options.tie_epsilon
+            )));
+        }
+        if !(options.confidence > 0.0 && options.confidence < 1.0) {
+            return Err(Error::InvalidInput(format!("confidence must be in (0, 1), got {}", options.confidence)));
+        }
+        if let Some(b) = &options.baseline {
+            if !methods.iter().any(|m| &m.name == b) {
+                return Err(Error::InvalidInput(format!("baseline `{b}` is not one of the evaluated methods")));
+            }
+        }
+        let requests: Vec<Request> = queries
+            .iter()
+            .map(|q| {
+                let r = Request { task: q.task, ..Request::generate(q.prompt.clone()) };
+                r.validate().map(|_| r)
+            })
+            .collect::<Result<_>>()?;
+        let texts: Vec<&str> = queries.iter().map(|q| q.prompt.as_str()).collect();
+        let vecs = embedder.embed(&texts)?;
+        crate::embed::check_shape(&*embedder, texts.len(), &vecs)?;
+        let base_vecs = texts.iter().enumerate().map(|(i, t)| (t.to_string(), vecs.row(i).to_vec())).collect();
+        let m = methods.len();
+        Ok(Evaluation {
+            acc: (0..queries.len()).map(|_| QueryAcc::new(m)).collect(),
+            rng: options.vptt.seed ^ 0x5EED_0F_5EA2_u64,
+            embedder,
+            methods,
+            queries,
+            requests,
+            options,
+            base_vecs,
+            personas: 0,
+            timings: Timings::default(),
+        })
+    }
+
+    pub fn methods(&self) -> &[EvalMethod] {
+        &self.methods
+    }
+
+    pub fn queries(&self) -> &[Query] {
+        &self.queries
+    }
+
+    /// Personas added so far.
+    pub fn personas(&self) -> u64 {
+        self.personas
+    }
+
+    pub fn timings(&self) -> &Timings {
+        &self.timings
+    }
+
+    /// Personalizes `persona` with every method for every query, scores every prompt and
+    /// adds the scores to the aggregates. Returns the samples (methods × queries, query-major).
+    /// On error nothing is added (the persona is all or nothing).
+    pub fn add_persona(&mut self, persona: Persona) -> Result<Vec<Sample>> {
+        let id = persona.id.clone();
+        let within = |e: Error| match e {
+            Error::InvalidInput(m) => Error::InvalidInput(format!("persona `{id}`: {m}")),
+            other => other,
+        };
+        let indexed = IndexedPersona::new(persona);
+        let t0 = Instant::now();
+        indexed.index(&*self.embedder).map_err(within)?;
+        let t1 = Instant::now();
+        let scorer = PersonaScorer::new(&indexed, &*self.embedder, &self.options.vptt).map_err(within)?;
+        let t2 = Instant::now();
+        let mut prompts: Vec<Vec<String>> = Vec::with_capacity(self.methods.len());
+        for m in &self.methods {
+            let out = m.personalizer.personalize_batch(&indexed, &self.requests).map_err(within)?;
+            if out.len() != self.requests.len() {
+                return Err(Error::Compute(format!(
+                    "method `{}` returned {} personalizations for {} requests",
+                    m.name,
+                    out.len(),
+                    self.requests.len()
+                )));
+            }
+            prompts.push(out.into_iter().map(|p| p.prompt).collect());
+        }
+        let t3 = Instant::now();
+        // Embed each distinct prompt once; base prompts (Identity's output) are cached.
+        let mut distinct: Vec<&str> =
+            prompts.iter().flatten().map(String::as_str).filter(|p| !self.base_vecs.contains_key(*p)).collect();
+        distinct.sort_unstable();
+        distinct.dedup();
+        let vecs = if distinct.is_empty() { None } else { Some(self.embedder.embed(&distinct)?) };
+        if let Some(v) = &vecs {
+            crate::embed::check_shape(&*self.embedder, distinct.len(), v)?;
+        }
+        let vector = |p: &str| -> &[f32] {
+            match self.base_vecs.get(p) {
+                Some(v) => v,
+                // Every other prompt is in `distinct`, sorted.
+                None => {
+                    vecs.as_ref().expect("embedded above").row(distinct.binary_search(&p).expect("collected above"))
+                }
+            }
+        };
+        let t4 = Instant::now();
+        let w = self.options.vptt.weights;
+        let (m, q) = (self.methods.len(), self.queries.len());
+        // scores[qi * m + mi]
+        let mut scores = Vec::with_capacity(m * q);
+        for qi in 0..q {
+            for (mi, method) in self.methods.iter().enumerate() {
+                let p = &prompts[mi][qi];
+                let mut s = scorer.score_vector(vector(p), p).map_err(within)?;
+                if self.options.novelty == NoveltyConvention::ZeroWithoutMemory && !method.reads_memory {
+                    s = s.with_novelty(0.0, &w);
+                }
+                scores.push(s);
+            }
+        }
+        if self.options.vptt.novelty == super::vptt::Novelty::Soft {
+            let texts: Vec<&str> =
+                (0..q).flat_map(|qi| (0..m).map(move |mi| (mi, qi))).map(|(mi, qi)| prompts[mi][qi].as_str()).collect();
+            let soft = scorer.soft_novelty(&*self.embedder, &texts)?;
+            for ((s, nv), i) in scores.iter_mut().zip(soft).zip(0..) {
+                let zeroed =
+                    self.options.novelty == NoveltyConvention::ZeroWithoutMemory && !self.methods[i % m].reads_memory;
+                s.nv_soft = Some(if zeroed { 0.0 } else { nv });
+            }
+        }
+        // Everything is computed: only now does the persona count.
+        for qi in 0..q {
+            let row = &scores[qi * m..(qi + 1) * m];
+            self.fold(qi, row);
+        }
+        self.personas += 1;
+        let samples = (0..q)
+            .flat_map(|qi| (0..m).map(move |mi| (qi, mi)))
+            .map(|(qi, mi)| Sample {
+                persona: indexed.persona().id.clone(),
+                query: self.queries[qi].name.clone(),
+                method: self.methods[mi].name.clone(),
+                prompt: prompts[mi][qi].clone(),
+                score: scores[qi * m + mi],
+            })
+            .collect();
+        let t5 = Instant::now();
+        let t = &mut self.timings;
+        t.index_memory += t1 - t0;
+        t.persona_state += t2 - t1;
+        t.personalize += t3 - t2;
+        t.embed_prompts += t4 - t3;
+        t.score += t5 - t4;
+        Ok(samples)
+    }
+
+    fn fold(&mut self, qi: usize, row: &[VpttScore]) {
+        let eps = self.options.tie_epsilon;
+        let cap = self.options.spearman_sample;
+        let m = row.len();
+        let acc = &mut self.acc[qi];
+        for (a, s) in acc.methods.iter_mut().zip(row) {
+            a.pa.push(s.pa);
+            a.gs.push(s.gs);
+            a.cp.push(s.cp);
+            a.cp_soft.push(s.cp_soft);
+            a.nv.push(s.nv);
+            if let Some(n) = s.nv_soft {
+                a.nv_soft.push(n);
+            }
+            a.vptt.push(s.vptt);
+            a.vptt_c.push(s.vptt_c);
+        }
+        for (si, get) in [(0usize, (|s: &VpttScore| s.vptt) as fn(&VpttScore) -> f64), (1, |s: &VpttScore| s.vptt_c)] {
+            let vals: Vec<f64> = row.iter().map(get).collect();
+            if let Some((best, tied)) = stats::argmax_with_tie(&vals, eps) {
+                let top = vals[best];
+                if tied {
+                    for (i, v) in vals.iter().enumerate() {
+                        if top - v <= eps {
+                            acc.methods[i].ties[si] += 1;
+                        }
+                    }
+                } else {
+                    acc.methods[best].wins[si] += 1;
+                }
+            }
+            for a in 0..m {
+                for b in 0..m {
+                    if vals[a] - vals[b] > eps {
+                        acc.beats[si][a * m + b] += 1;
+                    }
+                }
+            }
+        }
+        // Reservoir sample (Algorithm R) of (VPTT, VPTT_c) pairs for Spearman ρ.
+        for s in row {
+            acc.seen += 1;
+            if acc.reservoir.len() < cap {
+                acc.reservoir.push((s.vptt, s.vptt_c));
+            } else if cap > 0 {
+                self.rng = splitmix(self.rng);
+                let j = self.rng % acc.seen;
+                if (j as usize) < cap {
+                    acc.reservoir[j as usize] = (s.vptt, s.vptt_c);
+                }
+            }
+        }
+    }
+
+    /// The report so far: one table per query, then one per task kind (all generation
+    /// queries, all edit queries) when there are several queries of that kind.
+    pub fn report(&self) -> Result<Report> {
+        let names: Vec<String> = self.methods.iter().map(|m| m.name.clone()).collect();
+        let mut tables = Vec::new();
+        for (q, acc) in self.queries.iter().zip(&self.acc) {
+            let rho = if acc.reservoir.len() >= 2 {
+                let (a, b): (Vec<f64>, Vec<f64>) = acc.reservoir.iter().copied().unzip();
+                stats::spearman(&a, &b).ok()
+            } else {
+                None
+            };
+            tables.push(self.table(q.name.clone(), Some(q.clone()), acc, rho)?);
+        }
+        for (task, label) in [(Task::Generate, "all generation queries"), (Task::Edit, "all edit queries")] {
+            let idx: Vec<usize> = (0..self.queries.len()).filter(|&i| self.queries[i].task == task).collect();
+            if idx.len() < 2 {
+                continue;
+            }
+            let mut acc = QueryAcc::new(self.methods.len());
+            for i in idx {
+                acc.merge(&self.acc[i]);
+            }
+            tables.push(self.table(label.to_string(), None, &acc, None)?);
+        }
+        Ok(Report {
+            personas: self.personas,
+            methods: names,
+            novelty: self.options.novelty,
+            weights: self.options.vptt.weights,
+            confidence: self.options.confidence,
+            baseline: self.options.baseline.clone(),
+            tables,
+            timings: self.timings,
+        })
+    }
+
+    fn table(&self, name: String, query: Option<Query>, acc: &QueryAcc, rho: Option<f64>) -> Result<Table> {
+        let m = self.methods.len();
+        let baseline = self.options.baseline.as_ref().and_then(|b| self.methods.iter().position(|x| &x.name == b));
+        let summarize = |si: usize, pick: fn(&MethodAcc) -> &Moments| -> Result<(Vec<Summary>, Option<usize>)> {
+            let best = (0..m)
+                .filter_map(|i| pick(&acc.methods[i]).mean().map(|v| (i, v)))
+                .fold(None, |b: Option<(usize, f64)>, (i, v)| match b {
+                    Some((_, bv)) if bv >= v => b,
+                    _ => Some((i, v)),
+                })
+                .map(|(i, _)| i);
+            let rows = (0..m)
+                .map(|i| {
+                    let a = &acc.methods[i];
+                    let mo = pick(a);
+                    let n = mo.count();
+                    let ci = if n > 0 {
+                        Some(stats::wilson_interval(a.wins[si], n, self.options.confidence)?)
+                    } else {
+                        None
+                    };
+                    let vs_best = match best {
+                        Some(b) if b != i => {
+                            let wins = acc.beats[si][i * m + b];
+                            let losses = acc.beats[si][b * m + i];
+                            let decided = wins + losses;
+                            Some(HeadToHead {
+                                against: self.methods[b].name.clone(),
+                                wins,
+                                losses,
+                                ties: n.saturating_sub(decided),
+                                win_rate: (decided > 0).then(|| wins as f64 / decided as f64),
+                                p_value: if decided > 0 {
+                                    Some(stats::binomial_test(wins, decided, 0.5)?)
+                                } else {
+                                    None
+                                },
+                                interval: if decided > 0 {
+                                    Some(stats::wilson_interval(wins, decided, self.options.confidence)?)
+                                } else {
+                                    None
+                                },
+                            })
+                        }
+                        _ => None,
+                    };
+                    Ok(Summary {
+                        mean: mo.mean(),
+                        sd: mo.sd(),
+                        win_pct: (n > 0).then(|| 100.0 * a.wins[si] as f64 / n as f64),
+                        tie_pct: (n > 0).then(|| 100.0 * a.ties[si] as f64 / n as f64),
+                        win_interval: ci,
+                        d_vs_best: best.filter(|&b| b != i).and_then(|b| stats::cohens_d(mo, pick(&acc.methods[b]))),
+                        d_vs_baseline: baseline
+                            .filter(|&b| b != i)
+                            .and_then(|b| stats::cohens_d(mo, pick(&acc.methods[b]))),
+                        vs_best,
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            Ok((rows, best))
+        };
+        let (vptt, best_v) = summarize(0, |a| &a.vptt)?;
+        let (vptt_c, best_c) = summarize(1, |a| &a.vptt_c)?;
+        let stat = |mo: &Moments| Stat { mean: mo.mean(), sd: mo.sd() };
+        let rows = (0..m)
+            .zip(vptt.into_iter().zip(vptt_c))
+            .map(|(i, (v, c))| {
+                let a = &acc.methods[i];
+                let zeroed =
+                    self.options.novelty == NoveltyConvention::ZeroWithoutMemory && !self.methods[i].reads_memory;
+                MethodRow {
+                    method: self.methods[i].name.clone(),
+                    n: a.vptt.count(),
+                    pa: stat(&a.pa),
+                    gs: stat(&a.gs),
+                    cp: stat(&a.cp),
+                    cp_soft: stat(&a.cp_soft),
+                    nv: (!zeroed).then(|| stat(&a.nv)),
+                    nv_soft: (!zeroed && a.nv_soft.count() > 0).then(|| stat(&a.nv_soft)),
+                    vptt_c: c,
+                    vptt: v,
+                }
+            })
+            .collect();
+        Ok(Table {
+            name,
+            query,
+            best_vptt: best_v.map(|i| self.methods[i].name.clone()),
+            best_vptt_c: best_c.map(|i| self.methods[i].name.clone()),
+            spearman_vptt_vs_vptt_c: rho,
+            rows,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;
+
+fn splitmix(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// Mean and sample standard deviation (`None` without enough samples).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Stat {
+    pub mean: Option<f64>,
+    pub sd: Option<f64>,
+}
+
+/// Pairwise comparison of a method with the best one (ties excluded from the test).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HeadToHead {
+    pub against: String,
+    pub wins: u64,
+    pub losses: u64,
+    pub ties: u64,
+    /// wins / (wins + losses).
+    pub win_rate: Option<f64>,
+    /// Exact two-sided binomial test of the win rate against 1/2.
+    pub p_value: Option<f64>,
+    /// Wilson interval of the win rate.
+    pub interval: Option<(f64, f64)>,
+}
+
+/// One composite score of one method.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    pub mean: Option<f64>,
+    pub sd: Option<f64>,
+    /// Share of (persona, query) pairs where this method alone scored best.
+    pub win_pct: Option<f64>,
+    /// Share where it tied for best with another method.
+    pub tie_pct: Option<f64>,
+    /// Wilson interval of the win share (as a fraction).
+    pub win_interval: Option<(f64, f64)>,
+    /// Cohen's d (pooled s.d.) against the method with the best mean; `None` for that method.
+    pub d_vs_best: Option<f64>,
+    /// Cohen's d against the baseline method; `None` for the baseline itself.
+    pub d_vs_baseline: Option<f64>,
+    pub vs_best: Option<HeadToHead>,
+}
+
+/// One method's row of a table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MethodRow {
+    pub method: String,
+    pub n: u64,
+    pub pa: Stat,
+    pub gs: Stat,
+    pub cp: Stat,
+    pub cp_soft: Stat,
+    /// `None` where the novelty convention set NV to 0 for this method.
+    pub nv: Option<Stat>,
+    pub nv_soft: Option<Stat>,
+    pub vptt_c: Summary,
+    pub vptt: Summary,
+}
+
+/// One table: a query, or a group of queries of one task kind.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Table {
+    pub name: String,
+    /// The query, for a per-query table.
+    pub query: Option<Query>,
+    pub best_vptt: Option<String>,
+    pub best_vptt_c: Option<String>,
+    /// Spearman ρ between VPTT and VPTT_c over this query's samples (reservoir).
+    pub spearman_vptt_vs_vptt_c: Option<f64>,
+    pub rows: Vec<MethodRow>,
+}
+
+/// The evaluation's result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    pub personas: u64,
+    pub methods: Vec<String>,
+    pub novelty: NoveltyConvention,
+    pub weights: super::vptt::Weights,
+    pub confidence: f64,
+    pub baseline: Option<String>,
+    pub tables: Vec<Table>,
+    pub timings: Timings,
+}
+
+impl Report {
+    pub fn to_json(&self, pretty: bool) -> Result<String> {
+        let r = if pretty { serde_json::to_string_pretty(self) } else { serde_json::to_string(self) };
+        r.map_err(|e| Error::InvalidInput(format!("report is not serialisable: {e}")))
+    }
+
+    pub fn from_json(json: &str) -> Result<Report> {
+        crate::json::parse(json, &crate::Location::default(), "evaluation report")
+    }
+
+    /// The tables as text, laid out like the VPTT paper's Table 7: PA, GS, CP, NV, then
+    /// VPTT_c and VPTT each with mean, win % and Cohen's d against the best method ("—"
+    /// for the best itself and for NV set to 0 by the novelty convention).
+    pub fn table(&self) -> String {
+        use std::fmt::Write;
+        let mut out = String::new();
+        let f3 = |x: Option<f64>| x.map_or_else(|| "—".to_string(), |v| format!("{v:.3}"));
+        let fd = |x: Option<f64>| x.map_or_else(|| "—".to_string(), |v| format!("{v:.2}"));
+        let fp = |x: Option<f64>| x.map_or_else(|| "—".to_string(), |v| format!("{v:.1}%"));
+        let _ = writeln!(
+            out,
+            "{} personas · novelty: {} · VPTT = {}·PA + {}·GS + {}·CP + {}·NV · d = Cohen's d vs the best method",
+            self.personas,
+            match self.novelty {
+                NoveltyConvention::ZeroWithoutMemory => "NV = 0 for methods that never read the memory (paper)",
+                NoveltyConvention::Measured => "measured for every method",
+            },
+            self.weights.pa,
+            self.weights.gs,
+            self.weights.cp,
+            self.weights.nv
+        );
+        let width = self.methods.iter().map(|m| m.len()).max().unwrap_or(6).max(6);
+        for t in &self.tables {
+            let _ = writeln!(out);
+            match &t.query {
+                Some(q) => {
+                    let _ = writeln!(
+                        out,
+                        "{} ({}): \"{}\"",
+                        t.name,
+                        if q.task == Task::Generate { "generation" } else { "editing" },
+                        q.prompt
+                    );
+                }
+                None => {
+                    let _ = writeln!(out, "{}", t.name);
+                }
+            }
+            let _ = writeln!(
+                out,
+                "{:<width$}  {:>6} {:>6} {:>6} {:>6} │ {:>6} {:>6} {:>6} │ {:>6} {:>6} {:>6}",
+                "method", "PA", "GS", "CP", "NV", "VPTT_c", "win%", "d", "VPTT", "win%", "d"
+            );
+            for r in &t.rows {
+                let mark = |best: &Option<String>| if best.as_deref() == Some(r.method.as_str()) { "*" } else { " " };
+                let _ = writeln!(
+                    out,
+                    "{:<width$}  {:>6} {:>6} {:>6} {:>6} │ {:>5}{} {:>6} {:>6} │ {:>5}{} {:>6} {:>6}",
+                    r.method,
+                    f3(r.pa.mean),
+                    f3(r.gs.mean),
+                    f3(r.cp.mean),
+                    f3(r.nv.and_then(|s| s.mean)),
+                    f3(r.vptt_c.mean),
+                    mark(&t.best_vptt_c),
+                    fp(r.vptt_c.win_pct),
+                    fd(r.vptt_c.d_vs_best),
+                    f3(r.vptt.mean),
+                    mark(&t.best_vptt),
+                    fp(r.vptt.win_pct),
+                    fd(r.vptt.d_vs_best),
+                );
+            }
+            if let Some(rho) = t.spearman_vptt_vs_vptt_c {
+                let _ = writeln!(out, "Spearman ρ(VPTT, VPTT_c) over this query's samples: {rho:.3}");
+            }
+        }
+        out
+    }
+}
