@@ -6,7 +6,7 @@ pub mod stats;
 pub mod vptt;
 
 pub use run::{
-    EvalMethod, EvalOptions, Evaluation, HeadToHead, MethodRow, NoveltyConvention, Query, Report, Sample, Stat,
-    Summary, Table, Timings,
+    EvalConfig, EvalMethod, EvalOptions, Evaluation, HeadToHead, MethodRow, NoveltyConvention, Query, QuerySet, Report,
+    Sample, Stat, Summary, Table, Timings,
 };
 pub use vptt::{Novelty, PersonaScorer, VpttOptions, VpttScore, Weights};

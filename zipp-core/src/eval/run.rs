@@ -89,6 +89,97 @@ impl Query {
     }
 }
 
+/// Which queries an evaluation runs: a named set (`"vptt"`, `"extended"`) or a list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum QuerySet {
+    Named(String),
+    List(Vec<Query>),
+}
+
+impl Default for QuerySet {
+    fn default() -> Self {
+        QuerySet::Named("vptt".into())
+    }
+}
+
+impl QuerySet {
+    pub fn queries(&self) -> Result<Vec<Query>> {
+        match self {
+            QuerySet::Named(name) => Query::set(name),
+            QuerySet::List(list) => Ok(list.clone()),
+        }
+    }
+}
+
+/// A whole evaluation as data, so every binding builds it the same way:
+/// `{"methods": ["identity", {"method": "vprag", "temperature": 0.2}], "queries": "vptt",
+/// "options": {"novelty": "measured"}}`. Every field is optional: the defaults are the five
+/// methods of [`MethodSpec::defaults`], the four VPTT queries and [`EvalOptions::default`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EvalConfig {
+    pub methods: Vec<serde_json::Value>,
+    pub queries: QuerySet,
+    pub options: EvalOptions,
+}
+
+impl Default for EvalConfig {
+    fn default() -> Self {
+        EvalConfig {
+            methods: MethodSpec::defaults().iter().map(|m| serde_json::Value::from(m.name())).collect(),
+            queries: QuerySet::default(),
+            options: EvalOptions::default(),
+        }
+    }
+}
+
+impl EvalConfig {
+    /// Parses a configuration; errors are located (`methods[1].temperature`).
+    pub fn from_json(json: &str) -> Result<EvalConfig> {
+        let config: EvalConfig = crate::json::parse(json, &crate::Location::default(), "evaluation config")?;
+        config.method_specs()?;
+        config.queries.queries()?;
+        Ok(config)
+    }
+
+    /// The method specs (a bare name or a spec object each).
+    pub fn method_specs(&self) -> Result<Vec<MethodSpec>> {
+        self.methods
+            .iter()
+            .enumerate()
+            .map(|(i, v)| {
+                let text = v.to_string();
+                let spec = match v {
+                    serde_json::Value::String(name) => MethodSpec::from_json(name),
+                    _ => MethodSpec::from_json(&text),
+                };
+                spec.map_err(|e| match e {
+                    Error::Schema { message, .. } | Error::Parse { message, .. } => {
+                        Error::Schema { location: crate::Location::field(format!("methods[{i}]")), message }
+                    }
+                    other => other,
+                })
+            })
+            .collect()
+    }
+
+    /// Builds the methods from `models` and the evaluation, scoring with `models`' embedder.
+    /// A baseline that is not among the methods is dropped (d vs baseline is then omitted)
+    /// only when it is the default one; a baseline named explicitly must exist.
+    pub fn build(&self, models: &Models) -> Result<Evaluation> {
+        let specs = self.method_specs()?;
+        let methods = specs.iter().map(|s| EvalMethod::from_spec(s, models)).collect::<Result<Vec<_>>>()?;
+        let mut options = self.options.clone();
+        if options.baseline.as_deref() == EvalOptions::default().baseline.as_deref()
+            && !methods.iter().any(|m| Some(&m.name) == options.baseline.as_ref())
+        {
+            options.baseline = None;
+        }
+        Evaluation::new(models.embedder()?, methods, self.queries.queries()?, options)
+    }
+}
+
 /// A method under evaluation.
 #[derive(Clone)]
 pub struct EvalMethod {

@@ -203,3 +203,30 @@ fn the_reservoir_keeps_spearman_bounded() {
     let (r, _) = run(EvalOptions { spearman_sample: 10, ..EvalOptions::default() }, 30);
     assert!(r.tables[0].spearman_vptt_vs_vptt_c.is_some());
 }
+
+#[test]
+fn configs_parse_with_located_errors() {
+    let c = EvalConfig::from_json("{}").unwrap();
+    assert_eq!(c, EvalConfig::default());
+    assert_eq!(c.method_specs().unwrap().len(), 5);
+    let c = EvalConfig::from_json(
+        r#"{"methods": ["identity", {"method": "vprag", "temperature": 0.2}],
+            "queries": [{"name": "q", "task": "edit", "prompt": "make it blue"}],
+            "options": {"novelty": "measured", "vptt": {"clusters": 2}}}"#,
+    )
+    .unwrap();
+    assert_eq!(c.method_specs().unwrap()[1].name(), "vprag");
+    assert_eq!(c.queries.queries().unwrap()[0].task, Task::Edit);
+    assert_eq!(c.options.vptt.clusters, Some(2));
+    for (bad, needle) in [
+        (r#"{"methods": ["identity", "nope"]}"#, "methods[1]"),
+        (r#"{"methods": [{"method": "vprag", "temperature": "hot"}]}"#, "methods[0]"),
+        (r#"{"queries": "all"}"#, "query set"),
+        (r#"{"options": {"novelty": "sometimes"}}"#, "options"),
+        (r#"{"method": []}"#, "method"),
+        ("[", "malformed"),
+    ] {
+        let e = EvalConfig::from_json(bad).unwrap_err().to_string();
+        assert!(e.contains(needle), "{bad}: {e}");
+    }
+}
