@@ -13,14 +13,19 @@
  * - All strings in and out are NUL-terminated UTF-8; invalid UTF-8 is ZIPP_ERR_INVALID_UTF8,
  *   a NULL required pointer ZIPP_ERR_NULL_POINTER. No call aborts the host: an internal
  *   bug is ZIPP_ERR_INTERNAL.
- * - Handles (zipp_models, zipp_persona, zipp_personalizer) are immutable and thread-safe:
- *   share one handle across threads. A handle must not be freed while another thread uses
- *   it. A zipp_jsonl_reader is used by one thread at a time.
+ * - Handles (zipp_models, zipp_persona, zipp_personalizer, zipp_scorer) are immutable and
+ *   thread-safe: share one handle across threads. A zipp_evaluation changes as personas are
+ *   added but serialises its calls with a lock inside, so it may be shared too. A handle must
+ *   not be freed while another thread uses it. A zipp_jsonl_reader is used by one thread at
+ *   a time.
  * - fork(): zipp registers pthread_atfork handlers when the first models handle is created;
  *   a fork waits for calls in progress and the child can use zipp (it builds its own thread
  *   pool).
- * - JSON formats (personas, requests, method specs, results) are the same as the Rust and
- *   Python APIs'; see README.md and ../shared/SPEC.md.
+ * - JSON formats (personas, requests, method specs, results, VPTT options and scores,
+ *   evaluation configs and reports) are the same as the Rust and Python APIs'; see README.md
+ *   and ../shared/SPEC.md.
+ * - Arrays of doubles (zipp_stats_*) are pointer + count; NULL is allowed only with a count
+ *   of 0.
  *
  * ABI stability
  * - ZIPP_ABI_VERSION changes only when an existing function's signature or meaning changes;
@@ -104,6 +109,14 @@ typedef enum zipp_status {
 } zipp_status;
 
 /*
+ A streaming evaluation: methods × personas × queries, scored with VPTT and folded into
+ running aggregates (memory does not grow with the number of personas). Thread-safe: calls
+ on one handle are serialised by a lock inside it, so it may be shared, though personas
+ are then added one at a time. It keeps the models it needs alive.
+ */
+typedef struct zipp_evaluation zipp_evaluation;
+
+/*
  A streaming reader of a JSONL persona file. Not thread-safe: one thread at a time.
  */
 typedef struct zipp_jsonl_reader zipp_jsonl_reader;
@@ -125,6 +138,13 @@ typedef struct zipp_persona zipp_persona;
  A personalization method with its options. Immutable and thread-safe.
  */
 typedef struct zipp_personalizer zipp_personalizer;
+
+/*
+ A persona's VPTT scoring state (persona-text vector, caption basis, clusters, trigrams),
+ built once and reused for every prompt. Immutable and thread-safe. It keeps the embedder
+ alive, so the models and persona handles may be freed before it.
+ */
+typedef struct zipp_scorer zipp_scorer;
 
 #ifdef __cplusplus
 extern "C" {
@@ -378,6 +398,218 @@ int32_t zipp_explain(const char *result_json, char **out);
  `result_json` is a NUL-terminated string; `out` is valid for writes.
  */
 int32_t zipp_result_prompt(const char *result_json, char **out);
+
+/*
+ Builds the VPTT scorer of `persona` (SPEC §4) with the models' embedder. `options_json`
+ is a JSON object of VPTT options, every field optional:
+ `{"weights": {"pa": 0.2, "gs": 0.3, "cp": 0.3, "nv": 0.2}, "clusters": 3, "seed": 0,
+ "novelty": "hard"|"soft", "cp_unit_coordinates": false, "gs_tolerance": 1e-6,
+ "kmeans_iterations": 100, "soft_cp_temperature": 0.1}`; NULL means the defaults.
+ Embeds the persona's memory and text (once per persona handle for the memory). A persona
+ without posts is `ZIPP_ERR_INVALID_INPUT`.
+
+ # Safety
+ `models`, `persona` are NULL or live handles; `options_json` NULL or a NUL-terminated
+ string; `out` is valid for writes.
+ */
+int32_t zipp_scorer_new(const struct zipp_models *models,
+                        const struct zipp_persona *persona,
+                        const char *options_json,
+                        struct zipp_scorer **out);
+
+/*
+ Scores one prompt: the VPTT score as JSON, a new string:
+ `{"pa": …, "gs": …, "cp": …, "cp_soft": …, "nv": …, "nv_soft": null, "vptt": …, "vptt_c": …}`
+ (`nv_soft` is a number with `"novelty": "soft"`). NV is measured: the evaluation's
+ "NV = 0 without memory" convention does not apply to a single score.
+
+ # Safety
+ `scorer` is NULL or a live handle; `prompt` a NUL-terminated string; `out_json` writable.
+ */
+int32_t zipp_scorer_score(const struct zipp_scorer *scorer,
+                          const char *prompt,
+                          char **out_json);
+
+/*
+ Scores many prompts (embedded in one batch). `prompts_json` is a JSON array of strings;
+ the result a JSON array of scores (as `zipp_scorer_score`) in the same order.
+
+ # Safety
+ `scorer` is NULL or a live handle; `prompts_json` a NUL-terminated string; `out_json`
+ writable.
+ */
+int32_t zipp_scorer_score_batch(const struct zipp_scorer *scorer,
+                                const char *prompts_json,
+                                char **out_json);
+
+/*
+ The dimension of the persona's caption span (≤ its number of posts).
+
+ # Safety
+ `scorer` is NULL or a live handle; `out` is valid for writes.
+ */
+int32_t zipp_scorer_rank(const struct zipp_scorer *scorer, size_t *out);
+
+/*
+ The number of caption clusters CP measures against.
+
+ # Safety
+ `scorer` is NULL or a live handle; `out` is valid for writes.
+ */
+int32_t zipp_scorer_clusters(const struct zipp_scorer *scorer, size_t *out);
+
+/*
+ Frees a scorer. NULL is ignored.
+
+ # Safety
+ `scorer` is NULL or a live handle no other thread is using.
+ */
+void zipp_scorer_free(struct zipp_scorer *scorer);
+
+/*
+ Creates an evaluation from a JSON configuration (every field optional):
+ `{"methods": ["identity", {"method": "vprag", "temperature": 0.2}, …],
+   "queries": "vptt" | "extended" | [{"name": "q", "task": "edit", "prompt": "…"}, …],
+   "options": {"novelty": "zero_without_memory" | "measured", "vptt": {VPTT options},
+               "tie_epsilon": 1e-9, "confidence": 0.95, "baseline": "identity", "spearman_sample": 100000}}`.
+ NULL is the defaults: the five methods (identity, persona_only, brag, vprag, combined)
+ on the four VPTT queries. Errors name the field (`methods[1]`). Loads the models the
+ methods need and embeds the queries.
+
+ # Safety
+ `models` is NULL or a live handle; `config_json` NULL or a NUL-terminated string; `out`
+ is valid for writes.
+ */
+int32_t zipp_evaluation_new(const struct zipp_models *models,
+                            const char *config_json,
+                            struct zipp_evaluation **out);
+
+/*
+ Personalizes `persona` with every method for every query, scores every prompt and adds
+ the scores to the aggregates. All or nothing: on failure nothing is added. When
+ `out_samples_json` is not NULL it receives the scored prompts as a JSON array (query-major,
+ methods × queries), each `{"persona", "query", "method", "prompt", "pa", "gs", "cp",
+ "cp_soft", "nv", "nv_soft", "vptt", "vptt_c"}`, a new string.
+
+ # Safety
+ `evaluation`, `persona` are NULL or live handles; `out_samples_json` is NULL or valid for
+ writes.
+ */
+int32_t zipp_evaluation_add_persona(struct zipp_evaluation *evaluation,
+                                    const struct zipp_persona *persona,
+                                    char **out_samples_json);
+
+/*
+ The number of personas added so far.
+
+ # Safety
+ `evaluation` is NULL or a live handle; `out` is valid for writes.
+ */
+int32_t zipp_evaluation_personas(const struct zipp_evaluation *evaluation, uint64_t *out);
+
+/*
+ The report so far as JSON, a new string: `personas`, `methods`, `novelty`, `weights`,
+ `confidence`, `baseline`, `tables` (one per query, then one per task kind with several
+ queries: rows of PA, GS, CP, NV, VPTT_c and VPTT with means, s.d., win %, Wilson
+ intervals, Cohen's d, head-to-head tests) and `timings`. Same JSON as the Rust and Python
+ reports.
+
+ # Safety
+ `evaluation` is NULL or a live handle; `out_json` is valid for writes.
+ */
+int32_t zipp_evaluation_report(const struct zipp_evaluation *evaluation, char **out_json);
+
+/*
+ The report so far as text tables (the VPTT paper's Table 7 layout), a new string.
+
+ # Safety
+ `evaluation` is NULL or a live handle; `out_text` is valid for writes.
+ */
+int32_t zipp_evaluation_table(const struct zipp_evaluation *evaluation, char **out_text);
+
+/*
+ The text tables of a report given as JSON (as `zipp_evaluation_report` returns it, e.g.
+ read back from a file), a new string.
+
+ # Safety
+ `report_json` is a NUL-terminated string; `out_text` is valid for writes.
+ */
+int32_t zipp_report_table(const char *report_json, char **out_text);
+
+/*
+ Frees an evaluation. NULL is ignored.
+
+ # Safety
+ `evaluation` is NULL or a live handle no other thread is using.
+ */
+void zipp_evaluation_free(struct zipp_evaluation *evaluation);
+
+/*
+ The arithmetic mean of `n` values (compensated sum). `n == 0` or a NaN/±∞ value is
+ `ZIPP_ERR_INVALID_INPUT`.
+
+ # Safety
+ `xs` points to `n` doubles (NULL allowed when `n == 0`); `out` is valid for writes.
+ */
+int32_t zipp_stats_mean(const double *xs, size_t n, double *out);
+
+/*
+ Cohen's d between two groups with the pooled standard deviation:
+ `|mean_a − mean_b| / s_pooled`. When d is undefined — a group has fewer than 2 values,
+ both groups are constant with equal means, or a value is NaN/±∞ — the call succeeds and
+ `*out` is NaN (test with `isnan`); two constant groups with different means give +∞.
+
+ # Safety
+ `a` points to `na` doubles and `b` to `nb` (NULL allowed for a count of 0); `out` is
+ valid for writes.
+ */
+int32_t zipp_stats_cohens_d(const double *a, size_t na, const double *b, size_t nb, double *out);
+
+/*
+ The exact two-sided binomial test (as `scipy.stats.binomtest`): the p-value of `k`
+ successes in `n` trials with success probability `p`. `n == 0`, `k > n`, `n > 2^53` or
+ `p` outside [0, 1] is `ZIPP_ERR_INVALID_INPUT`.
+
+ # Safety
+ `out` is valid for writes.
+ */
+int32_t zipp_stats_binomial_test(uint64_t k, uint64_t n, double p, double *out);
+
+/*
+ The Wilson score interval `[*lo, *hi]` of `k` successes in `n` trials at `confidence`
+ (e.g. 0.95). `n == 0`, `k > n` or a confidence outside (0, 1) is
+ `ZIPP_ERR_INVALID_INPUT`.
+
+ # Safety
+ `lo` and `hi` are valid for writes.
+ */
+int32_t zipp_stats_wilson_interval(uint64_t k,
+                                   uint64_t n,
+                                   double confidence,
+                                   double *lo,
+                                   double *hi);
+
+/*
+ The ranks of `n` values, 1-based, ties sharing their average rank, written to `out`
+ (room for `n` doubles). A NaN/±∞ value is `ZIPP_ERR_INVALID_INPUT`; `n == 0` writes
+ nothing.
+
+ # Safety
+ `xs` points to `n` readable doubles and `out` to `n` writable ones (NULL allowed when
+ `n == 0`).
+ */
+int32_t zipp_stats_average_ranks(const double *xs, size_t n, double *out);
+
+/*
+ Spearman's rank correlation ρ of `n` pairs `(x[i], y[i])` (average ranks for ties, as
+ `scipy.stats.spearmanr`). Fewer than 2 pairs, a NaN/±∞ value or a constant side is
+ `ZIPP_ERR_INVALID_INPUT`.
+
+ # Safety
+ `x` and `y` point to `n` doubles each (NULL allowed when `n == 0`); `out` is valid for
+ writes.
+ */
+int32_t zipp_stats_spearman(const double *x, const double *y, size_t n, double *out);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -4,7 +4,11 @@
 //!
 //! - **opaque handles** with `_new`/`_free`: [`zipp_models`] (the shared models, loaded
 //!   lazily), [`zipp_persona`] (a persona with its cached memory index),
-//!   [`zipp_personalizer`] (built from a JSON method spec) and [`zipp_jsonl_reader`];
+//!   [`zipp_personalizer`] (built from a JSON method spec), [`zipp_jsonl_reader`], and for
+//!   evaluation [`zipp_scorer`] (a persona's VPTT state) and [`zipp_evaluation`] (the
+//!   streaming method-table runner, built from a JSON config);
+//! - **statistics** over plain `double` arrays (`zipp_stats_*`: mean, Cohen's d, exact
+//!   binomial test, Wilson interval, average ranks, Spearman ρ);
 //! - **status codes** ([`zipp_status`]) plus a thread-local [`zipp_last_error_message`];
 //! - **JSON in and out**: personas, requests and personalization results use the same JSON
 //!   as the Rust and Python APIs;
@@ -21,6 +25,10 @@
 #![allow(non_camel_case_types)]
 
 mod call;
+mod eval;
+mod json;
+
+pub use eval::*;
 
 use std::ffi::{c_char, CString};
 use std::path::Path;

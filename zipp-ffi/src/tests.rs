@@ -190,3 +190,363 @@ fn embed_checks_the_buffer_and_end_to_end_personalization_round_trips() {
         zipp_models_free(m);
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Evaluation: scorer, evaluation runner, statistics
+
+fn models() -> *mut zipp_models {
+    let mut m = null_mut();
+    assert_eq!(unsafe { zipp_models_new(null(), &mut m) }, zipp_status::ZIPP_OK);
+    m
+}
+
+fn persona(json: &str) -> *mut zipp_persona {
+    let json = CString::new(json).unwrap();
+    let mut p = null_mut();
+    assert_eq!(unsafe { zipp_persona_from_json(json.as_ptr(), &mut p) }, zipp_status::ZIPP_OK, "{:?}", last_error());
+    p
+}
+
+#[test]
+fn scorer_scores_a_caption_of_its_own_persona_as_in_the_span_and_not_novel() {
+    let (m, p) = (models(), persona(PERSONA));
+    let mut s: *mut zipp_scorer = std::ptr::dangling_mut();
+    assert_eq!(unsafe { zipp_scorer_new(m, p, null(), &mut s) }, zipp_status::ZIPP_OK, "{:?}", last_error());
+    let (mut rank, mut k) = (0, 0);
+    assert_eq!(unsafe { zipp_scorer_rank(s, &mut rank) }, zipp_status::ZIPP_OK);
+    assert_eq!(unsafe { zipp_scorer_clusters(s, &mut k) }, zipp_status::ZIPP_OK);
+    assert_eq!((rank, k), (2, 1));
+
+    let caption = CString::new("a teal door in Lisbon").unwrap();
+    let mut out = null_mut();
+    assert_eq!(unsafe { zipp_scorer_score(s, caption.as_ptr(), &mut out) }, zipp_status::ZIPP_OK);
+    let score: zipp_core::eval::VpttScore = serde_json::from_str(&take(out)).unwrap();
+    assert!((score.gs - 1.0).abs() < 1e-5 && score.nv == 0.0 && score.nv_soft.is_none(), "{score:?}");
+    // Same as zipp-core directly (up to float noise: MiniLM's packed encoder rounds a text
+    // slightly differently in batches of different shapes, and the memory index batch
+    // depends on what is cached already).
+    let models = Models::new();
+    let embedder = models.embedder().unwrap();
+    let indexed = IndexedPersona::new(Persona::from_json_str(PERSONA).unwrap());
+    let direct = zipp_core::eval::PersonaScorer::new(&indexed, &*embedder, &Default::default()).unwrap();
+    let d = direct.score(&*embedder, &["a teal door in Lisbon"]).unwrap()[0];
+    for (a, b) in [(d.pa, score.pa), (d.gs, score.gs), (d.cp, score.cp), (d.nv, score.nv), (d.vptt, score.vptt)] {
+        assert!((a - b).abs() < 1e-6, "{d:?} vs {score:?}");
+    }
+
+    let batch = CString::new(r#"["a teal door in Lisbon", "a spaceship over the sea at noon"]"#).unwrap();
+    assert_eq!(unsafe { zipp_scorer_score_batch(s, batch.as_ptr(), &mut out) }, zipp_status::ZIPP_OK);
+    let scores: Vec<zipp_core::eval::VpttScore> = serde_json::from_str(&take(out)).unwrap();
+    assert_eq!(scores.len(), 2);
+    assert!((scores[0].vptt - score.vptt).abs() < 1e-6 && scores[0].nv == 0.0, "{:?} vs {score:?}", scores[0]);
+    assert!(scores[1].gs < 0.99 && scores[1].nv == 1.0, "{:?}", scores[1]);
+    let empty = CString::new("[]").unwrap();
+    assert_eq!(unsafe { zipp_scorer_score_batch(s, empty.as_ptr(), &mut out) }, zipp_status::ZIPP_OK);
+    assert_eq!(take(out), "[]");
+    unsafe { zipp_scorer_free(s) };
+
+    // Options: soft novelty fills nv_soft; weights change vptt.
+    let options = CString::new(r#"{"novelty": "soft", "weights": {"pa": 0, "gs": 1, "cp": 0, "nv": 0}}"#).unwrap();
+    assert_eq!(unsafe { zipp_scorer_new(m, p, options.as_ptr(), &mut s) }, zipp_status::ZIPP_OK, "{:?}", last_error());
+    assert_eq!(unsafe { zipp_scorer_score(s, caption.as_ptr(), &mut out) }, zipp_status::ZIPP_OK);
+    let soft: zipp_core::eval::VpttScore = serde_json::from_str(&take(out)).unwrap();
+    assert!(soft.nv_soft.unwrap() < 1e-6 && (soft.vptt - soft.gs).abs() < 1e-12, "{soft:?}");
+    unsafe {
+        zipp_scorer_free(s);
+        zipp_persona_free(p);
+        zipp_models_free(m);
+    }
+}
+
+#[test]
+fn scorer_rejects_nulls_bad_utf8_bad_options_and_a_persona_without_posts() {
+    let (m, p) = (models(), persona(PERSONA));
+    let mut s: *mut zipp_scorer = std::ptr::dangling_mut();
+    assert_eq!(unsafe { zipp_scorer_new(null(), p, null(), &mut s) }, zipp_status::ZIPP_ERR_NULL_POINTER);
+    assert!(s.is_null());
+    assert_eq!(unsafe { zipp_scorer_new(m, null(), null(), &mut s) }, zipp_status::ZIPP_ERR_NULL_POINTER);
+    assert!(last_error().unwrap().contains("`persona` is NULL"));
+    assert_eq!(unsafe { zipp_scorer_new(m, p, null(), null_mut()) }, zipp_status::ZIPP_ERR_NULL_POINTER);
+    let bad = [b'{', 0xc3, 0];
+    assert_eq!(
+        unsafe { zipp_scorer_new(m, p, bad.as_ptr() as *const c_char, &mut s) },
+        zipp_status::ZIPP_ERR_INVALID_UTF8
+    );
+    for (options, want, needle) in [
+        (r#"{"clusters": "#, zipp_status::ZIPP_ERR_PARSE, "line 1"),
+        (r#"{"novelty": "fuzzy"}"#, zipp_status::ZIPP_ERR_SCHEMA, "novelty"),
+        (r#"{"weights": {"pa": 1}}"#, zipp_status::ZIPP_ERR_SCHEMA, "weights"),
+        (r#"{"clustres": 2}"#, zipp_status::ZIPP_ERR_SCHEMA, "clustres"),
+        (r#"{"weights": {"pa": 0.5, "gs": 0.5, "cp": 0.5, "nv": 0}}"#, zipp_status::ZIPP_ERR_INVALID_INPUT, "sum to 1"),
+        (r#"{"clusters": 0}"#, zipp_status::ZIPP_ERR_INVALID_INPUT, "clusters"),
+    ] {
+        let c = CString::new(options).unwrap();
+        assert_eq!(unsafe { zipp_scorer_new(m, p, c.as_ptr(), &mut s) }, want, "{options}: {:?}", last_error());
+        assert!(last_error().unwrap().contains(needle), "{options}: {:?}", last_error());
+        assert!(s.is_null());
+    }
+    let bare = persona(r#"{"id":"bare","summary":"No posts."}"#);
+    assert_eq!(unsafe { zipp_scorer_new(m, bare, null(), &mut s) }, zipp_status::ZIPP_ERR_INVALID_INPUT);
+    assert!(last_error().unwrap().contains("has no posts"), "{:?}", last_error());
+
+    assert_eq!(unsafe { zipp_scorer_new(m, p, null(), &mut s) }, zipp_status::ZIPP_OK);
+    let mut out: *mut c_char = std::ptr::dangling_mut();
+    assert_eq!(unsafe { zipp_scorer_score(s, null(), &mut out) }, zipp_status::ZIPP_ERR_NULL_POINTER);
+    assert!(out.is_null());
+    assert_eq!(unsafe { zipp_scorer_score(null(), c"x".as_ptr(), &mut out) }, zipp_status::ZIPP_ERR_NULL_POINTER);
+    assert_eq!(
+        unsafe { zipp_scorer_score(s, bad.as_ptr() as *const c_char, &mut out) },
+        zipp_status::ZIPP_ERR_INVALID_UTF8
+    );
+    assert_eq!(unsafe { zipp_scorer_score(s, c"x".as_ptr(), null_mut()) }, zipp_status::ZIPP_ERR_NULL_POINTER);
+    for (batch, want, needle) in [
+        (r#"["a", 3]"#, zipp_status::ZIPP_ERR_SCHEMA, "[1]"),
+        (r#"{"prompt": "a"}"#, zipp_status::ZIPP_ERR_SCHEMA, "expected a sequence"),
+        (r#"["a""#, zipp_status::ZIPP_ERR_PARSE, "line 1"),
+        (r#"["a"] x"#, zipp_status::ZIPP_ERR_PARSE, "trailing characters"),
+    ] {
+        let c = CString::new(batch).unwrap();
+        assert_eq!(unsafe { zipp_scorer_score_batch(s, c.as_ptr(), &mut out) }, want, "{batch}: {:?}", last_error());
+        assert!(last_error().unwrap().contains(needle), "{batch}: {:?}", last_error());
+        assert!(out.is_null());
+    }
+    let mut n = 9usize;
+    assert_eq!(unsafe { zipp_scorer_rank(null(), &mut n) }, zipp_status::ZIPP_ERR_NULL_POINTER);
+    assert_eq!(n, 0);
+    assert_eq!(unsafe { zipp_scorer_clusters(s, null_mut()) }, zipp_status::ZIPP_ERR_NULL_POINTER);
+    unsafe {
+        zipp_scorer_free(s);
+        zipp_scorer_free(null_mut());
+        zipp_persona_free(bare);
+        zipp_persona_free(p);
+        zipp_models_free(m);
+    }
+}
+
+const BEN: &str = r#"{"id":"ben","summary":"Ben sails.","memory":[
+  {"caption":"a white sail on a grey sea","elements":{"color":["white"],"object":["sail"]}},
+  {"caption":"rope coiled on a wet deck","elements":{"object":["rope"],"lighting":["overcast"]}},
+  {"caption":"a lighthouse at dawn","elements":{"object":["lighthouse"],"lighting":["dawn"]}}]}"#;
+
+const SMALL_EVAL: &str = r#"{"methods": ["identity", {"method": "brag", "k": 1}],
+  "queries": [{"name": "door", "task": "generate", "prompt": "a front door"},
+              {"name": "room", "task": "edit", "prompt": "redesign this room"}]}"#;
+
+#[test]
+fn evaluation_streams_personas_into_a_report() {
+    let (m, p, ben) = (models(), persona(PERSONA), persona(BEN));
+    let config = CString::new(SMALL_EVAL).unwrap();
+    let mut ev: *mut zipp_evaluation = std::ptr::dangling_mut();
+    assert_eq!(unsafe { zipp_evaluation_new(m, config.as_ptr(), &mut ev) }, zipp_status::ZIPP_OK, "{:?}", last_error());
+    // The handle keeps what it needs: the models handle may go first.
+    unsafe { zipp_models_free(m) };
+    let mut n = 7u64;
+    assert_eq!(unsafe { zipp_evaluation_personas(ev, &mut n) }, zipp_status::ZIPP_OK);
+    assert_eq!(n, 0);
+
+    let mut samples = null_mut();
+    assert_eq!(unsafe { zipp_evaluation_add_persona(ev, p, &mut samples) }, zipp_status::ZIPP_OK, "{:?}", last_error());
+    let samples: Vec<zipp_core::eval::Sample> = serde_json::from_str(&take(samples)).unwrap();
+    assert_eq!(samples.len(), 4);
+    assert_eq!((samples[0].query.as_str(), samples[0].method.as_str()), ("door", "identity"));
+    assert_eq!((samples[3].query.as_str(), samples[3].method.as_str()), ("room", "brag"));
+    assert_eq!(samples[0].prompt, "a front door");
+    assert_eq!(samples[0].score.nv, 0.0, "identity never reads the memory: NV = 0 by the paper's convention");
+    // Without an out-parameter the samples are dropped; the persona still counts.
+    assert_eq!(unsafe { zipp_evaluation_add_persona(ev, ben, null_mut()) }, zipp_status::ZIPP_OK);
+    assert_eq!(unsafe { zipp_evaluation_personas(ev, &mut n) }, zipp_status::ZIPP_OK);
+    assert_eq!(n, 2);
+
+    // A persona that cannot be scored adds nothing.
+    let bare = persona(r#"{"id":"bare","summary":"No posts."}"#);
+    let mut out: *mut c_char = std::ptr::dangling_mut();
+    assert_eq!(unsafe { zipp_evaluation_add_persona(ev, bare, &mut out) }, zipp_status::ZIPP_ERR_INVALID_INPUT);
+    assert!(out.is_null());
+    assert!(last_error().unwrap().contains("persona `bare`"), "{:?}", last_error());
+    assert_eq!(unsafe { zipp_evaluation_personas(ev, &mut n) }, zipp_status::ZIPP_OK);
+    assert_eq!(n, 2);
+
+    let mut json = null_mut();
+    assert_eq!(unsafe { zipp_evaluation_report(ev, &mut json) }, zipp_status::ZIPP_OK);
+    let json = take(json);
+    let report = zipp_core::eval::Report::from_json(&json).unwrap();
+    assert_eq!(report.personas, 2);
+    assert_eq!(report.methods, ["identity", "brag"]);
+    assert_eq!(report.tables.len(), 2, "one table per query; no task kind has two queries");
+    assert_eq!(report.tables[0].rows[0].nv, None);
+    let mut text = null_mut();
+    assert_eq!(unsafe { zipp_evaluation_table(ev, &mut text) }, zipp_status::ZIPP_OK);
+    let text = take(text);
+    assert_eq!(text, report.table());
+    assert!(text.starts_with("2 personas") && text.contains("door (generation): \"a front door\""), "{text}");
+    let c = CString::new(json).unwrap();
+    let mut again = null_mut();
+    assert_eq!(unsafe { zipp_report_table(c.as_ptr(), &mut again) }, zipp_status::ZIPP_OK);
+    assert_eq!(take(again), text);
+    assert_eq!(unsafe { zipp_report_table(c"{\"personas\": 1}".as_ptr(), &mut again) }, zipp_status::ZIPP_ERR_SCHEMA);
+    assert!(again.is_null());
+    unsafe {
+        zipp_evaluation_free(ev);
+        zipp_persona_free(bare);
+        zipp_persona_free(ben);
+        zipp_persona_free(p);
+    }
+}
+
+#[test]
+fn evaluation_is_shared_safely_between_threads() {
+    let (m, p) = (models(), persona(PERSONA));
+    let config = CString::new(SMALL_EVAL).unwrap();
+    let mut ev = null_mut();
+    assert_eq!(unsafe { zipp_evaluation_new(m, config.as_ptr(), &mut ev) }, zipp_status::ZIPP_OK, "{:?}", last_error());
+    struct Shared(*mut zipp_evaluation, *const zipp_persona);
+    unsafe impl Sync for Shared {}
+    let shared = Shared(ev, p);
+    std::thread::scope(|scope| {
+        for _ in 0..4 {
+            scope.spawn(|| {
+                let s = &shared;
+                for _ in 0..2 {
+                    assert_eq!(unsafe { zipp_evaluation_add_persona(s.0, s.1, null_mut()) }, zipp_status::ZIPP_OK);
+                    let mut n = 0u64;
+                    assert_eq!(unsafe { zipp_evaluation_personas(s.0, &mut n) }, zipp_status::ZIPP_OK);
+                    assert!(n >= 1);
+                }
+            });
+        }
+    });
+    let mut n = 0u64;
+    assert_eq!(unsafe { zipp_evaluation_personas(ev, &mut n) }, zipp_status::ZIPP_OK);
+    assert_eq!(n, 8);
+    unsafe {
+        zipp_evaluation_free(ev);
+        zipp_persona_free(p);
+        zipp_models_free(m);
+    }
+}
+
+#[test]
+fn evaluation_rejects_bad_configs_with_their_location_and_nulls() {
+    let m = models();
+    let mut ev: *mut zipp_evaluation = std::ptr::dangling_mut();
+    for (config, want, needle) in [
+        (r#"{"methods": ["identity", "nope"]}"#, zipp_status::ZIPP_ERR_SCHEMA, "methods[1]"),
+        (r#"{"methods": [{"method": "vprag", "temperature": "hot"}]}"#, zipp_status::ZIPP_ERR_SCHEMA, "methods[0]"),
+        (r#"{"queries": "all"}"#, zipp_status::ZIPP_ERR_INVALID_INPUT, "query set"),
+        (r#"{"options": {"novelty": "sometimes"}}"#, zipp_status::ZIPP_ERR_SCHEMA, "options"),
+        (r#"{"methods": []}"#, zipp_status::ZIPP_ERR_INVALID_INPUT, "at least one method"),
+        (
+            r#"{"methods": ["identity"], "options": {"baseline": "brag"}}"#,
+            zipp_status::ZIPP_ERR_INVALID_INPUT,
+            "baseline",
+        ),
+        ("[", zipp_status::ZIPP_ERR_PARSE, "line 1"),
+    ] {
+        let c = CString::new(config).unwrap();
+        assert_eq!(unsafe { zipp_evaluation_new(m, c.as_ptr(), &mut ev) }, want, "{config}: {:?}", last_error());
+        assert!(last_error().unwrap().contains(needle), "{config}: {:?}", last_error());
+        assert!(ev.is_null());
+    }
+    let bad = [b'{', 0xff, 0];
+    assert_eq!(
+        unsafe { zipp_evaluation_new(m, bad.as_ptr() as *const c_char, &mut ev) },
+        zipp_status::ZIPP_ERR_INVALID_UTF8
+    );
+    assert_eq!(unsafe { zipp_evaluation_new(null(), null(), &mut ev) }, zipp_status::ZIPP_ERR_NULL_POINTER);
+    assert_eq!(unsafe { zipp_evaluation_new(m, null(), null_mut()) }, zipp_status::ZIPP_ERR_NULL_POINTER);
+    // Models that are not there: the methods that need them say so.
+    let mut missing = null_mut();
+    assert_eq!(
+        unsafe { zipp_models_new(c"/nonexistent/zipp-ffi-models".as_ptr(), &mut missing) },
+        zipp_status::ZIPP_OK
+    );
+    assert_eq!(unsafe { zipp_evaluation_new(missing, null(), &mut ev) }, zipp_status::ZIPP_ERR_MODEL_NOT_FOUND);
+
+    let p = persona(PERSONA);
+    let mut out: *mut c_char = std::ptr::dangling_mut();
+    assert_eq!(unsafe { zipp_evaluation_add_persona(null_mut(), p, &mut out) }, zipp_status::ZIPP_ERR_NULL_POINTER);
+    assert!(out.is_null());
+    let mut n = 5u64;
+    assert_eq!(unsafe { zipp_evaluation_personas(null(), &mut n) }, zipp_status::ZIPP_ERR_NULL_POINTER);
+    assert_eq!(n, 0);
+    let mut out: *mut c_char = std::ptr::dangling_mut();
+    assert_eq!(unsafe { zipp_evaluation_report(null(), &mut out) }, zipp_status::ZIPP_ERR_NULL_POINTER);
+    assert!(out.is_null());
+    let mut out: *mut c_char = std::ptr::dangling_mut();
+    assert_eq!(unsafe { zipp_evaluation_table(null(), &mut out) }, zipp_status::ZIPP_ERR_NULL_POINTER);
+    assert!(out.is_null());
+    assert_eq!(unsafe { zipp_report_table(null(), &mut out) }, zipp_status::ZIPP_ERR_NULL_POINTER);
+    unsafe {
+        zipp_evaluation_free(null_mut());
+        zipp_persona_free(p);
+        zipp_models_free(missing);
+        zipp_models_free(m);
+    }
+}
+
+#[test]
+fn stats_match_zipp_core_and_check_their_arguments() {
+    let mut v = 7.0;
+    assert_eq!(unsafe { zipp_stats_binomial_test(3, 10, 0.5, &mut v) }, zipp_status::ZIPP_OK);
+    assert!((v - 0.34375).abs() < 1e-15, "{v}");
+    assert_eq!(unsafe { zipp_stats_binomial_test(11, 10, 0.5, &mut v) }, zipp_status::ZIPP_ERR_INVALID_INPUT);
+    assert_eq!(v, 0.0);
+    assert!(last_error().unwrap().contains("binomial_test: k = 11"), "{:?}", last_error());
+    assert_eq!(unsafe { zipp_stats_binomial_test(1, 2, 0.5, null_mut()) }, zipp_status::ZIPP_ERR_NULL_POINTER);
+
+    let (mut lo, mut hi) = (9.0, 9.0);
+    assert_eq!(unsafe { zipp_stats_wilson_interval(0, 10, 0.95, &mut lo, &mut hi) }, zipp_status::ZIPP_OK);
+    let z = 1.959963984540054f64;
+    assert_eq!(lo, 0.0);
+    assert!((hi - z * z / (10.0 + z * z)).abs() < 1e-12);
+    assert_eq!(unsafe { zipp_stats_wilson_interval(1, 2, 1.0, &mut lo, &mut hi) }, zipp_status::ZIPP_ERR_INVALID_INPUT);
+    assert_eq!((lo, hi), (0.0, 0.0));
+    assert_eq!(
+        unsafe { zipp_stats_wilson_interval(1, 2, 0.9, &mut lo, null_mut()) },
+        zipp_status::ZIPP_ERR_NULL_POINTER
+    );
+
+    let xs = [1.0, 2.0, 3.0, 4.0];
+    assert_eq!(unsafe { zipp_stats_mean(xs.as_ptr(), 4, &mut v) }, zipp_status::ZIPP_OK);
+    assert_eq!(v, 2.5);
+    assert_eq!(unsafe { zipp_stats_mean(null(), 0, &mut v) }, zipp_status::ZIPP_ERR_INVALID_INPUT);
+    assert_eq!(unsafe { zipp_stats_mean(null(), 3, &mut v) }, zipp_status::ZIPP_ERR_NULL_POINTER);
+    assert!(last_error().unwrap().contains("`xs` is NULL"));
+    let nan = [1.0, f64::NAN];
+    assert_eq!(unsafe { zipp_stats_mean(nan.as_ptr(), 2, &mut v) }, zipp_status::ZIPP_ERR_INVALID_INPUT);
+
+    let (a, b) = ([0.61, 0.72, 0.58, 0.69, 0.66], [0.52, 0.55, 0.49, 0.6]);
+    assert_eq!(unsafe { zipp_stats_cohens_d(a.as_ptr(), 5, b.as_ptr(), 4, &mut v) }, zipp_status::ZIPP_OK);
+    assert!((v - 2.1122946333043076).abs() < 1e-12);
+    // Undefined: NaN, with success.
+    assert_eq!(unsafe { zipp_stats_cohens_d(a.as_ptr(), 1, b.as_ptr(), 4, &mut v) }, zipp_status::ZIPP_OK);
+    assert!(v.is_nan());
+    assert_eq!(unsafe { zipp_stats_cohens_d(null(), 0, b.as_ptr(), 4, &mut v) }, zipp_status::ZIPP_OK);
+    assert!(v.is_nan());
+    let (c1, c2) = ([0.5, 0.5], [0.7, 0.7, 0.7]);
+    assert_eq!(unsafe { zipp_stats_cohens_d(c1.as_ptr(), 2, c2.as_ptr(), 3, &mut v) }, zipp_status::ZIPP_OK);
+    assert_eq!(v, f64::INFINITY);
+    assert_eq!(unsafe { zipp_stats_cohens_d(a.as_ptr(), 5, null(), 4, &mut v) }, zipp_status::ZIPP_ERR_NULL_POINTER);
+
+    let ys = [10.0, 30.0, 20.0, 40.0];
+    assert_eq!(unsafe { zipp_stats_spearman(xs.as_ptr(), ys.as_ptr(), 4, &mut v) }, zipp_status::ZIPP_OK);
+    assert!((v - 0.8).abs() < 1e-12, "{v}");
+    let flat = [1.0, 1.0, 1.0, 1.0];
+    assert_eq!(
+        unsafe { zipp_stats_spearman(xs.as_ptr(), flat.as_ptr(), 4, &mut v) },
+        zipp_status::ZIPP_ERR_INVALID_INPUT
+    );
+    assert_eq!(unsafe { zipp_stats_spearman(null(), null(), 0, &mut v) }, zipp_status::ZIPP_ERR_INVALID_INPUT);
+    assert_eq!(unsafe { zipp_stats_spearman(xs.as_ptr(), null(), 4, &mut v) }, zipp_status::ZIPP_ERR_NULL_POINTER);
+
+    let mut ranks = [0.0; 4];
+    let tied = [1.0, 2.0, 2.0, 3.0];
+    assert_eq!(unsafe { zipp_stats_average_ranks(tied.as_ptr(), 4, ranks.as_mut_ptr()) }, zipp_status::ZIPP_OK);
+    assert_eq!(ranks, [1.0, 2.5, 2.5, 4.0]);
+    assert_eq!(unsafe { zipp_stats_average_ranks(null(), 0, null_mut()) }, zipp_status::ZIPP_OK);
+    assert_eq!(unsafe { zipp_stats_average_ranks(tied.as_ptr(), 4, null_mut()) }, zipp_status::ZIPP_ERR_NULL_POINTER);
+    assert_eq!(
+        unsafe { zipp_stats_average_ranks(nan.as_ptr(), 2, ranks.as_mut_ptr()) },
+        zipp_status::ZIPP_ERR_INVALID_INPUT
+    );
+}

@@ -1,0 +1,416 @@
+//! Evaluation over C: the VPTT scorer of one persona, the streaming method-table runner,
+//! and the statistics behind the tables (SPEC §4 and §9).
+
+use std::ffi::c_char;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use zipp_core::embed::Embedder;
+use zipp_core::eval::{stats, EvalConfig, Evaluation, PersonaScorer, Report, VpttOptions};
+
+use crate::call::{c_string, fail, guarded, handle, opt_str_arg, out_arg, out_ptr, str_arg, CallResult};
+use crate::{json, quietly, result_json, zipp_models, zipp_persona, zipp_status};
+
+// ---------------------------------------------------------------------------------------
+// VPTT scorer
+
+/// A persona's VPTT scoring state (persona-text vector, caption basis, clusters, trigrams),
+/// built once and reused for every prompt. Immutable and thread-safe. It keeps the embedder
+/// alive, so the models and persona handles may be freed before it.
+pub struct zipp_scorer {
+    inner: PersonaScorer,
+    embedder: Arc<dyn Embedder>,
+}
+
+/// Builds the VPTT scorer of `persona` (SPEC §4) with the models' embedder. `options_json`
+/// is a JSON object of VPTT options, every field optional:
+/// `{"weights": {"pa": 0.2, "gs": 0.3, "cp": 0.3, "nv": 0.2}, "clusters": 3, "seed": 0,
+/// "novelty": "hard"|"soft", "cp_unit_coordinates": false, "gs_tolerance": 1e-6,
+/// "kmeans_iterations": 100, "soft_cp_temperature": 0.1}`; NULL means the defaults.
+/// Embeds the persona's memory and text (once per persona handle for the memory). A persona
+/// without posts is `ZIPP_ERR_INVALID_INPUT`.
+///
+/// # Safety
+/// `models`, `persona` are NULL or live handles; `options_json` NULL or a NUL-terminated
+/// string; `out` is valid for writes.
+#[no_mangle]
+pub unsafe extern "C" fn zipp_scorer_new(
+    models: *const zipp_models,
+    persona: *const zipp_persona,
+    options_json: *const c_char,
+    out: *mut *mut zipp_scorer,
+) -> i32 {
+    guarded(|| {
+        let out = out_ptr(out, "out")?;
+        let (models, persona) = (handle(models, "models")?, handle(persona, "persona")?);
+        let options = match opt_str_arg(options_json, "options_json")? {
+            Some(text) => json::vptt_options(text)?,
+            None => VpttOptions::default(),
+        };
+        let embedder = models.inner.embedder()?;
+        let inner = PersonaScorer::new(&persona.inner, &*embedder, &options)?;
+        *out = Box::into_raw(Box::new(zipp_scorer { inner, embedder }));
+        Ok(())
+    })
+}
+
+/// Scores one prompt: the VPTT score as JSON, a new string:
+/// `{"pa": …, "gs": …, "cp": …, "cp_soft": …, "nv": …, "nv_soft": null, "vptt": …, "vptt_c": …}`
+/// (`nv_soft` is a number with `"novelty": "soft"`). NV is measured: the evaluation's
+/// "NV = 0 without memory" convention does not apply to a single score.
+///
+/// # Safety
+/// `scorer` is NULL or a live handle; `prompt` a NUL-terminated string; `out_json` writable.
+#[no_mangle]
+pub unsafe extern "C" fn zipp_scorer_score(
+    scorer: *const zipp_scorer,
+    prompt: *const c_char,
+    out_json: *mut *mut c_char,
+) -> i32 {
+    guarded(|| {
+        let out = out_ptr(out_json, "out_json")?;
+        let scorer = handle(scorer, "scorer")?;
+        let prompt = str_arg(prompt, "prompt")?;
+        let scores = scorer.inner.score(&*scorer.embedder, &[prompt])?;
+        let score = scores.first().ok_or_else(|| fail(zipp_status::ZIPP_ERR_INTERNAL, "no score for one prompt"))?;
+        *out = result_json(score)?;
+        Ok(())
+    })
+}
+
+/// Scores many prompts (embedded in one batch). `prompts_json` is a JSON array of strings;
+/// the result a JSON array of scores (as `zipp_scorer_score`) in the same order.
+///
+/// # Safety
+/// `scorer` is NULL or a live handle; `prompts_json` a NUL-terminated string; `out_json`
+/// writable.
+#[no_mangle]
+pub unsafe extern "C" fn zipp_scorer_score_batch(
+    scorer: *const zipp_scorer,
+    prompts_json: *const c_char,
+    out_json: *mut *mut c_char,
+) -> i32 {
+    guarded(|| {
+        let out = out_ptr(out_json, "out_json")?;
+        let scorer = handle(scorer, "scorer")?;
+        let prompts: Vec<String> = json::parse(str_arg(prompts_json, "prompts_json")?, "prompt list")?;
+        let refs: Vec<&str> = prompts.iter().map(String::as_str).collect();
+        *out = result_json(&scorer.inner.score(&*scorer.embedder, &refs)?)?;
+        Ok(())
+    })
+}
+
+/// The dimension of the persona's caption span (≤ its number of posts).
+///
+/// # Safety
+/// `scorer` is NULL or a live handle; `out` is valid for writes.
+#[no_mangle]
+pub unsafe extern "C" fn zipp_scorer_rank(scorer: *const zipp_scorer, out: *mut usize) -> i32 {
+    guarded(|| {
+        let out = out_arg(out, "out")?;
+        *out = handle(scorer, "scorer")?.inner.rank();
+        Ok(())
+    })
+}
+
+/// The number of caption clusters CP measures against.
+///
+/// # Safety
+/// `scorer` is NULL or a live handle; `out` is valid for writes.
+#[no_mangle]
+pub unsafe extern "C" fn zipp_scorer_clusters(scorer: *const zipp_scorer, out: *mut usize) -> i32 {
+    guarded(|| {
+        let out = out_arg(out, "out")?;
+        *out = handle(scorer, "scorer")?.inner.clusters();
+        Ok(())
+    })
+}
+
+/// Frees a scorer. NULL is ignored.
+///
+/// # Safety
+/// `scorer` is NULL or a live handle no other thread is using.
+#[no_mangle]
+pub unsafe extern "C" fn zipp_scorer_free(scorer: *mut zipp_scorer) {
+    if !scorer.is_null() {
+        quietly(|| drop(Box::from_raw(scorer)));
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Evaluation
+
+/// A streaming evaluation: methods × personas × queries, scored with VPTT and folded into
+/// running aggregates (memory does not grow with the number of personas). Thread-safe: calls
+/// on one handle are serialised by a lock inside it, so it may be shared, though personas
+/// are then added one at a time. It keeps the models it needs alive.
+pub struct zipp_evaluation {
+    inner: Mutex<Evaluation>,
+}
+
+impl zipp_evaluation {
+    fn lock(&self) -> CallResult<MutexGuard<'_, Evaluation>> {
+        // A panic inside a call (contained, ZIPP_ERR_INTERNAL) may have left the aggregates
+        // half-updated: refuse to report from them.
+        self.inner.lock().map_err(|_| {
+            fail(
+                zipp_status::ZIPP_ERR_INTERNAL,
+                "this evaluation was interrupted by an internal error and its aggregates may be incomplete; \
+                 start a new one",
+            )
+        })
+    }
+}
+
+/// Creates an evaluation from a JSON configuration (every field optional):
+/// `{"methods": ["identity", {"method": "vprag", "temperature": 0.2}, …],
+///   "queries": "vptt" | "extended" | [{"name": "q", "task": "edit", "prompt": "…"}, …],
+///   "options": {"novelty": "zero_without_memory" | "measured", "vptt": {VPTT options},
+///               "tie_epsilon": 1e-9, "confidence": 0.95, "baseline": "identity", "spearman_sample": 100000}}`.
+/// NULL is the defaults: the five methods (identity, persona_only, brag, vprag, combined)
+/// on the four VPTT queries. Errors name the field (`methods[1]`). Loads the models the
+/// methods need and embeds the queries.
+///
+/// # Safety
+/// `models` is NULL or a live handle; `config_json` NULL or a NUL-terminated string; `out`
+/// is valid for writes.
+#[no_mangle]
+pub unsafe extern "C" fn zipp_evaluation_new(
+    models: *const zipp_models,
+    config_json: *const c_char,
+    out: *mut *mut zipp_evaluation,
+) -> i32 {
+    guarded(|| {
+        let out = out_ptr(out, "out")?;
+        let models = handle(models, "models")?;
+        let config = match opt_str_arg(config_json, "config_json")? {
+            Some(text) => EvalConfig::from_json(text)?,
+            None => EvalConfig::default(),
+        };
+        let inner = config.build(&models.inner)?;
+        *out = Box::into_raw(Box::new(zipp_evaluation { inner: Mutex::new(inner) }));
+        Ok(())
+    })
+}
+
+/// Personalizes `persona` with every method for every query, scores every prompt and adds
+/// the scores to the aggregates. All or nothing: on failure nothing is added. When
+/// `out_samples_json` is not NULL it receives the scored prompts as a JSON array (query-major,
+/// methods × queries), each `{"persona", "query", "method", "prompt", "pa", "gs", "cp",
+/// "cp_soft", "nv", "nv_soft", "vptt", "vptt_c"}`, a new string.
+///
+/// # Safety
+/// `evaluation`, `persona` are NULL or live handles; `out_samples_json` is NULL or valid for
+/// writes.
+#[no_mangle]
+pub unsafe extern "C" fn zipp_evaluation_add_persona(
+    evaluation: *mut zipp_evaluation,
+    persona: *const zipp_persona,
+    out_samples_json: *mut *mut c_char,
+) -> i32 {
+    guarded(|| {
+        let out = if out_samples_json.is_null() { None } else { Some(out_ptr(out_samples_json, "out_samples_json")?) };
+        // Shared, not `&mut`: the lock inside serialises concurrent calls on one handle.
+        let (evaluation, persona) = (handle(evaluation.cast_const(), "evaluation")?, handle(persona, "persona")?);
+        let samples = evaluation.lock()?.add_persona(persona.inner.persona().clone())?;
+        if let Some(out) = out {
+            *out = result_json(&samples)?;
+        }
+        Ok(())
+    })
+}
+
+/// The number of personas added so far.
+///
+/// # Safety
+/// `evaluation` is NULL or a live handle; `out` is valid for writes.
+#[no_mangle]
+pub unsafe extern "C" fn zipp_evaluation_personas(evaluation: *const zipp_evaluation, out: *mut u64) -> i32 {
+    guarded(|| {
+        let out = out_arg(out, "out")?;
+        *out = handle(evaluation, "evaluation")?.lock()?.personas();
+        Ok(())
+    })
+}
+
+/// The report so far as JSON, a new string: `personas`, `methods`, `novelty`, `weights`,
+/// `confidence`, `baseline`, `tables` (one per query, then one per task kind with several
+/// queries: rows of PA, GS, CP, NV, VPTT_c and VPTT with means, s.d., win %, Wilson
+/// intervals, Cohen's d, head-to-head tests) and `timings`. Same JSON as the Rust and Python
+/// reports.
+///
+/// # Safety
+/// `evaluation` is NULL or a live handle; `out_json` is valid for writes.
+#[no_mangle]
+pub unsafe extern "C" fn zipp_evaluation_report(evaluation: *const zipp_evaluation, out_json: *mut *mut c_char) -> i32 {
+    guarded(|| {
+        let out = out_ptr(out_json, "out_json")?;
+        let report = handle(evaluation, "evaluation")?.lock()?.report()?;
+        *out = c_string(report.to_json(false)?)?;
+        Ok(())
+    })
+}
+
+/// The report so far as text tables (the VPTT paper's Table 7 layout), a new string.
+///
+/// # Safety
+/// `evaluation` is NULL or a live handle; `out_text` is valid for writes.
+#[no_mangle]
+pub unsafe extern "C" fn zipp_evaluation_table(evaluation: *const zipp_evaluation, out_text: *mut *mut c_char) -> i32 {
+    guarded(|| {
+        let out = out_ptr(out_text, "out_text")?;
+        let report = handle(evaluation, "evaluation")?.lock()?.report()?;
+        *out = c_string(report.table())?;
+        Ok(())
+    })
+}
+
+/// The text tables of a report given as JSON (as `zipp_evaluation_report` returns it, e.g.
+/// read back from a file), a new string.
+///
+/// # Safety
+/// `report_json` is a NUL-terminated string; `out_text` is valid for writes.
+#[no_mangle]
+pub unsafe extern "C" fn zipp_report_table(report_json: *const c_char, out_text: *mut *mut c_char) -> i32 {
+    guarded(|| {
+        let out = out_ptr(out_text, "out_text")?;
+        let report = Report::from_json(str_arg(report_json, "report_json")?)?;
+        *out = c_string(report.table())?;
+        Ok(())
+    })
+}
+
+/// Frees an evaluation. NULL is ignored.
+///
+/// # Safety
+/// `evaluation` is NULL or a live handle no other thread is using.
+#[no_mangle]
+pub unsafe extern "C" fn zipp_evaluation_free(evaluation: *mut zipp_evaluation) {
+    if !evaluation.is_null() {
+        quietly(|| drop(Box::from_raw(evaluation)));
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Statistics
+
+/// `n` doubles at `p`; NULL is allowed only for `n == 0`.
+///
+/// # Safety
+/// `p` is NULL or points to `n` readable doubles.
+unsafe fn doubles<'a>(p: *const f64, n: usize, name: &str) -> CallResult<&'a [f64]> {
+    if n == 0 {
+        return Ok(&[]);
+    }
+    if p.is_null() {
+        return Err(fail(zipp_status::ZIPP_ERR_NULL_POINTER, format!("`{name}` is NULL with {n} values")));
+    }
+    Ok(std::slice::from_raw_parts(p, n))
+}
+
+/// The arithmetic mean of `n` values (compensated sum). `n == 0` or a NaN/±∞ value is
+/// `ZIPP_ERR_INVALID_INPUT`.
+///
+/// # Safety
+/// `xs` points to `n` doubles (NULL allowed when `n == 0`); `out` is valid for writes.
+#[no_mangle]
+pub unsafe extern "C" fn zipp_stats_mean(xs: *const f64, n: usize, out: *mut f64) -> i32 {
+    guarded(|| {
+        let out = out_arg(out, "out")?;
+        *out = stats::mean(doubles(xs, n, "xs")?)?;
+        Ok(())
+    })
+}
+
+/// Cohen's d between two groups with the pooled standard deviation:
+/// `|mean_a − mean_b| / s_pooled`. When d is undefined — a group has fewer than 2 values,
+/// both groups are constant with equal means, or a value is NaN/±∞ — the call succeeds and
+/// `*out` is NaN (test with `isnan`); two constant groups with different means give +∞.
+///
+/// # Safety
+/// `a` points to `na` doubles and `b` to `nb` (NULL allowed for a count of 0); `out` is
+/// valid for writes.
+#[no_mangle]
+pub unsafe extern "C" fn zipp_stats_cohens_d(a: *const f64, na: usize, b: *const f64, nb: usize, out: *mut f64) -> i32 {
+    guarded(|| {
+        let out = out_arg(out, "out")?;
+        let (a, b) = (doubles(a, na, "a")?, doubles(b, nb, "b")?);
+        *out = stats::cohens_d(&stats::Moments::from_slice(a), &stats::Moments::from_slice(b)).unwrap_or(f64::NAN);
+        Ok(())
+    })
+}
+
+/// The exact two-sided binomial test (as `scipy.stats.binomtest`): the p-value of `k`
+/// successes in `n` trials with success probability `p`. `n == 0`, `k > n`, `n > 2^53` or
+/// `p` outside [0, 1] is `ZIPP_ERR_INVALID_INPUT`.
+///
+/// # Safety
+/// `out` is valid for writes.
+#[no_mangle]
+pub unsafe extern "C" fn zipp_stats_binomial_test(k: u64, n: u64, p: f64, out: *mut f64) -> i32 {
+    guarded(|| {
+        let out = out_arg(out, "out")?;
+        *out = stats::binomial_test(k, n, p)?;
+        Ok(())
+    })
+}
+
+/// The Wilson score interval `[*lo, *hi]` of `k` successes in `n` trials at `confidence`
+/// (e.g. 0.95). `n == 0`, `k > n` or a confidence outside (0, 1) is
+/// `ZIPP_ERR_INVALID_INPUT`.
+///
+/// # Safety
+/// `lo` and `hi` are valid for writes.
+#[no_mangle]
+pub unsafe extern "C" fn zipp_stats_wilson_interval(
+    k: u64,
+    n: u64,
+    confidence: f64,
+    lo: *mut f64,
+    hi: *mut f64,
+) -> i32 {
+    guarded(|| {
+        let lo = out_arg(lo, "lo")?;
+        let hi = out_arg(hi, "hi")?;
+        (*lo, *hi) = stats::wilson_interval(k, n, confidence)?;
+        Ok(())
+    })
+}
+
+/// The ranks of `n` values, 1-based, ties sharing their average rank, written to `out`
+/// (room for `n` doubles). A NaN/±∞ value is `ZIPP_ERR_INVALID_INPUT`; `n == 0` writes
+/// nothing.
+///
+/// # Safety
+/// `xs` points to `n` readable doubles and `out` to `n` writable ones (NULL allowed when
+/// `n == 0`).
+#[no_mangle]
+pub unsafe extern "C" fn zipp_stats_average_ranks(xs: *const f64, n: usize, out: *mut f64) -> i32 {
+    guarded(|| {
+        let xs = doubles(xs, n, "xs")?;
+        if n == 0 {
+            return Ok(());
+        }
+        if out.is_null() {
+            return Err(fail(zipp_status::ZIPP_ERR_NULL_POINTER, "`out` is NULL"));
+        }
+        let ranks = stats::average_ranks(xs)?;
+        std::slice::from_raw_parts_mut(out, n).copy_from_slice(&ranks);
+        Ok(())
+    })
+}
+
+/// Spearman's rank correlation ρ of `n` pairs `(x[i], y[i])` (average ranks for ties, as
+/// `scipy.stats.spearmanr`). Fewer than 2 pairs, a NaN/±∞ value or a constant side is
+/// `ZIPP_ERR_INVALID_INPUT`.
+///
+/// # Safety
+/// `x` and `y` point to `n` doubles each (NULL allowed when `n == 0`); `out` is valid for
+/// writes.
+#[no_mangle]
+pub unsafe extern "C" fn zipp_stats_spearman(x: *const f64, y: *const f64, n: usize, out: *mut f64) -> i32 {
+    guarded(|| {
+        let out = out_arg(out, "out")?;
+        *out = stats::spearman(doubles(x, n, "x")?, doubles(y, n, "y")?)?;
+        Ok(())
+    })
+}
