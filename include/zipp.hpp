@@ -6,17 +6,26 @@
 //   zipp::Result r = vprag.personalize(ana, "a portrait in the park");
 //   std::cout << r.prompt() << "\n" << r.explain() << "\n";
 //
-// Handles are reference-counted and immutable: copy them freely and share them across
-// threads (the C library is thread-safe for them). Every failure throws zipp::Error with the
-// status and the library's message.
+//   zipp::Scorer scorer(models, ana);                      // VPTT score against a persona
+//   std::string score_json = scorer.score(r.prompt());     // {"pa": …, "vptt": …}
+//   zipp::Evaluation ev(models);                           // 5 methods × 4 VPTT queries
+//   ev.add(ana);
+//   std::cout << ev.table();
+//   double p = zipp::stats::binomial_test(61, 100);
+//
+// Handles are reference-counted: copy them freely and share them across threads (the C
+// library is thread-safe for them; an Evaluation serialises its calls). Every failure throws
+// zipp::Error with the status and the library's message.
 #ifndef ZIPP_HPP
 #define ZIPP_HPP
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "zipp.h"
@@ -213,6 +222,137 @@ class Personalizer {
  private:
   std::shared_ptr<zipp_personalizer> handle_;
 };
+
+// The VPTT scoring state of one persona (SPEC §4), built once, reused for every prompt.
+// Scores are JSON objects: {"pa", "gs", "cp", "cp_soft", "nv", "nv_soft", "vptt", "vptt_c"}.
+class Scorer {
+ public:
+  // `options_json` empty: the defaults; else e.g. {"novelty":"soft","clusters":3}.
+  Scorer(const Models &models, const Persona &persona, const std::string &options_json = std::string()) {
+    zipp_scorer *h = nullptr;
+    detail::check(zipp_scorer_new(models.get(), persona.get(),
+                                  options_json.empty() ? nullptr : options_json.c_str(), &h));
+    handle_.reset(h, zipp_scorer_free);
+  }
+  // One prompt's score as JSON.
+  std::string score(const std::string &prompt) const {
+    char *s = nullptr;
+    detail::check(zipp_scorer_score(get(), prompt.c_str(), &s));
+    return detail::take(s);
+  }
+  // A JSON array of prompts in, a JSON array of scores out.
+  std::string score_batch(const std::string &prompts_json) const {
+    char *s = nullptr;
+    detail::check(zipp_scorer_score_batch(get(), prompts_json.c_str(), &s));
+    return detail::take(s);
+  }
+  std::size_t rank() const {
+    std::size_t n = 0;
+    detail::check(zipp_scorer_rank(get(), &n));
+    return n;
+  }
+  std::size_t clusters() const {
+    std::size_t n = 0;
+    detail::check(zipp_scorer_clusters(get(), &n));
+    return n;
+  }
+  const zipp_scorer *get() const noexcept { return handle_.get(); }
+
+ private:
+  std::shared_ptr<zipp_scorer> handle_;
+};
+
+// A streaming evaluation (methods × personas × queries → VPTT tables). Thread-safe: calls
+// on one evaluation are serialised inside the library.
+class Evaluation {
+ public:
+  // `config_json` empty: the five methods on the four VPTT queries; else e.g.
+  // {"methods":["identity","vprag"],"queries":"extended","options":{"novelty":"measured"}}.
+  explicit Evaluation(const Models &models, const std::string &config_json = std::string()) {
+    zipp_evaluation *h = nullptr;
+    detail::check(zipp_evaluation_new(models.get(), config_json.empty() ? nullptr : config_json.c_str(), &h));
+    handle_.reset(h, zipp_evaluation_free);
+  }
+  // Adds a persona; returns its samples as a JSON array.
+  std::string add_persona(const Persona &persona) {
+    char *s = nullptr;
+    detail::check(zipp_evaluation_add_persona(handle_.get(), persona.get(), &s));
+    return detail::take(s);
+  }
+  // Adds a persona, dropping its samples.
+  void add(const Persona &persona) {
+    detail::check(zipp_evaluation_add_persona(handle_.get(), persona.get(), nullptr));
+  }
+  std::uint64_t personas() const {
+    std::uint64_t n = 0;
+    detail::check(zipp_evaluation_personas(get(), &n));
+    return n;
+  }
+  // The report so far as JSON.
+  std::string report_json() const {
+    char *s = nullptr;
+    detail::check(zipp_evaluation_report(get(), &s));
+    return detail::take(s);
+  }
+  // The report so far as text tables.
+  std::string table() const {
+    char *s = nullptr;
+    detail::check(zipp_evaluation_table(get(), &s));
+    return detail::take(s);
+  }
+  const zipp_evaluation *get() const noexcept { return handle_.get(); }
+
+ private:
+  std::shared_ptr<zipp_evaluation> handle_;
+};
+
+// The text tables of a report read back from JSON.
+inline std::string report_table(const std::string &report_json) {
+  char *s = nullptr;
+  detail::check(zipp_report_table(report_json.c_str(), &s));
+  return detail::take(s);
+}
+
+// Statistics (SPEC §9); bad input throws zipp::Error (ZIPP_ERR_INVALID_INPUT).
+namespace stats {
+inline double mean(const std::vector<double> &xs) {
+  double out = 0;
+  detail::check(zipp_stats_mean(xs.data(), xs.size(), &out));
+  return out;
+}
+// Cohen's d with the pooled s.d.; nothing when undefined (a group of fewer than 2 values,
+// two constant groups with equal means, a NaN/inf value).
+inline std::optional<double> cohens_d(const std::vector<double> &a, const std::vector<double> &b) {
+  double out = 0;
+  detail::check(zipp_stats_cohens_d(a.data(), a.size(), b.data(), b.size(), &out));
+  if (out != out) return std::nullopt;  // NaN
+  return out;
+}
+inline double binomial_test(std::uint64_t k, std::uint64_t n, double p = 0.5) {
+  double out = 0;
+  detail::check(zipp_stats_binomial_test(k, n, p, &out));
+  return out;
+}
+inline std::pair<double, double> wilson_interval(std::uint64_t k, std::uint64_t n, double confidence = 0.95) {
+  double lo = 0, hi = 0;
+  detail::check(zipp_stats_wilson_interval(k, n, confidence, &lo, &hi));
+  return {lo, hi};
+}
+inline std::vector<double> average_ranks(const std::vector<double> &xs) {
+  std::vector<double> out(xs.size());
+  detail::check(zipp_stats_average_ranks(xs.data(), xs.size(), out.data()));
+  return out;
+}
+inline double spearman(const std::vector<double> &x, const std::vector<double> &y) {
+  if (x.size() != y.size()) {
+    throw Error(ZIPP_ERR_INVALID_INPUT, "spearman: x has " + std::to_string(x.size()) + " values, y has " +
+                                            std::to_string(y.size()));
+  }
+  double out = 0;
+  detail::check(zipp_stats_spearman(x.data(), y.data(), x.size(), &out));
+  return out;
+}
+}  // namespace stats
 
 }  // namespace zipp
 

@@ -1,15 +1,23 @@
 // What a design tool linking libzipp does: load the shared models once, stream the user
-// personas, personalize a scene prompt for every persona on worker threads, show the prompt
-// and why it changed. Build (after `bash scripts/install-c.sh PREFIX`):
+// personas, personalize a scene prompt for every persona on worker threads, show the prompt,
+// why it changed and how much it now reads like the person (VPTT score), then compare two
+// methods on every persona. Build (after `bash scripts/install-c.sh PREFIX`):
 //
 //   c++ -std=c++17 examples/cpp/personalize.cpp $(pkg-config --cflags --libs zipp) -o personalize
 //   ./personalize examples/data/personas.jsonl "a cozy reading corner"
+#include <cstdint>
 #include <future>
 #include <iostream>
 #include <string>
 #include <vector>
 
 #include "zipp.hpp"
+
+// The number after "key": in a flat JSON object (a score).
+static double number(const std::string &json, const std::string &key) {
+  const std::size_t at = json.find("\"" + key + "\":");
+  return at == std::string::npos ? 0.0 : std::stod(json.substr(at + key.size() + 3));
+}
 
 int main(int argc, char **argv) {
   if (argc < 2) {
@@ -30,6 +38,7 @@ int main(int argc, char **argv) {
         return vprag.personalize(persona, prompt);
       }));
     }
+    std::vector<double> before, after;
     for (std::size_t i = 0; i < jobs.size(); ++i) {
       const zipp::Result r = jobs[i].get();
       std::cout << "== " << personas[i].id() << "\n" << r.explain() << "\n";
@@ -37,7 +46,24 @@ int main(int argc, char **argv) {
         std::cerr << "unexpected: the personalized prompt does not start with the base prompt\n";
         return 1;
       }
+      // How much each prompt reads like this person (VPTT, SPEC §4): personalizing should raise it.
+      const zipp::Scorer scorer(models, personas[i]);
+      before.push_back(number(scorer.score(prompt), "vptt"));
+      after.push_back(number(scorer.score(r.prompt()), "vptt"));
+      std::cout << "VPTT " << before.back() << " -> " << after.back() << "\n\n";
     }
+    std::uint64_t raised = 0;
+    for (std::size_t i = 0; i < before.size(); ++i) raised += after[i] > before[i] ? 1 : 0;
+    const auto [lo, hi] = zipp::stats::wilson_interval(raised, before.size());
+    std::cout << "VPRAG raised VPTT for " << raised << " of " << before.size() << " personas (mean "
+              << zipp::stats::mean(before) << " -> " << zipp::stats::mean(after)
+              << "; exact binomial p = " << zipp::stats::binomial_test(raised, before.size()) << ", 95% Wilson ["
+              << lo << ", " << hi << "])\n\n";
+
+    // Two methods on every persona and the four VPTT queries: the paper's table.
+    zipp::Evaluation ev(models, R"({"methods":["identity","vprag"]})");
+    for (const auto &persona : personas) ev.add(persona);
+    std::cout << ev.table() << "\n";
 
     // Errors are exceptions carrying the status and the message.
     try {

@@ -1,10 +1,12 @@
 /* The C ABI from C: errors, JSON round trips, the real models end to end, many threads
- * sharing one personalizer, and fork(). Run by scripts/test-c.sh (also under valgrind).
+ * sharing one personalizer, fork(), the VPTT scorer, an evaluation and the statistics.
+ * Run by scripts/test-c.sh (also under valgrind).
  *
  *   test_zipp PERSONAS.jsonl [--quick]
  *
- * --quick (for valgrind, where MiniLM runs ~100x slower): personalizes a three-post persona
- * instead of the example personas, with fewer thread iterations.
+ * --quick (for valgrind, where MiniLM runs ~100x slower): personalizes and scores a
+ * three-post persona instead of the example personas, with fewer thread iterations, and runs
+ * one short evaluation (two methods, one query, that persona).
  *
  * Prints one line per failed check and ends with "c tests: N passed, M failed". */
 #define _POSIX_C_SOURCE 200809L
@@ -96,6 +98,111 @@ static void test_bad_input(void) {
   zipp_personalizer_free(NULL);
   zipp_jsonl_free(NULL);
   zipp_string_free(NULL);
+}
+
+/* The number after `"key":` in a flat JSON object (NaN when absent or null). */
+static double json_number(const char *json, const char *key) {
+  char pattern[64];
+  snprintf(pattern, sizeof pattern, "\"%s\":", key);
+  const char *at = json != NULL ? strstr(json, pattern) : NULL;
+  if (at == NULL) return NAN;
+  at += strlen(pattern);
+  char *end = NULL;
+  double v = strtod(at, &end);
+  return end == at ? NAN : v;
+}
+
+static void test_stats(void) {
+  double v = 7;
+  CHECK(zipp_stats_binomial_test(3, 10, 0.5, &v) == ZIPP_OK && fabs(v - 0.34375) < 1e-15, "binomial test");
+  CHECK(zipp_stats_binomial_test(11, 10, 0.5, &v) == ZIPP_ERR_INVALID_INPUT && v == 0.0, "k > n refused, out zeroed");
+  CHECK(contains(zipp_last_error_message(), "k = 11"), "message names k");
+  CHECK(zipp_stats_binomial_test(1, 2, 0.5, NULL) == ZIPP_ERR_NULL_POINTER, "NULL out");
+  double lo = 9, hi = 9;
+  const double z = 1.959963984540054;
+  CHECK(zipp_stats_wilson_interval(0, 10, 0.95, &lo, &hi) == ZIPP_OK && lo == 0.0 &&
+            fabs(hi - z * z / (10 + z * z)) < 1e-12,
+        "Wilson interval at k = 0");
+  CHECK(zipp_stats_wilson_interval(1, 2, 1.0, &lo, &hi) == ZIPP_ERR_INVALID_INPUT && lo == 0.0 && hi == 0.0,
+        "confidence 1 refused");
+  const double xs[4] = {1, 2, 3, 4}, ys[4] = {10, 30, 20, 40};
+  CHECK(zipp_stats_mean(xs, 4, &v) == ZIPP_OK && v == 2.5, "mean");
+  CHECK(zipp_stats_mean(NULL, 0, &v) == ZIPP_ERR_INVALID_INPUT, "mean of nothing");
+  CHECK(zipp_stats_mean(NULL, 3, &v) == ZIPP_ERR_NULL_POINTER, "NULL values with n > 0");
+  CHECK(zipp_stats_spearman(xs, ys, 4, &v) == ZIPP_OK && fabs(v - 0.8) < 1e-12, "Spearman");
+  const double a[5] = {0.61, 0.72, 0.58, 0.69, 0.66}, b[4] = {0.52, 0.55, 0.49, 0.6};
+  CHECK(zipp_stats_cohens_d(a, 5, b, 4, &v) == ZIPP_OK && fabs(v - 2.1122946333043076) < 1e-12, "Cohen's d");
+  CHECK(zipp_stats_cohens_d(a, 1, b, 4, &v) == ZIPP_OK && isnan(v), "undefined d is NaN");
+  double ranks[4] = {0};
+  const double tied[4] = {1, 2, 2, 3};
+  CHECK(zipp_stats_average_ranks(tied, 4, ranks) == ZIPP_OK && ranks[1] == 2.5 && ranks[2] == 2.5 && ranks[3] == 4,
+        "average ranks");
+}
+
+/* The VPTT scorer and a streaming evaluation: `persona` is scored against `own_caption`, one
+ * of its captions; the evaluation runs over `personas`. */
+static void test_evaluation(zipp_models *models, const zipp_persona *persona, const char *own_caption,
+                            const zipp_persona *const *personas, size_t count, int quick) {
+  zipp_scorer *scorer = (zipp_scorer *)&scorer; /* garbage the call must clear */
+  CHECK(zipp_scorer_new(models, persona, "{\"novelty\":\"fuzzy\"}", &scorer) == ZIPP_ERR_SCHEMA && scorer == NULL,
+        "bad VPTT option refused");
+  CHECK(contains(zipp_last_error_message(), "novelty"), "message names the option");
+  CHECK(zipp_scorer_new(models, persona, NULL, &scorer) == ZIPP_OK, "scorer");
+  size_t rank = 0, clusters = 0;
+  CHECK(zipp_scorer_rank(scorer, &rank) == ZIPP_OK && rank >= 1, "caption span");
+  CHECK(zipp_scorer_clusters(scorer, &clusters) == ZIPP_OK && clusters >= 1 && clusters <= rank, "clusters");
+  char *score = NULL;
+  CHECK(zipp_scorer_score(scorer, own_caption, &score) == ZIPP_OK, "score a caption");
+  CHECK(fabs(json_number(score, "gs") - 1.0) < 1e-5, "a caption lies in its own span (GS = 1)");
+  CHECK(json_number(score, "nv") == 0.0, "a caption is not novel (NV = 0)");
+  CHECK(contains(score, "\"nv_soft\":null"), "no soft novelty by default");
+  zipp_string_free(score);
+  char *batch = NULL;
+  CHECK(zipp_scorer_score_batch(scorer, "[\"a spaceship over the sea\",\"a red bicycle\"]", &batch) == ZIPP_OK &&
+            batch[0] == '[' && json_number(batch, "nv") == 1.0,
+        "batch of scores");
+  zipp_string_free(batch);
+  CHECK(zipp_scorer_score_batch(scorer, "[\"a\", 3]", &batch) == ZIPP_ERR_SCHEMA && batch == NULL,
+        "a prompt that is not a string");
+  CHECK(zipp_scorer_score(scorer, NULL, &batch) == ZIPP_ERR_NULL_POINTER, "NULL prompt");
+  zipp_scorer_free(scorer);
+
+  zipp_evaluation *ev = (zipp_evaluation *)&ev;
+  CHECK(zipp_evaluation_new(models, "{\"methods\":[\"identity\",\"nope\"]}", &ev) == ZIPP_ERR_SCHEMA && ev == NULL,
+        "unknown method refused");
+  CHECK(contains(zipp_last_error_message(), "methods[1]"), "message names the method's place");
+  const char *config = quick ? "{\"methods\":[\"identity\",\"vprag\"],"
+                               "\"queries\":[{\"name\":\"door\",\"task\":\"generate\",\"prompt\":\"a front door\"}]}"
+                             : NULL; /* the five methods on the four VPTT queries */
+  CHECK(zipp_evaluation_new(models, config, &ev) == ZIPP_OK, "evaluation");
+  uint64_t n = 99;
+  CHECK(zipp_evaluation_personas(ev, &n) == ZIPP_OK && n == 0, "no personas yet");
+  char *samples = NULL;
+  CHECK(zipp_evaluation_add_persona(ev, personas[0], &samples) == ZIPP_OK && samples != NULL && samples[0] == '[',
+        "samples of the first persona");
+  CHECK(contains(samples, quick ? "\"query\":\"door\"" : "\"query\":\"social_post\""), "samples name their query");
+  zipp_string_free(samples);
+  for (size_t i = 1; i < count; i++) {
+    CHECK(zipp_evaluation_add_persona(ev, personas[i], NULL) == ZIPP_OK, "add a persona, samples dropped");
+  }
+  CHECK(zipp_evaluation_personas(ev, &n) == ZIPP_OK && n == count, "personas counted");
+  char *report = NULL, *table = NULL, *again = NULL;
+  CHECK(zipp_evaluation_report(ev, &report) == ZIPP_OK && json_number(report, "personas") == (double)count,
+        "report JSON");
+  CHECK(contains(report, quick ? "\"methods\":[\"identity\",\"vprag\"]"
+                               : "\"methods\":[\"identity\",\"persona_only\",\"brag\",\"vprag\",\"combined\"]"),
+        "report methods");
+  CHECK(zipp_evaluation_table(ev, &table) == ZIPP_OK && contains(table, " personas") &&
+            contains(table, quick ? "door (generation)" : "all edit queries"),
+        "text tables");
+  CHECK(zipp_report_table(report, &again) == ZIPP_OK && again != NULL && table != NULL && strcmp(again, table) == 0,
+        "tables from the report JSON");
+  zipp_string_free(report);
+  zipp_string_free(table);
+  zipp_string_free(again);
+  zipp_evaluation_free(ev);
+  zipp_evaluation_free(NULL);
+  zipp_scorer_free(NULL);
 }
 
 /* ---- threads ---------------------------------------------------------------------------- */
@@ -256,6 +363,12 @@ static void test_end_to_end(const char *personas_path, int quick) {
   CHECK(got == 1 && verdict == 'y', "the forked child personalizes correctly");
   zipp_string_free(expected);
 
+  if (quick) {
+    test_evaluation(models, tiny, "a teal door in Lisbon", (const zipp_persona *const[]){tiny}, 1, quick);
+  } else {
+    test_evaluation(models, tiny, "a teal door in Lisbon", (const zipp_persona *const *)personas, count, quick);
+  }
+
   zipp_personalizer_free(vprag);
   zipp_persona_free(tiny);
   for (size_t i = 0; i < count; i++) zipp_persona_free(personas[i]);
@@ -270,6 +383,7 @@ int main(int argc, char **argv) {
   int quick = argc > 2 && strcmp(argv[2], "--quick") == 0;
   test_library();
   test_bad_input();
+  test_stats();
   test_end_to_end(argv[1], quick);
   printf("c tests: %d passed, %d failed\n", passed, failed);
   return failed == 0 ? 0 : 1;
