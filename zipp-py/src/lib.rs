@@ -6,7 +6,8 @@
 //!
 //! Every class here wraps a zipp-core type and only converts: personas
 //! ([`persona`]), personalizers built from `MethodSpec` ([`personalize`]), their results
-//! ([`result`]) and the shared models with the embedder ([`models`]). Errors become one
+//! ([`result`]), the shared models with the embedder ([`models`]) and the evaluation:
+//! VPTT scorer, streaming runner, report and statistics ([`eval`]). Errors become one
 //! Python exception class per `zipp_core::Error::kind()` ([`error`]).
 //!
 //! Concurrency: every call into zipp-core that computes or takes a lock goes through
@@ -17,6 +18,7 @@
 use pyo3::prelude::*;
 
 mod error;
+mod eval;
 mod json;
 mod models;
 mod persona;
@@ -91,5 +93,6 @@ fn _zipp(m: &Bound<'_, PyModule>) -> PyResult<()> {
     persona::register(m)?;
     personalize::register(m)?;
     result::register(m)?;
+    eval::register(m)?;
     Ok(())
 }

@@ -8,6 +8,9 @@ top-level ``zipp`` module: that name belongs to a widely installed PyPI package.
 >>> persona = zipp.read_jsonl("examples/data/personas.jsonl")[0]
 >>> out = zipp.Vprag(models).personalize(persona, "a portrait in the park")
 >>> print(out.explain())
+>>> ev = zipp.Evaluation(models)               # 5 methods × the 4 VPTT queries
+>>> ev.add_personas(zipp.iter_jsonl("examples/data/personas.jsonl"))
+>>> print(ev.report().table())
 
 Everything here is zipp-core (Rust) underneath; heavy calls release the GIL, and objects
 are safe to share between threads.
@@ -17,7 +20,7 @@ import os as _os
 import pathlib as _pathlib
 from typing import Optional as _Optional, Union as _Union
 
-from . import _provision
+from . import _provision, stats
 from ._errors import (
     ComputeError,
     InvalidInputError,
@@ -34,6 +37,7 @@ from ._zipp import (
     PROVISION_HINT,
     Brag,
     Combined,
+    Evaluation,
     Evidence,
     EvidenceCategory,
     EvidenceElement,
@@ -43,9 +47,12 @@ from ._zipp import (
     Persona,
     PersonaOnly,
     PersonaReader,
+    PersonaScorer,
     Personalization,
     Personalizer,
+    Report,
     Vprag,
+    VpttScore,
     __version__,
     _after_fork_in_child,
     _after_fork_in_parent,
@@ -78,6 +85,7 @@ __all__ = [
     "Brag",
     "Combined",
     "ComputeError",
+    "Evaluation",
     "Evidence",
     "EvidenceCategory",
     "EvidenceElement",
@@ -93,11 +101,14 @@ __all__ = [
     "Persona",
     "PersonaOnly",
     "PersonaReader",
+    "PersonaScorer",
     "Personalization",
     "Personalizer",
+    "Report",
     "SchemaError",
     "TokenizerError",
     "Vprag",
+    "VpttScore",
     "ZippError",
     "__version__",
     "default_models_dir",
@@ -105,5 +116,6 @@ __all__ = [
     "num_threads",
     "provision_models",
     "read_jsonl",
+    "stats",
     "write_jsonl",
 ]

@@ -1,0 +1,496 @@
+//! Evaluation: `PersonaScorer` and `VpttScore` (SPEC §4), the streaming `Evaluation` runner
+//! and its `Report`, and the statistics functions (SPEC §9) that `zipp_persona.stats`
+//! re-exports. Configurations cross as the JSON zipp-core parses (`VpttOptions`,
+//! `EvalConfig`), so names, defaults and validation are zipp-core's.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use pyo3::exceptions::PyTypeError;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyString};
+use zipp_core::embed::Embedder;
+use zipp_core::eval::{self as core, stats};
+use zipp_core::Error;
+
+use crate::error::to_py_err;
+use crate::json;
+use crate::models::Models;
+use crate::persona::Persona;
+use crate::result::py_repr;
+use crate::zipp_call;
+
+/// JSON text from a dict (errors then carry only the field path: the line and column would
+/// point into text the caller never saw) or a JSON string (errors keep line and column).
+/// `None` when the argument is `None`.
+fn config_text(value: Option<&Bound<'_, PyAny>>, what: &str, example: &str) -> PyResult<Option<(String, bool)>> {
+    let Some(value) = value.filter(|v| !v.is_none()) else { return Ok(None) };
+    if let Ok(text) = value.downcast::<PyString>() {
+        return Ok(Some((text.to_cow()?.into_owned(), false)));
+    }
+    if value.is_instance_of::<PyDict>() {
+        return Ok(Some((json::dumps(value)?, true)));
+    }
+    Err(PyTypeError::new_err(format!("{what} is a dict ({example}) or JSON text, not {}", value.get_type().name()?)))
+}
+
+fn unlocated_if(from_dict: bool) -> impl Fn(Error) -> Error {
+    move |e| if from_dict { json::unlocated_text(e) } else { e }
+}
+
+// ---------------------------------------------------------------------------------------
+// VpttScore, PersonaScorer
+
+/// The VPTT score of one prompt against one persona (SPEC §4). Components lie in [0, 1]
+/// except PA, a cosine in [-1, 1]; `nv_soft` is `None` unless the scorer was built with
+/// `novelty="soft"`.
+#[pyclass(frozen, module = "zipp_persona")]
+pub struct VpttScore {
+    inner: core::VpttScore,
+}
+
+#[pymethods]
+impl VpttScore {
+    /// Persona alignment: cosine between the prompt and the persona text.
+    #[getter]
+    fn pa(&self) -> f64 {
+        self.inner.pa
+    }
+
+    /// Subspace fidelity: the share of the prompt inside the span of the captions.
+    #[getter]
+    fn gs(&self) -> f64 {
+        self.inner.gs
+    }
+
+    /// Cluster proximity (hard): `exp(-distance to the nearest caption cluster)`.
+    #[getter]
+    fn cp(&self) -> f64 {
+        self.inner.cp
+    }
+
+    /// Cluster proximity, soft (softmax-weighted over the clusters).
+    #[getter]
+    fn cp_soft(&self) -> f64 {
+        self.inner.cp_soft
+    }
+
+    /// Novelty: 1 − the largest share of the prompt's word trigrams found in one caption.
+    #[getter]
+    fn nv(&self) -> f64 {
+        self.inner.nv
+    }
+
+    /// Soft novelty over trigram embeddings (`novelty="soft"` only).
+    #[getter]
+    fn nv_soft(&self) -> Option<f64> {
+        self.inner.nv_soft
+    }
+
+    /// `w_pa·PA + w_gs·GS + w_cp·CP + w_nv·NV` (default weights 0.2, 0.3, 0.3, 0.2).
+    #[getter]
+    fn vptt(&self) -> f64 {
+        self.inner.vptt
+    }
+
+    /// `(PA + GS + CP) / 3`.
+    #[getter]
+    fn vptt_c(&self) -> f64 {
+        self.inner.vptt_c
+    }
+
+    /// `{"pa", "gs", "cp", "cp_soft", "nv", "nv_soft", "vptt", "vptt_c"}`.
+    fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        json::to_python(py, &self.inner)
+    }
+
+    fn __eq__(&self, other: &Bound<'_, VpttScore>) -> bool {
+        self.inner == other.get().inner
+    }
+
+    fn __repr__(&self) -> String {
+        let s = &self.inner;
+        format!(
+            "VpttScore(vptt={:.4}, vptt_c={:.4}, pa={:.4}, gs={:.4}, cp={:.4}, cp_soft={:.4}, nv={:.4}, nv_soft={})",
+            s.vptt,
+            s.vptt_c,
+            s.pa,
+            s.gs,
+            s.cp,
+            s.cp_soft,
+            s.nv,
+            s.nv_soft.map_or_else(|| "None".to_string(), |v| format!("{v:.4}"))
+        )
+    }
+}
+
+/// A persona's VPTT scoring state — persona-text vector, caption basis, clusters, caption
+/// trigrams — built once (the memory embeddings are shared with the persona's personalizer
+/// calls) and reused for every prompt. Safe to share between threads.
+#[pyclass(frozen, module = "zipp_persona")]
+pub struct PersonaScorer {
+    inner: core::PersonaScorer,
+    embedder: Arc<dyn Embedder>,
+    options: core::VpttOptions,
+}
+
+#[pymethods]
+impl PersonaScorer {
+    /// `options`: the VPTT options as a dict or JSON text, every key optional —
+    /// `weights` (`{"pa", "gs", "cp", "nv"}`, summing to 1), `clusters` (`None`: SPEC's
+    /// `round(sqrt(N/2))`), `seed`, `novelty` (`"hard"` or `"soft"`), `cp_unit_coordinates`,
+    /// `gs_tolerance`, `kmeans_iterations`, `soft_cp_temperature`. A persona without posts is
+    /// an `InvalidInputError`.
+    #[new]
+    #[pyo3(signature = (models, persona, options = None))]
+    fn new(
+        py: Python<'_>,
+        models: &Bound<'_, Models>,
+        persona: &Bound<'_, Persona>,
+        options: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PersonaScorer> {
+        let options = config_text(options, "options", "{\"novelty\": \"soft\", …}")?;
+        let (models, persona) = (&models.get().inner, &persona.get().inner);
+        zipp_call(py, || {
+            let options = match &options {
+                Some((text, from_dict)) => json::vptt_options(text).map_err(unlocated_if(*from_dict))?,
+                None => core::VpttOptions::default(),
+            };
+            let embedder = models.embedder()?;
+            let inner = core::PersonaScorer::new(persona, &*embedder, &options)?;
+            Ok(PersonaScorer { inner, embedder, options })
+        })
+    }
+
+    /// Scores prompts (embedded in one batch): one `VpttScore` per prompt, in order. NV is
+    /// measured (the evaluation's "NV = 0 without memory" convention is not applied here).
+    fn score(&self, py: Python<'_>, prompts: Vec<String>) -> PyResult<Vec<VpttScore>> {
+        let scores = zipp_call(py, || {
+            let refs: Vec<&str> = prompts.iter().map(String::as_str).collect();
+            self.inner.score(&*self.embedder, &refs)
+        })?;
+        Ok(scores.into_iter().map(|inner| VpttScore { inner }).collect())
+    }
+
+    /// Scores one prompt.
+    fn score_one(&self, py: Python<'_>, prompt: String) -> PyResult<VpttScore> {
+        let mut scores = zipp_call(py, || self.inner.score(&*self.embedder, &[prompt.as_str()]))?;
+        let inner = scores.pop().ok_or_else(|| to_py_err(Error::Compute("no score for one prompt".into())))?;
+        Ok(VpttScore { inner })
+    }
+
+    /// The id of the persona it scores against.
+    #[getter]
+    fn persona_id(&self) -> &str {
+        self.inner.id()
+    }
+
+    /// The dimension of the caption span (at most the number of posts).
+    #[getter]
+    fn rank(&self) -> usize {
+        self.inner.rank()
+    }
+
+    /// The number of caption clusters CP measures against.
+    #[getter]
+    fn clusters(&self) -> usize {
+        self.inner.clusters()
+    }
+
+    /// The options in effect, every default written out.
+    #[getter]
+    fn options<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        json::to_python(py, &self.options)
+    }
+
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        Ok(format!(
+            "PersonaScorer(persona_id={}, rank={}, clusters={})",
+            py_repr(py, self.inner.id())?,
+            self.inner.rank(),
+            self.inner.clusters()
+        ))
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Evaluation, Report
+
+/// A streaming evaluation: methods × personas × queries, each rewritten prompt scored with
+/// VPTT and folded into running aggregates, so memory does not grow with the number of
+/// personas. Safe to share between threads (calls on one evaluation run one at a time).
+#[pyclass(frozen, module = "zipp_persona")]
+pub struct Evaluation {
+    inner: Mutex<core::Evaluation>,
+}
+
+/// Locks an evaluation. A panic inside a call may have left the aggregates half-updated:
+/// such an evaluation refuses to go on.
+fn lock(m: &Mutex<core::Evaluation>) -> zipp_core::Result<MutexGuard<'_, core::Evaluation>> {
+    m.lock().map_err(|_| {
+        Error::Compute(
+            "this evaluation was interrupted by an internal error and its aggregates may be incomplete; start a new one"
+                .into(),
+        )
+    })
+}
+
+#[pymethods]
+impl Evaluation {
+    /// `config` (a dict or JSON text; every key optional):
+    /// `{"methods": ["identity", {"method": "vprag", "temperature": 0.2}, …],
+    ///   "queries": "vptt" | "extended" | [{"name", "task", "prompt"}, …],
+    ///   "options": {"novelty": "zero_without_memory" | "measured", "vptt": {VPTT options},
+    ///               "tie_epsilon", "confidence", "baseline", "spearman_sample"}}`.
+    /// `None`: the five methods (identity, persona_only, brag, vprag, combined) on the four
+    /// VPTT queries. Errors name the field (`methods[1]`).
+    #[new]
+    #[pyo3(signature = (models, config = None))]
+    fn new(py: Python<'_>, models: &Bound<'_, Models>, config: Option<&Bound<'_, PyAny>>) -> PyResult<Evaluation> {
+        let config = config_text(config, "config", "{\"methods\": [\"identity\", \"vprag\"], …}")?;
+        let models = &models.get().inner;
+        let inner = zipp_call(py, || {
+            let config = match &config {
+                Some((text, from_dict)) => core::EvalConfig::from_json(text).map_err(unlocated_if(*from_dict))?,
+                None => core::EvalConfig::default(),
+            };
+            config.build(models)
+        })?;
+        Ok(Evaluation { inner: Mutex::new(inner) })
+    }
+
+    /// Personalizes `persona` with every method for every query, scores every prompt and
+    /// adds the scores to the aggregates; all or nothing (on error nothing is added). Returns
+    /// the samples, query-major: `{"persona", "query", "method", "prompt", "pa", "gs", "cp",
+    /// "cp_soft", "nv", "nv_soft", "vptt", "vptt_c"}` each.
+    fn add_persona<'py>(&self, py: Python<'py>, persona: &Bound<'py, Persona>) -> PyResult<Bound<'py, PyAny>> {
+        let persona = &persona.get().inner;
+        let samples = zipp_call(py, || lock(&self.inner)?.add_persona(persona.persona().clone()))?;
+        json::to_python(py, &samples)
+    }
+
+    /// Adds every persona of an iterable (a list, `iter_jsonl(path)`, a generator …), one at
+    /// a time, dropping the samples; returns how many were added. A failure raises, the
+    /// personas before it staying added.
+    fn add_personas(&self, py: Python<'_>, personas: &Bound<'_, PyAny>) -> PyResult<u64> {
+        let mut added = 0;
+        for item in personas.try_iter()? {
+            let item = item?;
+            let persona = item.downcast::<Persona>()?;
+            let persona = &persona.get().inner;
+            zipp_call(py, || lock(&self.inner)?.add_persona(persona.persona().clone()))?;
+            added += 1;
+        }
+        Ok(added)
+    }
+
+    /// Personas added so far.
+    #[getter]
+    fn personas(&self, py: Python<'_>) -> PyResult<u64> {
+        zipp_call(py, || Ok(lock(&self.inner)?.personas()))
+    }
+
+    /// The method names, in table order.
+    #[getter]
+    fn methods(&self, py: Python<'_>) -> PyResult<Vec<String>> {
+        zipp_call(py, || Ok(lock(&self.inner)?.methods().iter().map(|m| m.name.clone()).collect()))
+    }
+
+    /// The queries: `{"name", "task", "prompt"}` each.
+    #[getter]
+    fn queries<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let queries = zipp_call(py, || Ok(lock(&self.inner)?.queries().to_vec()))?;
+        json::to_python(py, &queries)
+    }
+
+    /// The report so far (the evaluation goes on; call again for a later one).
+    fn report(&self, py: Python<'_>) -> PyResult<Report> {
+        let inner = zipp_call(py, || lock(&self.inner)?.report())?;
+        Ok(Report { inner: Arc::new(inner) })
+    }
+
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        let (methods, queries, personas) = zipp_call(py, || {
+            let ev = lock(&self.inner)?;
+            Ok((ev.methods().len(), ev.queries().len(), ev.personas()))
+        })?;
+        Ok(format!("Evaluation(methods={methods}, queries={queries}, personas={personas})"))
+    }
+}
+
+/// The result of an evaluation: one table per query, then one per task kind with several
+/// queries. The same JSON as the Rust and C reports.
+#[pyclass(frozen, module = "zipp_persona")]
+pub struct Report {
+    inner: Arc<core::Report>,
+}
+
+#[pymethods]
+impl Report {
+    /// A report read back from `to_json()` text.
+    #[staticmethod]
+    fn from_json(py: Python<'_>, text: String) -> PyResult<Report> {
+        let inner = zipp_call(py, || core::Report::from_json(&text))?;
+        Ok(Report { inner: Arc::new(inner) })
+    }
+
+    /// The tables as text, laid out like the VPTT paper's Table 7.
+    fn table(&self) -> String {
+        self.inner.table()
+    }
+
+    /// The report as JSON text (compact, or indented with `pretty=True`).
+    #[pyo3(signature = (pretty = false))]
+    fn to_json(&self, pretty: bool) -> PyResult<String> {
+        self.inner.to_json(pretty).map_err(to_py_err)
+    }
+
+    /// The report as a dict shaped like `to_json()`.
+    fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        json::to_python(py, self.inner.as_ref())
+    }
+
+    /// Personas evaluated.
+    #[getter]
+    fn personas(&self) -> u64 {
+        self.inner.personas
+    }
+
+    /// Method names, in table order.
+    #[getter]
+    fn methods(&self) -> Vec<String> {
+        self.inner.methods.clone()
+    }
+
+    /// The novelty convention: `"zero_without_memory"` (the paper's) or `"measured"`.
+    #[getter]
+    fn novelty<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        json::to_python(py, &self.inner.novelty)
+    }
+
+    /// The baseline Cohen's d is also reported against, or `None`.
+    #[getter]
+    fn baseline(&self) -> Option<String> {
+        self.inner.baseline.clone()
+    }
+
+    /// The tables as dicts: `name`, `query`, `best_vptt`, `best_vptt_c`,
+    /// `spearman_vptt_vs_vptt_c` and `rows` (per method: `n`, `pa`, `gs`, `cp`, `cp_soft`,
+    /// `nv` (`None` where the novelty convention set it to 0), `nv_soft`, `vptt_c`, `vptt`).
+    #[getter]
+    fn tables<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        json::to_python(py, &self.inner.tables)
+    }
+
+    /// Where the time went, in seconds: `index_memory`, `persona_state`, `personalize`,
+    /// `embed_prompts`, `score`.
+    #[getter]
+    fn timings<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let t = &self.inner.timings;
+        let d = PyDict::new(py);
+        for (name, value) in [
+            ("index_memory", t.index_memory),
+            ("persona_state", t.persona_state),
+            ("personalize", t.personalize),
+            ("embed_prompts", t.embed_prompts),
+            ("score", t.score),
+        ] {
+            d.set_item(name, value.as_secs_f64())?;
+        }
+        Ok(d)
+    }
+
+    fn __eq__(&self, other: &Bound<'_, Report>) -> bool {
+        *self.inner == *other.get().inner
+    }
+
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        let methods = self.inner.methods.iter().map(|m| py_repr(py, m)).collect::<PyResult<Vec<_>>>()?;
+        Ok(format!(
+            "Report(personas={}, methods=[{}], tables={})",
+            self.inner.personas,
+            methods.join(", "),
+            self.inner.tables.len()
+        ))
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Statistics (re-exported as zipp_persona.stats)
+
+/// A count argument: a negative int is an `InvalidInputError` naming the function, like
+/// every other bad argument here.
+fn count(value: &Bound<'_, PyAny>, function: &str, name: &str) -> PyResult<u64> {
+    match value.extract::<u64>() {
+        Ok(v) => Ok(v),
+        Err(e) => match value.extract::<i64>() {
+            Ok(v) if v < 0 => {
+                Err(to_py_err(Error::InvalidInput(format!("{function}: {name} = {v} must not be negative"))))
+            }
+            _ => Err(e),
+        },
+    }
+}
+
+/// The arithmetic mean (compensated sum). Empty input or a NaN/±inf value is an
+/// `InvalidInputError`.
+#[pyfunction]
+fn mean(py: Python<'_>, xs: Vec<f64>) -> PyResult<f64> {
+    zipp_call(py, || stats::mean(&xs))
+}
+
+/// Cohen's d between two groups with the pooled standard deviation,
+/// `|mean(a) − mean(b)| / s_pooled`. `None` when d is undefined: a group has fewer than two
+/// values, both groups are constant with equal means, or a value is NaN/±inf; `inf` for two
+/// constant groups with different means.
+#[pyfunction]
+fn cohens_d(py: Python<'_>, a: Vec<f64>, b: Vec<f64>) -> PyResult<Option<f64>> {
+    zipp_call(py, || Ok(stats::cohens_d(&stats::Moments::from_slice(&a), &stats::Moments::from_slice(&b))))
+}
+
+/// The exact two-sided binomial test (as `scipy.stats.binomtest(k, n, p).pvalue`): the
+/// p-value of `k` successes in `n` trials with success probability `p`.
+#[pyfunction]
+#[pyo3(signature = (k, n, p = 0.5))]
+fn binomial_test(py: Python<'_>, k: &Bound<'_, PyAny>, n: &Bound<'_, PyAny>, p: f64) -> PyResult<f64> {
+    let (k, n) = (count(k, "binomial_test", "k")?, count(n, "binomial_test", "n")?);
+    zipp_call(py, || stats::binomial_test(k, n, p))
+}
+
+/// The Wilson score interval `(lo, hi)` of `k` successes in `n` trials.
+#[pyfunction]
+#[pyo3(signature = (k, n, confidence = 0.95))]
+fn wilson_interval(
+    py: Python<'_>,
+    k: &Bound<'_, PyAny>,
+    n: &Bound<'_, PyAny>,
+    confidence: f64,
+) -> PyResult<(f64, f64)> {
+    let (k, n) = (count(k, "wilson_interval", "k")?, count(n, "wilson_interval", "n")?);
+    zipp_call(py, || stats::wilson_interval(k, n, confidence))
+}
+
+/// Ranks (1-based) with ties sharing their average rank (`scipy.stats.rankdata`).
+#[pyfunction]
+fn average_ranks(py: Python<'_>, xs: Vec<f64>) -> PyResult<Vec<f64>> {
+    zipp_call(py, || stats::average_ranks(&xs))
+}
+
+/// Spearman's rank correlation ρ (`scipy.stats.spearmanr(x, y).statistic`).
+#[pyfunction]
+fn spearman(py: Python<'_>, x: Vec<f64>, y: Vec<f64>) -> PyResult<f64> {
+    zipp_call(py, || stats::spearman(&x, &y))
+}
+
+pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<VpttScore>()?;
+    m.add_class::<PersonaScorer>()?;
+    m.add_class::<Evaluation>()?;
+    m.add_class::<Report>()?;
+    m.add_function(wrap_pyfunction!(mean, m)?)?;
+    m.add_function(wrap_pyfunction!(cohens_d, m)?)?;
+    m.add_function(wrap_pyfunction!(binomial_test, m)?)?;
+    m.add_function(wrap_pyfunction!(wilson_interval, m)?)?;
+    m.add_function(wrap_pyfunction!(average_ranks, m)?)?;
+    m.add_function(wrap_pyfunction!(spearman, m)?)?;
+    Ok(())
+}
