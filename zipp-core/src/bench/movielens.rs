@@ -33,7 +33,8 @@
 //! - `memory`: up to [`MovieLensOptions::max_posts`] rated movies, chosen deterministically:
 //!   highest rating first, then most recent, then lowest movie id. Post `m<movie_id>` reads
 //!   `"The Harbour Lights (1988), rated 5 out of 5: Crime, Thriller."` with elements
-//!   `{"genre": ["Crime", "Thriller"], "era": ["1980s"], "rating": ["5 of 5"]}`. Titles are
+//!   `{"genre": ["Crime", "Thriller"], "era": ["1980s"]}` (the rating stays in the caption: as an
+//!   element, "5 of 5" would be retrieved into image prompts as if it were visual). Titles are
 //!   shown with a trailing article moved to the front (`"Harbour Lights, The (1988)"` reads
 //!   `"The Harbour Lights (1988)"`); the `unknown` genre flag is never shown as a genre.
 //!
@@ -512,7 +513,6 @@ fn post(movie: &Movie, stars: u8) -> Post {
     if let Some(year) = movie.year {
         post.elements.insert("era".into(), vec![format!("{}s", year / 10 * 10)]);
     }
-    post.elements.insert("rating".into(), vec![format!("{stars} of 5")]);
     post
 }
 
@@ -1049,7 +1049,7 @@ mod tests {
         assert_eq!(m2.caption, "The Harbour Lights (1988), rated 4 out of 5: Crime, Thriller.");
         assert_eq!(m2.elements["genre"], ["Crime", "Thriller"]);
         assert_eq!(m2.elements["era"], ["1980s"]);
-        assert_eq!(m2.elements["rating"], ["4 of 5"]);
+        assert!(!m2.elements.contains_key("rating"), "the rating is in the caption only");
         let m3 = &p.memory[2];
         assert_eq!(m3.caption, "La Maison bleue (The Blue House) (1961), rated 5 out of 5: Drama.");
 
@@ -1057,9 +1057,9 @@ mod tests {
         assert_eq!(ids(&p), ["m5", "m4", "m12"]);
         // The `unknown` flag is no genre; a missing title and year are said, not invented.
         assert_eq!(p.memory[0].caption, "Quiet Morning (1971), rated 4 out of 5; genre not recorded.");
-        assert_eq!(p.memory[0].elements.keys().collect::<Vec<_>>(), ["era", "rating"]);
+        assert_eq!(p.memory[0].elements.keys().collect::<Vec<_>>(), ["era"]);
         assert_eq!(p.memory[1].caption, "A film with no recorded title, rated 3 out of 5; genre not recorded.");
-        assert_eq!(p.memory[1].elements.keys().collect::<Vec<_>>(), ["rating"]);
+        assert!(p.memory[1].elements.is_empty());
         // No year in the title: the era comes from the release date.
         assert_eq!(p.memory[2].caption, "Nameless Reel, rated 2 out of 5: Comedy, Film-Noir.");
         assert_eq!(p.memory[2].elements["era"], ["1960s"]);
@@ -1595,7 +1595,8 @@ mod tests {
             assert!(p.demographics.keys().all(|k| ["age_band", "gender", "profession"].contains(&k.as_str())));
             assert!(["female", "male"].contains(&p.demographics["gender"].as_str()));
             assert!(!p.summary.is_empty() && !p.memory.is_empty() && p.memory.len() <= o.max_posts);
-            let stars: Vec<&str> = p.memory.iter().map(|m| m.elements["rating"][0].as_str()).collect();
+            let stars: Vec<char> =
+                p.memory.iter().map(|m| m.caption.split(", rated ").last().unwrap().chars().next().unwrap()).collect();
             assert!(stars.windows(2).all(|w| w[0] >= w[1]), "{}: posts not by rating", p.id);
             assert!(p.memory.iter().all(|m| m.id.as_deref().is_some_and(|id| id.starts_with('m'))));
             assert!(p.memory.iter().all(|m| m.caption.contains(" out of 5")));
@@ -1610,7 +1611,7 @@ mod tests {
         assert!(with_dislikes > 0);
         let fives = MovieLensOptions { max_posts: 30, min_rating: Some(5) };
         let p = b.persona(0, &fives).unwrap();
-        assert!(!p.memory.is_empty() && p.memory.iter().all(|m| m.elements["rating"] == ["5 of 5"]));
+        assert!(!p.memory.is_empty() && p.memory.iter().all(|m| m.caption.contains(", rated 5 out of 5")));
         assert_eq!(b.persona(0, &o).unwrap(), b.persona(0, &o).unwrap());
     }
 
