@@ -13,6 +13,8 @@
 //!   --soft-novelty      also compute the soft NV (embeds every trigram: slower)
 //!   --json FILE         the report as JSON (default evaluation.json; `-` for stdout, `none` to skip)
 //!   --samples FILE      every scored prompt as JSONL (default: not written)
+//!   --config JSON|@FILE an evaluation config (`EvalConfig`: methods as names or spec objects,
+//!                       queries, options); replaces --methods/--queries/--novelty/--soft-novelty
 //!   --models DIR        models folder (default: $ZIPP_MODELS_DIR or ~/.cache/zipp/models)
 //! ```
 //!
@@ -26,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use zipp_core::bench::movielens::{MovieLens, MovieLensOptions};
 use zipp_core::bench::synthetic::{SyntheticBench, SyntheticOptions, Vocabulary};
-use zipp_core::eval::{EvalMethod, EvalOptions, Evaluation, Novelty, NoveltyConvention, Query};
+use zipp_core::eval::{EvalConfig, Novelty, NoveltyConvention, QuerySet};
 use zipp_core::models::Models;
 use zipp_core::persona::JsonlReader;
 use zipp_core::personalize::MethodSpec;
@@ -43,11 +45,12 @@ struct Args {
     json: String,
     samples: Option<PathBuf>,
     models: Option<PathBuf>,
+    config: Option<String>,
 }
 
 const USAGE: &str = "usage: evaluate [--bench synthetic|movielens|FILE.jsonl] [--personas N] [--seed S] \
 [--queries vptt|extended] [--methods a,b,…] [--novelty paper|measured] [--soft-novelty] [--json FILE|-|none] \
-[--samples FILE] [--models DIR]";
+[--samples FILE] [--config JSON|@FILE] [--models DIR]";
 
 fn parse_args() -> Result<Args, String> {
     let mut a = Args {
@@ -61,6 +64,7 @@ fn parse_args() -> Result<Args, String> {
         json: "evaluation.json".into(),
         samples: None,
         models: None,
+        config: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -83,6 +87,7 @@ fn parse_args() -> Result<Args, String> {
             "--json" => a.json = value("--json")?,
             "--samples" => a.samples = Some(value("--samples")?.into()),
             "--models" => a.models = Some(value("--models")?.into()),
+            "--config" => a.config = Some(value("--config")?),
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -148,20 +153,32 @@ fn run(args: Args) -> zipp_core::Result<()> {
         }
         path => (Box::new(JsonlReader::open(path)?.take(limit)), None),
     };
-    let methods = args
-        .methods
-        .iter()
-        .map(|name| EvalMethod::from_spec(&MethodSpec::from_json(name)?, &models))
-        .collect::<zipp_core::Result<Vec<_>>>()?;
-    let mut options = EvalOptions { novelty: args.novelty, ..EvalOptions::default() };
-    options.vptt.seed = args.seed;
-    if args.soft {
-        options.vptt.novelty = Novelty::Soft;
-    }
-    if !methods.iter().any(|m| Some(&m.name) == options.baseline.as_ref()) {
-        options.baseline = None;
-    }
-    let mut ev = Evaluation::new(models.embedder()?, methods, Query::set(&args.queries)?, options)?;
+    let config = match &args.config {
+        Some(text) => {
+            let json = match text.strip_prefix('@') {
+                Some(path) => {
+                    std::fs::read_to_string(path).map_err(|source| Error::Io { path: path.into(), source })?
+                }
+                None => text.clone(),
+            };
+            EvalConfig::from_json(&json)?
+        }
+        None => {
+            let mut c = EvalConfig {
+                methods: args.methods.iter().map(|m| serde_json::Value::from(m.as_str())).collect(),
+                queries: QuerySet::Named(args.queries.clone()),
+                ..EvalConfig::default()
+            };
+            c.options.novelty = args.novelty;
+            if args.soft {
+                c.options.vptt.novelty = Novelty::Soft;
+            }
+            c
+        }
+    };
+    let mut config = config;
+    config.options.vptt.seed = args.seed;
+    let mut ev = config.build(&models)?;
     let mut samples = match &args.samples {
         Some(p) => {
             Some(BufWriter::new(std::fs::File::create(p).map_err(|source| Error::Io { path: p.clone(), source })?))
@@ -234,7 +251,7 @@ fn run(args: Args) -> zipp_core::Result<()> {
     let run = serde_json::json!({
         "bench": args.bench,
         "seed": args.seed,
-        "queries": args.queries,
+        "config": config,
         "wall_seconds": wall.as_secs_f64(),
         "setup_seconds": setup.as_secs_f64(),
         "read_seconds": reading.as_secs_f64(),

@@ -22,7 +22,8 @@ fn the_synthetic_bench_gives_the_method_table_and_is_reproducible() {
     let json = tmp("synthetic.json");
     let samples = tmp("samples.jsonl");
     let args = ["--bench", "synthetic", "--personas", "3", "--seed", "7", "--json"];
-    let (table, stderr) = evaluate(&[&args[..], &[json.to_str().unwrap(), "--samples", samples.to_str().unwrap()]].concat());
+    let (table, stderr) =
+        evaluate(&[&args[..], &[json.to_str().unwrap(), "--samples", samples.to_str().unwrap()]].concat());
     for needle in ["social_post", "cultural_site", "living_room", "garden", "VPTT_c", "win%", "vprag", "combined"] {
         assert!(table.contains(needle), "{needle} missing:\n{table}");
     }
