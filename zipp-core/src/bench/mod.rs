@@ -4,6 +4,11 @@
 //!
 //! Their raw inputs (phrase lists, MovieLens files) are provisioned into the models folder
 //! by `scripts/provision-models.sh`, next to the default models.
+//!
+//! `movielens` is compiled only with the cargo feature `movielens` (off by default).
 
+// The MovieLens 100K bench; needs zipp-core's `movielens` cargo feature (it adds a
+// parquet reader to the build).
+#[cfg(feature = "movielens")]
 pub mod movielens;
 pub mod synthetic;
