@@ -143,7 +143,8 @@ const SUMMARY_GENRES: usize = 3;
 const MODEL: &str = "movielens-100k";
 
 /// How personas are built from the ratings.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct MovieLensOptions {
     /// At most this many rated movies become memory posts (30, like VPTT-Bench).
     pub max_posts: usize,

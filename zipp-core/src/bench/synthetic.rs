@@ -594,7 +594,8 @@ fn theme_words(pools: &[Pool], classifier: &Classifier) -> Vec<String> {
 // ---------------------------------------------------------------------------------------
 
 /// What a [`SyntheticBench`] generates. Every range is inclusive.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct SyntheticOptions {
     /// Seed of the whole bench; persona `i` depends on `(seed, i)` alone. Default 0.
     pub seed: u64,
