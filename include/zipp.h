@@ -129,6 +129,13 @@ typedef struct zipp_jsonl_reader zipp_jsonl_reader;
 typedef struct zipp_models zipp_models;
 
 /*
+ MovieLens 100K in memory (943 users, 1682 movies, 100,000 ratings): one persona per user.
+ Immutable and thread-safe. The data's licence forbids redistributing it or personas made
+ from it.
+ */
+typedef struct zipp_movielens zipp_movielens;
+
+/*
  A persona and its cached memory index. Immutable and thread-safe: share one handle
  across threads.
  */
@@ -145,6 +152,13 @@ typedef struct zipp_personalizer zipp_personalizer;
  alive, so the models and persona handles may be freed before it.
  */
 typedef struct zipp_scorer zipp_scorer;
+
+/*
+ A seeded synthetic persona bench: `len` personas, each generated on demand from
+ `(seed, index)` alone (reproducible, in any order, on any thread). Immutable and
+ thread-safe.
+ */
+typedef struct zipp_synthetic_bench zipp_synthetic_bench;
 
 #ifdef __cplusplus
 extern "C" {
@@ -400,6 +414,111 @@ int32_t zipp_explain(const char *result_json, char **out);
 int32_t zipp_result_prompt(const char *result_json, char **out);
 
 /*
+ Creates a synthetic bench. `vocabulary_dir` is the folder of the clip-interrogator
+ phrase lists (NULL: `<default models dir>/clip-interrogator`, which
+ `scripts/provision-models.sh` fills); loading and classifying them takes a moment.
+ `options_json` (NULL: the defaults) is a JSON object, every field optional:
+ `{"seed": 0, "personas": 10000, "posts_per_persona": 30, "words_per_caption": [40, 80],
+ "vocabulary_per_category": [4, 8], "styles_per_persona": [1, 3], "interests_per_persona": [3, 6],
+ "themes_per_persona": [3, 5], "categories_per_post": [4, 7], "examples_per_persona": 3}`
+ (ranges are inclusive `[min, max]`). Missing phrase lists are `ZIPP_ERR_MODEL_NOT_FOUND`,
+ bad options `ZIPP_ERR_SCHEMA`/`ZIPP_ERR_PARSE` (located) or `ZIPP_ERR_INVALID_INPUT`.
+
+ # Safety
+ `vocabulary_dir` and `options_json` are NULL or NUL-terminated strings; `out` is valid
+ for writes.
+ */
+int32_t zipp_synthetic_bench_new(const char *vocabulary_dir,
+                                 const char *options_json,
+                                 struct zipp_synthetic_bench **out);
+
+/*
+ The number of personas in the bench.
+
+ # Safety
+ `bench` is NULL or a live handle; `out` is valid for writes.
+ */
+int32_t zipp_synthetic_bench_len(const struct zipp_synthetic_bench *bench, size_t *out);
+
+/*
+ Generates persona `index` (id `syn-<seed>-<index>`) as a new persona handle (free it with
+ `zipp_persona_free`). `index` past the end is `ZIPP_ERR_INVALID_INPUT`.
+
+ # Safety
+ `bench` is NULL or a live handle; `out` is valid for writes.
+ */
+int32_t zipp_synthetic_bench_persona(const struct zipp_synthetic_bench *bench,
+                                     size_t index,
+                                     struct zipp_persona **out);
+
+/*
+ Frees a synthetic bench. NULL is ignored.
+
+ # Safety
+ `bench` is NULL or a live handle no other thread is using.
+ */
+void zipp_synthetic_bench_free(struct zipp_synthetic_bench *bench);
+
+/*
+ Loads MovieLens 100K from `dir` (the folder of its three parquet files; NULL:
+ `<default models dir>/movielens-100k`, which `scripts/provision-models.sh` fills). Missing
+ files are `ZIPP_ERR_MODEL_NOT_FOUND`, corrupt ones `ZIPP_ERR_MODEL_INVALID`, bad values
+ `ZIPP_ERR_SCHEMA`.
+
+ # Safety
+ `dir` is NULL or a NUL-terminated string; `out` is valid for writes.
+ */
+int32_t zipp_movielens_load(const char *dir, struct zipp_movielens **out);
+
+/*
+ The number of users (= personas).
+
+ # Safety
+ `movielens` is NULL or a live handle; `out` is valid for writes.
+ */
+int32_t zipp_movielens_users(const struct zipp_movielens *movielens, size_t *out);
+
+/*
+ The number of movies.
+
+ # Safety
+ `movielens` is NULL or a live handle; `out` is valid for writes.
+ */
+int32_t zipp_movielens_movies(const struct zipp_movielens *movielens, size_t *out);
+
+/*
+ The number of ratings.
+
+ # Safety
+ `movielens` is NULL or a live handle; `out` is valid for writes.
+ */
+int32_t zipp_movielens_ratings(const struct zipp_movielens *movielens, size_t *out);
+
+/*
+ The persona of the user at `index` (0-based, in user-id order; id `ml100k-<user id>`) as a
+ new persona handle. `options_json` (NULL: the defaults) is `{"max_posts": 30,
+ "min_rating": null}` (every field optional: at most `max_posts` rated movies become posts,
+ only ratings of at least `min_rating` stars when set). `index` past the end is
+ `ZIPP_ERR_INVALID_INPUT`.
+
+ # Safety
+ `movielens` is NULL or a live handle; `options_json` NULL or a NUL-terminated string;
+ `out` is valid for writes.
+ */
+int32_t zipp_movielens_persona(const struct zipp_movielens *movielens,
+                               size_t index,
+                               const char *options_json,
+                               struct zipp_persona **out);
+
+/*
+ Frees a MovieLens handle. NULL is ignored.
+
+ # Safety
+ `movielens` is NULL or a live handle no other thread is using.
+ */
+void zipp_movielens_free(struct zipp_movielens *movielens);
+
+/*
  Builds the VPTT scorer of `persona` (SPEC §4) with the models' embedder. `options_json`
  is a JSON object of VPTT options, every field optional:
  `{"weights": {"pa": 0.2, "gs": 0.3, "cp": 0.3, "nv": 0.2}, "clusters": 3, "seed": 0,
@@ -498,6 +617,15 @@ int32_t zipp_evaluation_new(const struct zipp_models *models,
 int32_t zipp_evaluation_add_persona(struct zipp_evaluation *evaluation,
                                     const struct zipp_persona *persona,
                                     char **out_samples_json);
+
+/*
+ The configuration the evaluation was built from as JSON, omitted fields filled in with
+ their defaults (for a run record next to the report), a new string.
+
+ # Safety
+ `evaluation` is NULL or a live handle; `out_json` is valid for writes.
+ */
+int32_t zipp_evaluation_config(const struct zipp_evaluation *evaluation, char **out_json);
 
 /*
  The number of personas added so far.

@@ -145,6 +145,7 @@ pub unsafe extern "C" fn zipp_scorer_free(scorer: *mut zipp_scorer) {
 /// are then added one at a time. It keeps the models it needs alive.
 pub struct zipp_evaluation {
     inner: Mutex<Evaluation>,
+    config: EvalConfig,
 }
 
 impl zipp_evaluation {
@@ -187,7 +188,7 @@ pub unsafe extern "C" fn zipp_evaluation_new(
             None => EvalConfig::default(),
         };
         let inner = config.build(&models.inner)?;
-        *out = Box::into_raw(Box::new(zipp_evaluation { inner: Mutex::new(inner) }));
+        *out = Box::into_raw(Box::new(zipp_evaluation { inner: Mutex::new(inner), config }));
         Ok(())
     })
 }
@@ -215,6 +216,20 @@ pub unsafe extern "C" fn zipp_evaluation_add_persona(
         if let Some(out) = out {
             *out = result_json(&samples)?;
         }
+        Ok(())
+    })
+}
+
+/// The configuration the evaluation was built from as JSON, omitted fields filled in with
+/// their defaults (for a run record next to the report), a new string.
+///
+/// # Safety
+/// `evaluation` is NULL or a live handle; `out_json` is valid for writes.
+#[no_mangle]
+pub unsafe extern "C" fn zipp_evaluation_config(evaluation: *const zipp_evaluation, out_json: *mut *mut c_char) -> i32 {
+    guarded(|| {
+        let out = out_ptr(out_json, "out_json")?;
+        *out = result_json(&handle(evaluation, "evaluation")?.config)?;
         Ok(())
     })
 }

@@ -6,7 +6,8 @@
 //!   lazily), [`zipp_persona`] (a persona with its cached memory index),
 //!   [`zipp_personalizer`] (built from a JSON method spec), [`zipp_jsonl_reader`], and for
 //!   evaluation [`zipp_scorer`] (a persona's VPTT state) and [`zipp_evaluation`] (the
-//!   streaming method-table runner, built from a JSON config);
+//!   streaming method-table runner, built from a JSON config), and the persona benches
+//!   [`zipp_synthetic_bench`] and [`zipp_movielens`];
 //! - **statistics** over plain `double` arrays (`zipp_stats_*`: mean, Cohen's d, exact
 //!   binomial test, Wilson interval, average ranks, Spearman ρ);
 //! - **status codes** ([`zipp_status`]) plus a thread-local [`zipp_last_error_message`];
@@ -24,10 +25,12 @@
 
 #![allow(non_camel_case_types)]
 
+mod bench;
 mod call;
 mod eval;
 mod json;
 
+pub use bench::*;
 pub use eval::*;
 
 use std::ffi::{c_char, CString};

@@ -550,3 +550,149 @@ fn stats_match_zipp_core_and_check_their_arguments() {
         zipp_status::ZIPP_ERR_INVALID_INPUT
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// Benches
+
+fn persona_json(p: *const zipp_persona) -> zipp_core::Persona {
+    unsafe { &*p }.inner.persona().clone()
+}
+
+#[test]
+fn synthetic_bench_generates_the_personas_zipp_core_does() {
+    let options = CString::new(r#"{"personas": 3, "seed": 7, "posts_per_persona": 4}"#).unwrap();
+    let mut bench: *mut zipp_synthetic_bench = std::ptr::dangling_mut();
+    assert_eq!(
+        unsafe { zipp_synthetic_bench_new(null(), options.as_ptr(), &mut bench) },
+        zipp_status::ZIPP_OK,
+        "{:?}",
+        last_error()
+    );
+    let mut n = 0;
+    assert_eq!(unsafe { zipp_synthetic_bench_len(bench, &mut n) }, zipp_status::ZIPP_OK);
+    assert_eq!(n, 3);
+    let mut p: *mut zipp_persona = std::ptr::dangling_mut();
+    assert_eq!(unsafe { zipp_synthetic_bench_persona(bench, 2, &mut p) }, zipp_status::ZIPP_OK);
+    let got = persona_json(p);
+    assert_eq!(got.id, "syn-7-2");
+    assert_eq!(got.memory.len(), 4);
+    use zipp_core::bench::synthetic::{SyntheticBench, SyntheticOptions, Vocabulary};
+    let direct = SyntheticBench::new(
+        std::sync::Arc::new(Vocabulary::load_default().unwrap()),
+        SyntheticOptions { personas: 3, seed: 7, posts_per_persona: 4, ..Default::default() },
+    )
+    .unwrap();
+    assert_eq!(got, direct.persona(2).unwrap());
+    unsafe { zipp_persona_free(p) };
+
+    let mut p: *mut zipp_persona = std::ptr::dangling_mut();
+    assert_eq!(unsafe { zipp_synthetic_bench_persona(bench, 3, &mut p) }, zipp_status::ZIPP_ERR_INVALID_INPUT);
+    assert!(p.is_null());
+    assert_eq!(unsafe { zipp_synthetic_bench_persona(null(), 0, &mut p) }, zipp_status::ZIPP_ERR_NULL_POINTER);
+    assert_eq!(unsafe { zipp_synthetic_bench_persona(bench, 0, null_mut()) }, zipp_status::ZIPP_ERR_NULL_POINTER);
+    let mut n = 5;
+    assert_eq!(unsafe { zipp_synthetic_bench_len(null(), &mut n) }, zipp_status::ZIPP_ERR_NULL_POINTER);
+    assert_eq!(n, 0);
+    unsafe {
+        zipp_synthetic_bench_free(bench);
+        zipp_synthetic_bench_free(null_mut());
+    }
+}
+
+#[test]
+fn synthetic_bench_rejects_bad_options_and_a_missing_vocabulary() {
+    let mut bench: *mut zipp_synthetic_bench = std::ptr::dangling_mut();
+    for (options, want, needle) in [
+        (r#"{"personas": "many"}"#, zipp_status::ZIPP_ERR_SCHEMA, "personas"),
+        (r#"{"persons": 3}"#, zipp_status::ZIPP_ERR_SCHEMA, "persons"),
+        (r#"{"words_per_caption": [40]}"#, zipp_status::ZIPP_ERR_SCHEMA, "words_per_caption"),
+        (r#"{"posts_per_persona": 0}"#, zipp_status::ZIPP_ERR_INVALID_INPUT, "posts_per_persona"),
+        (r#"{"seed": 1"#, zipp_status::ZIPP_ERR_PARSE, "line 1"),
+    ] {
+        let c = CString::new(options).unwrap();
+        assert_eq!(unsafe { zipp_synthetic_bench_new(null(), c.as_ptr(), &mut bench) }, want, "{options}");
+        assert!(last_error().unwrap().contains(needle), "{options}: {:?}", last_error());
+        assert!(bench.is_null());
+    }
+    let dir = CString::new("/nonexistent/phrase-lists").unwrap();
+    assert_eq!(
+        unsafe { zipp_synthetic_bench_new(dir.as_ptr(), null(), &mut bench) },
+        zipp_status::ZIPP_ERR_MODEL_NOT_FOUND
+    );
+    assert!(last_error().unwrap().contains("flavors.txt"), "{:?}", last_error());
+    let bad = [0xffu8, 0];
+    assert_eq!(
+        unsafe { zipp_synthetic_bench_new(bad.as_ptr() as *const c_char, null(), &mut bench) },
+        zipp_status::ZIPP_ERR_INVALID_UTF8
+    );
+    assert_eq!(unsafe { zipp_synthetic_bench_new(null(), null(), null_mut()) }, zipp_status::ZIPP_ERR_NULL_POINTER);
+}
+
+#[test]
+fn movielens_users_become_personas() {
+    let mut ml: *mut zipp_movielens = std::ptr::dangling_mut();
+    assert_eq!(unsafe { zipp_movielens_load(null(), &mut ml) }, zipp_status::ZIPP_OK, "{:?}", last_error());
+    let (mut users, mut movies, mut ratings) = (0, 0, 0);
+    assert_eq!(unsafe { zipp_movielens_users(ml, &mut users) }, zipp_status::ZIPP_OK);
+    assert_eq!(unsafe { zipp_movielens_movies(ml, &mut movies) }, zipp_status::ZIPP_OK);
+    assert_eq!(unsafe { zipp_movielens_ratings(ml, &mut ratings) }, zipp_status::ZIPP_OK);
+    assert_eq!((users, movies, ratings), (943, 1682, 100_000));
+
+    let mut p = null_mut();
+    assert_eq!(unsafe { zipp_movielens_persona(ml, 0, null(), &mut p) }, zipp_status::ZIPP_OK);
+    let first = persona_json(p);
+    assert_eq!(first.id, "ml100k-1");
+    assert_eq!(first.memory.len(), 30);
+    unsafe { zipp_persona_free(p) };
+    let options = CString::new(r#"{"max_posts": 5, "min_rating": 4}"#).unwrap();
+    assert_eq!(unsafe { zipp_movielens_persona(ml, 941, options.as_ptr(), &mut p) }, zipp_status::ZIPP_OK);
+    let last = persona_json(p);
+    assert!(last.memory.len() <= 5 && last.memory.iter().all(|post| !post.caption.contains("rated 3")), "{last:?}");
+    unsafe { zipp_persona_free(p) };
+
+    for (index, options, want, needle) in [
+        (943, "{}", zipp_status::ZIPP_ERR_INVALID_INPUT, "out of range"),
+        (0, r#"{"min_rating": 9}"#, zipp_status::ZIPP_ERR_INVALID_INPUT, "min_rating"),
+        (0, r#"{"max_post": 5}"#, zipp_status::ZIPP_ERR_SCHEMA, "max_post"),
+        (0, r#"{"max_posts": -1}"#, zipp_status::ZIPP_ERR_SCHEMA, "max_posts"),
+    ] {
+        let c = CString::new(options).unwrap();
+        let mut p: *mut zipp_persona = std::ptr::dangling_mut();
+        assert_eq!(unsafe { zipp_movielens_persona(ml, index, c.as_ptr(), &mut p) }, want, "{options}");
+        assert!(last_error().unwrap().contains(needle), "{options}: {:?}", last_error());
+        assert!(p.is_null());
+    }
+    assert_eq!(unsafe { zipp_movielens_persona(null(), 0, null(), &mut p) }, zipp_status::ZIPP_ERR_NULL_POINTER);
+    let mut n = 1;
+    assert_eq!(unsafe { zipp_movielens_users(null(), &mut n) }, zipp_status::ZIPP_ERR_NULL_POINTER);
+    assert_eq!(n, 0);
+    unsafe {
+        zipp_movielens_free(ml);
+        zipp_movielens_free(null_mut());
+    }
+    let mut ml: *mut zipp_movielens = std::ptr::dangling_mut();
+    let dir = CString::new("/nonexistent/movielens").unwrap();
+    assert_eq!(unsafe { zipp_movielens_load(dir.as_ptr(), &mut ml) }, zipp_status::ZIPP_ERR_MODEL_NOT_FOUND);
+    assert!(ml.is_null());
+}
+
+#[test]
+fn evaluation_config_is_returned_with_defaults_filled_in() {
+    let m = models();
+    let config = CString::new(r#"{"methods": ["identity"], "queries": "extended"}"#).unwrap();
+    let mut ev = null_mut();
+    assert_eq!(unsafe { zipp_evaluation_new(m, config.as_ptr(), &mut ev) }, zipp_status::ZIPP_OK, "{:?}", last_error());
+    let mut out = null_mut();
+    assert_eq!(unsafe { zipp_evaluation_config(ev, &mut out) }, zipp_status::ZIPP_OK);
+    let back = zipp_core::eval::EvalConfig::from_json(&take(out)).unwrap();
+    assert_eq!(back.methods, [serde_json::json!("identity")]);
+    assert_eq!(back.queries, zipp_core::eval::QuerySet::Named("extended".into()));
+    assert_eq!(back.options, zipp_core::eval::EvalOptions::default());
+    let mut out: *mut c_char = std::ptr::dangling_mut();
+    assert_eq!(unsafe { zipp_evaluation_config(null(), &mut out) }, zipp_status::ZIPP_ERR_NULL_POINTER);
+    assert!(out.is_null());
+    unsafe {
+        zipp_evaluation_free(ev);
+        zipp_models_free(m);
+    }
+}
