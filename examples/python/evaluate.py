@@ -15,6 +15,8 @@ The same flags and output as the Rust example (examples/evaluate.rs):
       --soft-novelty      also compute the soft NV (embeds every trigram: slower)
       --json FILE         the report as JSON (default evaluation.json; `-` for stdout, `none` to skip)
       --samples FILE      every scored prompt as JSONL (default: not written)
+      --config JSON|@FILE an evaluation config (methods as names or spec objects, queries,
+                          options); replaces --methods/--queries/--novelty/--soft-novelty
       --models DIR        models folder (default: $ZIPP_MODELS_DIR or ~/.cache/zipp/models)
 
 Memory stays bounded: personas stream from their source one at a time and only running
@@ -30,7 +32,7 @@ import pathlib
 import resource
 import sys
 import time
-from typing import IO, Any, Iterator, Optional, Tuple
+from typing import IO, Iterator, Optional, Tuple, Union
 
 import zipp_persona as zipp
 
@@ -49,6 +51,8 @@ def parse_args(argv: Optional[list] = None) -> argparse.Namespace:
     ap.add_argument("--soft-novelty", action="store_true", help="also compute the soft NV (slower)")
     ap.add_argument("--json", default="evaluation.json", help="report file (default evaluation.json; - stdout; none)")
     ap.add_argument("--samples", default=None, help="every scored prompt as JSONL (default: not written)")
+    ap.add_argument("--config", default=None,
+                    help="an evaluation config as JSON or @FILE; replaces --methods/--queries/--novelty/--soft-novelty")
     ap.add_argument("--models", default=None, help="models folder (default: $ZIPP_MODELS_DIR or ~/.cache/zipp/models)")
     args = ap.parse_args(argv)
     if args.personas < 0:
@@ -78,12 +82,49 @@ def fmt_duration(seconds: float) -> str:
 def persona_source(args: argparse.Namespace) -> Tuple[Iterator[zipp.Persona], Optional[int]]:
     """The personas to evaluate (streamed) and how many there will be, when known."""
     limit = None if args.personas == 0 else args.personas
-    if args.bench in ("synthetic", "movielens"):
-        raise SystemExit(
-            f"evaluate: --bench {args.bench} needs the {args.bench} bench in zipp_persona, which this "
-            "build does not include yet; pass a JSONL persona file instead (--bench FILE.jsonl)"
+    models_dir = pathlib.Path(args.models) if args.models else None
+    if args.bench == "synthetic":
+        bench = zipp.SyntheticBench(
+            seed=args.seed,
+            personas=limit,  # 0: the bench's default size
+            vocabulary_dir=models_dir / "clip-interrogator" if models_dir else None,
         )
+        return iter(bench), len(bench)
+    if args.bench == "movielens":
+        movielens = zipp.MovieLens.load(models_dir / "movielens-100k" if models_dir else None)
+        n = movielens.users if limit is None else min(movielens.users, limit)
+        return itertools.islice(movielens.personas(), n), n
     return itertools.islice(zipp.iter_jsonl(args.bench), limit), None
+
+
+def eval_config(args: argparse.Namespace) -> Union[dict, str]:
+    """The evaluation config: --config as given, or built from the name flags; either way
+    with the k-means seed set to --seed."""
+    if args.config is not None:
+        text = args.config
+        if text.startswith("@"):
+            text = pathlib.Path(text[1:]).read_text(encoding="utf-8")
+        try:
+            config = json.loads(text)
+        except ValueError:
+            return text  # zipp reports where it is malformed
+        if not isinstance(config, dict):
+            return text
+    else:
+        config = {
+            "methods": [m.strip() for m in args.methods.split(",")],
+            "queries": args.queries,
+            "options": {
+                "novelty": "zero_without_memory" if args.novelty == "paper" else "measured",
+                "vptt": {"novelty": "soft"} if args.soft_novelty else {},
+            },
+        }
+    options = config.setdefault("options", {})
+    if isinstance(options, dict):
+        vptt = options.setdefault("vptt", {})
+        if isinstance(vptt, dict):
+            vptt["seed"] = args.seed
+    return config
 
 
 def main(argv: Optional[list] = None) -> int:
@@ -92,17 +133,9 @@ def main(argv: Optional[list] = None) -> int:
     try:
         models = zipp.Models(args.models)
         personas, total = persona_source(args)
-        config: dict[str, Any] = {
-            "methods": [m.strip() for m in args.methods.split(",") if m.strip()],
-            "queries": args.queries,
-            "options": {
-                "novelty": "zero_without_memory" if args.novelty == "paper" else "measured",
-                "vptt": {"seed": args.seed, "novelty": "soft" if args.soft_novelty else "hard"},
-            },
-        }
-        ev = zipp.Evaluation(models, config)
+        ev = zipp.Evaluation(models, eval_config(args))
         samples_out: Optional[IO[str]] = open(args.samples, "w", encoding="utf-8") if args.samples else None
-    except zipp.ZippError as e:
+    except (zipp.ZippError, OSError) as e:
         print(f"evaluate: {e}", file=sys.stderr)
         return 1
 
@@ -165,7 +198,7 @@ def main(argv: Optional[list] = None) -> int:
     run = {
         "bench": args.bench,
         "seed": args.seed,
-        "queries": args.queries,
+        "config": ev.config,
         "wall_seconds": wall,
         "setup_seconds": setup,
         "read_seconds": reading,

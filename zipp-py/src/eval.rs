@@ -221,6 +221,7 @@ impl PersonaScorer {
 #[pyclass(frozen, module = "zipp_persona")]
 pub struct Evaluation {
     inner: Mutex<core::Evaluation>,
+    config: core::EvalConfig,
 }
 
 /// Locks an evaluation. A panic inside a call may have left the aggregates half-updated:
@@ -248,14 +249,14 @@ impl Evaluation {
     fn new(py: Python<'_>, models: &Bound<'_, Models>, config: Option<&Bound<'_, PyAny>>) -> PyResult<Evaluation> {
         let config = config_text(config, "config", "{\"methods\": [\"identity\", \"vprag\"], …}")?;
         let models = &models.get().inner;
-        let inner = zipp_call(py, || {
+        let (inner, config) = zipp_call(py, || {
             let config = match &config {
                 Some((text, from_dict)) => core::EvalConfig::from_json(text).map_err(unlocated_if(*from_dict))?,
                 None => core::EvalConfig::default(),
             };
-            config.build(models)
+            Ok((config.build(models)?, config))
         })?;
-        Ok(Evaluation { inner: Mutex::new(inner) })
+        Ok(Evaluation { inner: Mutex::new(inner), config })
     }
 
     /// Personalizes `persona` with every method for every query, scores every prompt and
@@ -281,6 +282,12 @@ impl Evaluation {
             added += 1;
         }
         Ok(added)
+    }
+
+    /// The configuration it was built from, omitted fields filled in with their defaults.
+    #[getter]
+    fn config<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        json::to_python(py, &self.config)
     }
 
     /// Personas added so far.

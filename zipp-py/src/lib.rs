@@ -6,9 +6,10 @@
 //!
 //! Every class here wraps a zipp-core type and only converts: personas
 //! ([`persona`]), personalizers built from `MethodSpec` ([`personalize`]), their results
-//! ([`result`]), the shared models with the embedder ([`models`]) and the evaluation:
-//! VPTT scorer, streaming runner, report and statistics ([`eval`]). Errors become one
-//! Python exception class per `zipp_core::Error::kind()` ([`error`]).
+//! ([`result`]), the shared models with the embedder ([`models`]), the evaluation — VPTT
+//! scorer, streaming runner, report, statistics ([`eval`]) — and the persona benches
+//! ([`bench`]). Errors become one Python exception class per `zipp_core::Error::kind()`
+//! ([`error`]).
 //!
 //! Concurrency: every call into zipp-core that computes or takes a lock goes through
 //! [`zipp_call`], which releases the GIL and registers the call with
@@ -17,6 +18,7 @@
 
 use pyo3::prelude::*;
 
+mod bench;
 mod error;
 mod eval;
 mod json;
@@ -94,5 +96,6 @@ fn _zipp(m: &Bound<'_, PyModule>) -> PyResult<()> {
     personalize::register(m)?;
     result::register(m)?;
     eval::register(m)?;
+    bench::register(m)?;
     Ok(())
 }

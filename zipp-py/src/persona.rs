@@ -29,7 +29,7 @@ pub struct Persona {
 }
 
 impl Persona {
-    fn wrap(p: zipp_core::Persona) -> Persona {
+    pub(crate) fn wrap(p: zipp_core::Persona) -> Persona {
         Persona { inner: Arc::new(IndexedPersona::new(p)) }
     }
 

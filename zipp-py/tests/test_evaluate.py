@@ -109,6 +109,8 @@ def test_evaluation_over_the_example_personas(evaluation, personas):
     assert added == 4 and ev.personas == 5
     assert ev.methods == METHODS
     assert [q["name"] for q in ev.queries] == VPTT_QUERIES
+    assert ev.config["methods"] == METHODS and ev.config["queries"] == "vptt"
+    assert ev.config["options"]["novelty"] == "zero_without_memory"
     assert repr(ev) == "Evaluation(methods=5, queries=4, personas=5)"
 
     assert len(first) == 4 * 5
@@ -288,7 +290,7 @@ def test_the_evaluate_example_on_a_jsonl_file(tmp_path):
     # A JSONL file's length is unknown: progress every 100 personas (none here), then the timings.
     assert "wall time" in done.stderr and "report written to report.json" in done.stderr
     doc = json.loads((tmp_path / "report.json").read_text(encoding="utf-8"))
-    assert doc["run"]["bench"] == str(PERSONAS) and doc["run"]["queries"] == "vptt"
+    assert doc["run"]["bench"] == str(PERSONAS) and doc["run"]["config"]["queries"] == "vptt"
     report = doc["report"]
     assert report["personas"] == 2 and report["methods"] == METHODS and len(report["tables"]) == 6
     assert zipp.Report.from_json(json.dumps(report)).table() == done.stdout
@@ -308,6 +310,8 @@ def test_the_evaluate_example_with_options_and_json_on_stdout(tmp_path):
 
 
 def test_the_evaluate_example_reports_bad_arguments(tmp_path):
+    done = run_example("--bench", str(PERSONAS), "--config", "@missing.json", cwd=tmp_path)
+    assert done.returncode == 1 and "missing.json" in done.stderr
     done = run_example("--bench", str(PERSONAS), "--methods", "identity,nope", "--json", "none", cwd=tmp_path)
     assert done.returncode == 1 and "methods[1]" in done.stderr
     done = run_example("--bench", str(tmp_path / "missing.jsonl"), cwd=tmp_path)

@@ -9,7 +9,7 @@ top-level ``zipp`` module: that name belongs to a widely installed PyPI package.
 >>> out = zipp.Vprag(models).personalize(persona, "a portrait in the park")
 >>> print(out.explain())
 >>> ev = zipp.Evaluation(models)               # 5 methods × the 4 VPTT queries
->>> ev.add_personas(zipp.iter_jsonl("examples/data/personas.jsonl"))
+>>> ev.add_personas(zipp.iter_jsonl("examples/data/personas.jsonl"))   # or zipp.SyntheticBench(personas=100)
 >>> print(ev.report().table())
 
 Everything here is zipp-core (Rust) underneath; heavy calls release the GIL, and objects
@@ -35,6 +35,7 @@ from ._errors import (
 )
 from ._zipp import (
     PROVISION_HINT,
+    BenchPersonas,
     Brag,
     Combined,
     Evaluation,
@@ -44,6 +45,7 @@ from ._zipp import (
     EvidencePost,
     Identity,
     Models,
+    MovieLens,
     Persona,
     PersonaOnly,
     PersonaReader,
@@ -51,6 +53,7 @@ from ._zipp import (
     Personalization,
     Personalizer,
     Report,
+    SyntheticBench,
     Vprag,
     VpttScore,
     __version__,
@@ -82,6 +85,7 @@ def provision_models(dir: "_Optional[_Union[str, _os.PathLike[str]]]" = None) ->
 
 __all__ = [
     "PROVISION_HINT",
+    "BenchPersonas",
     "Brag",
     "Combined",
     "ComputeError",
@@ -97,6 +101,7 @@ __all__ = [
     "ModelInvalidError",
     "ModelNotFoundError",
     "Models",
+    "MovieLens",
     "ParseError",
     "Persona",
     "PersonaOnly",
@@ -106,6 +111,7 @@ __all__ = [
     "Personalizer",
     "Report",
     "SchemaError",
+    "SyntheticBench",
     "TokenizerError",
     "Vprag",
     "VpttScore",
