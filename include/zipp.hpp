@@ -12,6 +12,8 @@
 //   ev.add(ana);
 //   std::cout << ev.table();
 //   double p = zipp::stats::binomial_test(61, 100);
+//   zipp::SyntheticBench bench(R"({"personas":100})");    // or zipp::MovieLens ml;
+//   for (std::size_t i = 0; i < bench.size(); ++i) ev.add(bench.persona(i));
 //
 // Handles are reference-counted: copy them freely and share them across threads (the C
 // library is thread-safe for them; an Evaluation serialises its calls). Every failure throws
@@ -131,6 +133,8 @@ class Persona {
 
  private:
   friend class JsonlReader;
+  friend class SyntheticBench;
+  friend class MovieLens;
   explicit Persona(zipp_persona *h) : handle_(h, zipp_persona_free) {}
   std::shared_ptr<zipp_persona> handle_;
 };
@@ -223,6 +227,61 @@ class Personalizer {
   std::shared_ptr<zipp_personalizer> handle_;
 };
 
+// A seeded synthetic persona bench (VPTT-Bench's shape); persona i is generated on demand.
+class SyntheticBench {
+ public:
+  // `options_json` empty: the defaults (10,000 personas); else e.g. {"seed":3,"personas":100}.
+  // `vocabulary_dir` empty: the provisioned clip-interrogator phrase lists.
+  explicit SyntheticBench(const std::string &options_json = std::string(),
+                          const std::string &vocabulary_dir = std::string()) {
+    zipp_synthetic_bench *h = nullptr;
+    detail::check(zipp_synthetic_bench_new(vocabulary_dir.empty() ? nullptr : vocabulary_dir.c_str(),
+                                           options_json.empty() ? nullptr : options_json.c_str(), &h));
+    handle_.reset(h, zipp_synthetic_bench_free);
+  }
+  std::size_t size() const {
+    std::size_t n = 0;
+    detail::check(zipp_synthetic_bench_len(handle_.get(), &n));
+    return n;
+  }
+  Persona persona(std::size_t i) const {
+    zipp_persona *p = nullptr;
+    detail::check(zipp_synthetic_bench_persona(handle_.get(), i, &p));
+    return Persona(p);
+  }
+
+ private:
+  std::shared_ptr<zipp_synthetic_bench> handle_;
+};
+
+// MovieLens 100K: one persona per user (the data may not be redistributed).
+class MovieLens {
+ public:
+  // `dir` empty: the provisioned movielens-100k folder.
+  explicit MovieLens(const std::string &dir = std::string()) {
+    zipp_movielens *h = nullptr;
+    detail::check(zipp_movielens_load(dir.empty() ? nullptr : dir.c_str(), &h));
+    handle_.reset(h, zipp_movielens_free);
+  }
+  std::size_t users() const { return count(zipp_movielens_users); }
+  std::size_t movies() const { return count(zipp_movielens_movies); }
+  std::size_t ratings() const { return count(zipp_movielens_ratings); }
+  // `options_json` empty: the defaults; else e.g. {"max_posts":10,"min_rating":4}.
+  Persona persona(std::size_t i, const std::string &options_json = std::string()) const {
+    zipp_persona *p = nullptr;
+    detail::check(zipp_movielens_persona(handle_.get(), i, options_json.empty() ? nullptr : options_json.c_str(), &p));
+    return Persona(p);
+  }
+
+ private:
+  std::size_t count(int32_t (*f)(const zipp_movielens *, std::size_t *)) const {
+    std::size_t n = 0;
+    detail::check(f(handle_.get(), &n));
+    return n;
+  }
+  std::shared_ptr<zipp_movielens> handle_;
+};
+
 // The VPTT scoring state of one persona (SPEC §4), built once, reused for every prompt.
 // Scores are JSON objects: {"pa", "gs", "cp", "cp_soft", "nv", "nv_soft", "vptt", "vptt_c"}.
 class Scorer {
@@ -292,6 +351,12 @@ class Evaluation {
   std::string report_json() const {
     char *s = nullptr;
     detail::check(zipp_evaluation_report(get(), &s));
+    return detail::take(s);
+  }
+  // The configuration it was built from (defaults filled in) as JSON.
+  std::string config_json() const {
+    char *s = nullptr;
+    detail::check(zipp_evaluation_config(get(), &s));
     return detail::take(s);
   }
   // The report so far as text tables.

@@ -6,7 +6,7 @@
  *
  * --quick (for valgrind, where MiniLM runs ~100x slower): personalizes and scores a
  * three-post persona instead of the example personas, with fewer thread iterations, and runs
- * one short evaluation (two methods, one query, that persona).
+ * one short evaluation (two methods, one query, that persona), and skips the benches.
  *
  * Prints one line per failed check and ends with "c tests: N passed, M failed". */
 #define _POSIX_C_SOURCE 200809L
@@ -177,6 +177,10 @@ static void test_evaluation(zipp_models *models, const zipp_persona *persona, co
   CHECK(zipp_evaluation_new(models, config, &ev) == ZIPP_OK, "evaluation");
   uint64_t n = 99;
   CHECK(zipp_evaluation_personas(ev, &n) == ZIPP_OK && n == 0, "no personas yet");
+  char *config_json = NULL;
+  CHECK(zipp_evaluation_config(ev, &config_json) == ZIPP_OK && contains(config_json, "\"tie_epsilon\":"),
+        "configuration with defaults filled in");
+  zipp_string_free(config_json);
   char *samples = NULL;
   CHECK(zipp_evaluation_add_persona(ev, personas[0], &samples) == ZIPP_OK && samples != NULL && samples[0] == '[',
         "samples of the first persona");
@@ -203,6 +207,55 @@ static void test_evaluation(zipp_models *models, const zipp_persona *persona, co
   zipp_evaluation_free(ev);
   zipp_evaluation_free(NULL);
   zipp_scorer_free(NULL);
+}
+
+/* The persona benches (not under --quick: classifying the phrase lists and decoding the
+ * parquet files take valgrind minutes). */
+static void test_benches(zipp_models *models) {
+  zipp_synthetic_bench *bench = (zipp_synthetic_bench *)&bench;
+  CHECK(zipp_synthetic_bench_new(NULL, "{\"posts_per_persona\":0}", &bench) == ZIPP_ERR_INVALID_INPUT &&
+            bench == NULL,
+        "zero posts refused");
+  CHECK(zipp_synthetic_bench_new(NULL, "{\"persons\":2}", &bench) == ZIPP_ERR_SCHEMA, "misspelt option");
+  CHECK(zipp_synthetic_bench_new("/nonexistent/phrases", NULL, &bench) == ZIPP_ERR_MODEL_NOT_FOUND, "no lists");
+  CHECK(zipp_synthetic_bench_new(NULL, "{\"seed\":5,\"personas\":2,\"posts_per_persona\":6}", &bench) == ZIPP_OK,
+        "synthetic bench");
+  size_t n = 0;
+  CHECK(zipp_synthetic_bench_len(bench, &n) == ZIPP_OK && n == 2, "bench size");
+  zipp_persona *p = NULL;
+  char *id = NULL;
+  CHECK(zipp_synthetic_bench_persona(bench, 1, &p) == ZIPP_OK, "synthetic persona");
+  CHECK(zipp_persona_id(p, &id) == ZIPP_OK && id != NULL && strcmp(id, "syn-5-1") == 0, "synthetic persona id");
+  zipp_string_free(id);
+  zipp_scorer *scorer = NULL;
+  CHECK(zipp_scorer_new(models, p, NULL, &scorer) == ZIPP_OK, "a synthetic persona can be scored");
+  zipp_scorer_free(scorer);
+  zipp_persona_free(p);
+  p = (zipp_persona *)&p;
+  CHECK(zipp_synthetic_bench_persona(bench, 2, &p) == ZIPP_ERR_INVALID_INPUT && p == NULL, "index past the end");
+  zipp_synthetic_bench_free(bench);
+
+  zipp_movielens *ml = NULL;
+  CHECK(zipp_movielens_load("/nonexistent/movielens", &ml) == ZIPP_ERR_MODEL_NOT_FOUND && ml == NULL,
+        "missing MovieLens");
+  CHECK(zipp_movielens_load(NULL, &ml) == ZIPP_OK, "MovieLens 100K (run scripts/provision-models.sh)");
+  size_t users = 0, movies = 0, ratings = 0;
+  CHECK(zipp_movielens_users(ml, &users) == ZIPP_OK && users == 943, "943 users");
+  CHECK(zipp_movielens_movies(ml, &movies) == ZIPP_OK && movies == 1682, "1682 movies");
+  CHECK(zipp_movielens_ratings(ml, &ratings) == ZIPP_OK && ratings == 100000, "100,000 ratings");
+  CHECK(zipp_movielens_persona(ml, 0, "{\"max_posts\":5}", &p) == ZIPP_OK, "MovieLens persona");
+  CHECK(zipp_persona_id(p, &id) == ZIPP_OK && id != NULL && strcmp(id, "ml100k-1") == 0, "MovieLens persona id");
+  zipp_string_free(id);
+  char *json = NULL;
+  CHECK(zipp_persona_to_json(p, 0, &json) == ZIPP_OK && contains(json, "{\"id\":\"m") && contains(json, "rated"),
+        "posts are rated movies");
+  zipp_string_free(json);
+  zipp_persona_free(p);
+  CHECK(zipp_movielens_persona(ml, 0, "{\"min_rating\":9}", &p) == ZIPP_ERR_INVALID_INPUT, "min_rating 9 refused");
+  CHECK(zipp_movielens_persona(ml, 943, NULL, &p) == ZIPP_ERR_INVALID_INPUT && p == NULL, "user past the end");
+  zipp_movielens_free(ml);
+  zipp_movielens_free(NULL);
+  zipp_synthetic_bench_free(NULL);
 }
 
 /* ---- threads ---------------------------------------------------------------------------- */
@@ -367,6 +420,7 @@ static void test_end_to_end(const char *personas_path, int quick) {
     test_evaluation(models, tiny, "a teal door in Lisbon", (const zipp_persona *const[]){tiny}, 1, quick);
   } else {
     test_evaluation(models, tiny, "a teal door in Lisbon", (const zipp_persona *const *)personas, count, quick);
+    test_benches(models);
   }
 
   zipp_personalizer_free(vprag);
