@@ -209,7 +209,7 @@ fn run(args: Args) -> zipp_core::Result<()> {
             }
         }
         let done = ev.personas() as usize;
-        if done % every == 0 || last_report.elapsed() > Duration::from_secs(30) {
+        if done.is_multiple_of(every) || last_report.elapsed() > Duration::from_secs(30) {
             last_report = Instant::now();
             let el = started.elapsed() - setup;
             let rate = done as f64 / el.as_secs_f64();

@@ -435,7 +435,7 @@ impl Evaluation {
         let m = methods.len();
         Ok(Evaluation {
             acc: (0..queries.len()).map(|_| QueryAcc::new(m)).collect(),
-            rng: options.vptt.seed ^ 0x5EED_0F_5EA2_u64,
+            rng: options.vptt.seed ^ 0x005E_ED0F_5EA2_u64,
             embedder,
             methods,
             queries,
@@ -516,6 +516,7 @@ impl Evaluation {
         let (m, q) = (self.methods.len(), self.queries.len());
         // scores[qi * m + mi]
         let mut scores = Vec::with_capacity(m * q);
+        #[allow(clippy::needless_range_loop)] // query-major order over a method-major table
         for qi in 0..q {
             for (mi, method) in self.methods.iter().enumerate() {
                 let p = &prompts[mi][qi];

@@ -43,7 +43,7 @@ impl Personalizer for Copy {
     fn personalize(&self, persona: &IndexedPersona, request: &Request) -> Result<Personalization> {
         let p = persona.persona();
         let caption = &p.memory[self.0 % p.memory.len()].caption;
-        Ok(Personalization { prompt: format!("{caption}"), ..Identity::new().personalize(persona, request)? })
+        Ok(Personalization { prompt: caption.to_string(), ..Identity::new().personalize(persona, request)? })
     }
 }
 
