@@ -1,4 +1,5 @@
-//! JSON parsing with located errors, shared by personas, requests and method specs.
+//! JSON parsing with located errors, shared by personas, requests, method specs, evaluation
+//! configs and the bindings (which parse option objects with [`from_str`]).
 
 use serde::de::DeserializeOwned;
 
@@ -63,4 +64,12 @@ fn strip_position(msg: &str) -> String {
         Some(i) => msg[..i].to_string(),
         None => msg.to_string(),
     }
+}
+
+/// Parses one JSON value of any deserialisable zipp type (`VpttOptions`, `SyntheticOptions`,
+/// a list of prompts …) with zipp's located errors: malformed JSON is [`Error::Parse`], the
+/// wrong shape [`Error::Schema`], each with line, column and field path. `what` names the
+/// value in the trailing-characters message.
+pub fn from_str<T: DeserializeOwned>(json: &str, what: &str) -> Result<T> {
+    parse(json, &Location::default(), what)
 }

@@ -31,7 +31,7 @@ pub mod bench;
 pub mod embed;
 pub mod error;
 pub mod eval;
-mod json;
+pub mod json;
 pub mod models;
 pub mod persona;
 pub mod personalize;

@@ -42,41 +42,13 @@ pub(crate) fn unlocated_text(e: zipp_core::Error) -> zipp_core::Error {
     }
 }
 
-/// Parses JSON zipp-core has no `from_json` for (VPTT options) with the same located errors
-/// as its own parsers: malformed JSON is `Parse`, the wrong shape `Schema` (line, column and
-/// field path).
+/// Parses JSON of any zipp type with zipp-core's located errors (`Parse` for malformed
+/// JSON, `Schema` for the wrong shape, with line, column and field path).
 pub(crate) fn parse<T: serde::de::DeserializeOwned>(text: &str, what: &str) -> zipp_core::Result<T> {
-    use zipp_core::{Error, Location};
-    let strip_position = |msg: String| match msg.rfind(" at line ") {
-        Some(i) => msg[..i].to_string(),
-        None => msg,
-    };
-    let mut de = serde_json::Deserializer::from_str(text);
-    let value: T = serde_path_to_error::deserialize(&mut de).map_err(|err| {
-        let path = err.path().to_string();
-        let inner = err.into_inner();
-        let location = Location {
-            file: None,
-            line: Some(inner.line()),
-            column: Some(inner.column()),
-            field: (path != "." && !path.is_empty()).then_some(path),
-        };
-        let message = strip_position(inner.to_string());
-        match inner.classify() {
-            serde_json::error::Category::Data => Error::Schema { location, message },
-            _ => Error::Parse { location, message },
-        }
-    })?;
-    de.end().map_err(|e| Error::Parse {
-        location: Location { line: Some(e.line()), column: Some(e.column()), ..Location::default() },
-        message: format!("trailing characters after the {what}"),
-    })?;
-    Ok(value)
+    zipp_core::json::from_str(text, what)
 }
 
 /// VPTT options from JSON (omitted fields take zipp-core's defaults), validated.
 pub(crate) fn vptt_options(text: &str) -> zipp_core::Result<zipp_core::eval::VpttOptions> {
-    let options: zipp_core::eval::VpttOptions = parse(text, "VPTT options")?;
-    options.validate()?;
-    Ok(options)
+    zipp_core::eval::VpttOptions::from_json(text)
 }

@@ -114,6 +114,13 @@ impl Default for VpttOptions {
 }
 
 impl VpttOptions {
+    /// Options from JSON (omitted fields take the defaults), validated; errors are located.
+    pub fn from_json(json: &str) -> Result<VpttOptions> {
+        let options: VpttOptions = crate::json::from_str(json, "VPTT options")?;
+        options.validate()?;
+        Ok(options)
+    }
+
     /// Checks every field: finite non-negative weights summing to 1 (± 1e-9), a tolerance in
     /// (0, 1), at least one k-means iteration, a positive finite temperature.
     pub fn validate(&self) -> Result<()> {
