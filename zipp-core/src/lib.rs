@@ -36,6 +36,7 @@ pub mod models;
 pub mod persona;
 pub mod personalize;
 pub mod retrieve;
+mod rng;
 pub mod runtime;
 pub mod tokenize;
 

@@ -608,8 +608,7 @@ impl Evaluation {
             if acc.reservoir.len() < cap {
                 acc.reservoir.push((s.vptt, s.vptt_c));
             } else if cap > 0 {
-                self.rng = splitmix(self.rng);
-                let j = self.rng % acc.seen;
+                let j = crate::rng::splitmix64(&mut self.rng) % acc.seen;
                 if (j as usize) < cap {
                     acc.reservoir[j as usize] = (s.vptt, s.vptt_c);
                 }
@@ -752,13 +751,6 @@ impl Evaluation {
 
 #[cfg(test)]
 mod tests;
-
-fn splitmix(x: u64) -> u64 {
-    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
 
 /// Mean and sample standard deviation (`None` without enough samples).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]

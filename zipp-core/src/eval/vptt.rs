@@ -43,6 +43,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::embed::{Embedder, Embeddings};
 use crate::retrieve::{IndexedPersona, MemoryIndex};
+use crate::rng::{fnv1a, SplitMix};
 use crate::{Error, Result};
 
 /// Weights of the four components in `VPTT` (SPEC §4: 0.2, 0.3, 0.3, 0.2).
@@ -562,28 +563,6 @@ pub fn gram_schmidt(vectors: &[f64], dim: usize, tol: f64) -> Vec<f64> {
         }
     }
     basis
-}
-
-/// SplitMix64: a tiny, well-mixed deterministic generator for the k-means++ draws.
-struct SplitMix(u64);
-
-impl SplitMix {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in [0, 1).
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
-
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3))
 }
 
 fn sq_dist(a: &[f64], b: &[f64]) -> f64 {

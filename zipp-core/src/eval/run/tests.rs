@@ -6,32 +6,8 @@ use crate::embed::Embeddings;
 use crate::personalize::{Identity, Personalization};
 use crate::Post;
 
-/// Maps each distinct text to a fixed pseudo-random unit vector (FNV-1a seeded SplitMix).
-struct Hashing;
-
-impl Embedder for Hashing {
-    fn id(&self) -> &str {
-        "hashing"
-    }
-    fn dim(&self) -> usize {
-        12
-    }
-    fn embed(&self, texts: &[&str]) -> Result<Embeddings> {
-        let mut data = Vec::new();
-        for t in texts {
-            let mut h = t.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3));
-            let v: Vec<f64> = (0..12)
-                .map(|_| {
-                    h = splitmix(h);
-                    (h >> 11) as f64 / (1u64 << 53) as f64 - 0.5
-                })
-                .collect();
-            let n = v.iter().map(|x| x * x).sum::<f64>().sqrt();
-            data.extend(v.iter().map(|x| (x / n) as f32));
-        }
-        Embeddings::new(12, data)
-    }
-}
+/// Pseudo-random unit vectors per distinct text, 12 dimensions.
+const HASHING: crate::rng::HashingEmbedder = crate::rng::HashingEmbedder(12);
 
 /// Returns caption `post` of the persona verbatim (a caricature of BRAG copy-pasting).
 struct Copy(usize);
@@ -74,7 +50,7 @@ fn queries() -> Vec<Query> {
 }
 
 fn run(options: EvalOptions, n: usize) -> (Report, Vec<Sample>) {
-    let mut ev = Evaluation::new(Arc::new(Hashing), methods(), queries(), options).unwrap();
+    let mut ev = Evaluation::new(Arc::new(HASHING), methods(), queries(), options).unwrap();
     let mut all = Vec::new();
     for i in 0..n {
         all.extend(ev.add_persona(persona(i, 3 + i % 4)).unwrap());
@@ -165,7 +141,7 @@ fn results_are_reproducible_and_round_trip_through_json() {
 
 #[test]
 fn a_bad_persona_is_an_error_that_adds_nothing() {
-    let mut ev = Evaluation::new(Arc::new(Hashing), methods(), queries(), EvalOptions::default()).unwrap();
+    let mut ev = Evaluation::new(Arc::new(HASHING), methods(), queries(), EvalOptions::default()).unwrap();
     ev.add_persona(persona(0, 3)).unwrap();
     let before = ev.report().unwrap();
     let err = ev.add_persona(Persona::new("empty")).unwrap_err().to_string();
@@ -178,7 +154,7 @@ fn a_bad_persona_is_an_error_that_adds_nothing() {
 
 #[test]
 fn bad_configurations_are_rejected() {
-    let e = Arc::new(Hashing);
+    let e = Arc::new(HASHING);
     let o = EvalOptions::default;
     assert!(Evaluation::new(e.clone(), vec![], queries(), o()).is_err());
     assert!(Evaluation::new(e.clone(), methods(), vec![], o()).is_err());

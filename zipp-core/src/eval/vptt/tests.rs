@@ -183,13 +183,7 @@ fn bad_inputs_are_errors_not_panics() {
     }
 }
 
-/// A deterministic pseudo-random unit vector.
-fn noise(seed: u64, dim: usize) -> Vec<f64> {
-    let mut r = SplitMix(seed);
-    let v: Vec<f64> = (0..dim).map(|_| r.unit() - 0.5).collect();
-    let n = dot(&v, &v).sqrt();
-    v.iter().map(|x| x / n).collect()
-}
+use crate::rng::{unit_noise as noise, HashingEmbedder};
 
 #[test]
 fn gram_schmidt_is_orthonormal_on_near_dependent_vectors() {
@@ -246,21 +240,7 @@ fn words_are_lower_cased_alphanumeric_runs() {
     assert_eq!(distinct_trigram_texts("a b c a b c"), ["a b c", "b c a", "c a b"]);
 }
 
-/// An embedder that maps each distinct text to a fixed pseudo-random unit vector.
-struct Hashing;
-
-impl Embedder for Hashing {
-    fn id(&self) -> &str {
-        "hashing"
-    }
-    fn dim(&self) -> usize {
-        16
-    }
-    fn embed(&self, texts: &[&str]) -> Result<Embeddings> {
-        let data = texts.iter().flat_map(|t| noise(fnv1a(t.as_bytes()), 16).into_iter().map(|x| x as f32)).collect();
-        Embeddings::new(16, data)
-    }
-}
+const HASHING: HashingEmbedder = HashingEmbedder(16);
 
 #[test]
 fn soft_novelty_matches_hard_novelty_on_exact_trigrams_and_is_never_larger() {
@@ -271,9 +251,9 @@ fn soft_novelty_matches_hard_novelty_on_exact_trigrams_and_is_never_larger() {
     }
     let persona = IndexedPersona::new(p);
     let opts = VpttOptions { novelty: Novelty::Soft, ..VpttOptions::default() };
-    let s = PersonaScorer::new(&persona, &Hashing, &opts).unwrap();
+    let s = PersonaScorer::new(&persona, &HASHING, &opts).unwrap();
     let prompts = ["neon signs glow in the rain", "a red bicycle in the snow", "zz yy xx ww", "hi"];
-    let scores = s.score(&Hashing, &prompts).unwrap();
+    let scores = s.score(&HASHING, &prompts).unwrap();
     for (p, sc) in prompts.iter().zip(&scores) {
         let soft = sc.nv_soft.unwrap();
         assert!(soft <= sc.nv + 1e-9, "{p}: soft {soft} > hard {}", sc.nv);
@@ -282,10 +262,10 @@ fn soft_novelty_matches_hard_novelty_on_exact_trigrams_and_is_never_larger() {
     assert!(scores[0].nv_soft.unwrap() < 1e-6, "a verbatim caption");
     assert_eq!(scores[3].nv_soft, Some(1.0), "no trigram");
     // Hard-only scorers refuse the soft form instead of inventing it.
-    let hard = PersonaScorer::new(&persona, &Hashing, &VpttOptions::default()).unwrap();
-    assert!(hard.score(&Hashing, &prompts).unwrap().iter().all(|s| s.nv_soft.is_none()));
-    assert!(hard.soft_novelty(&Hashing, &prompts).is_err());
+    let hard = PersonaScorer::new(&persona, &HASHING, &VpttOptions::default()).unwrap();
+    assert!(hard.score(&HASHING, &prompts).unwrap().iter().all(|s| s.nv_soft.is_none()));
+    assert!(hard.soft_novelty(&HASHING, &prompts).is_err());
     // No posts: an error, not a score of zero.
     let empty = IndexedPersona::new(crate::Persona::new("empty"));
-    assert!(PersonaScorer::new(&empty, &Hashing, &opts).is_err());
+    assert!(PersonaScorer::new(&empty, &HASHING, &opts).is_err());
 }
