@@ -2,7 +2,6 @@
 //! path: the samples are re-aggregated here with `stats` directly).
 
 use super::*;
-use crate::embed::Embeddings;
 use crate::personalize::{Identity, Personalization};
 use crate::Post;
 
