@@ -140,6 +140,16 @@ impl Error {
     }
 }
 
+/// The message of a caught panic's payload (`&str` or `String`; anything else is
+/// "unknown panic"), for turning a panic at a boundary into an error.
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -73,11 +73,7 @@ pub(crate) fn guarded(f: impl FnOnce() -> CallResult) -> i32 {
             fail.status
         }
         Err(panic) => {
-            let what = panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown panic".into());
+            let what = zipp_core::error::panic_message(&*panic);
             set_last_error(format!("internal error (a bug in zipp, please report it): {what}"));
             zipp_status::ZIPP_ERR_INTERNAL
         }

@@ -714,11 +714,7 @@ fn guarded<T>(path: &Path, read: fn(&Path) -> Result<T>) -> Result<T> {
     match std::panic::catch_unwind(|| read(path)) {
         Ok(result) => result,
         Err(panic) => {
-            let what = panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown panic".into());
+            let what = crate::error::panic_message(&*panic);
             Err(unusable(path, format!("the parquet decoder failed: {what}")))
         }
     }
