@@ -51,21 +51,19 @@ pub const GENERATOR_VERSION: u32 = 1;
 /// Folder of the phrase lists inside [`default_models_dir`].
 pub const PHRASE_LISTS_DIR: &str = "clip-interrogator";
 
-/// The visual categories, in the order of [`crate::retrieve::categories::KNOWN`].
-const CATEGORIES: [&str; 12] = [
-    "foreground",
-    "background",
-    "lighting",
-    "pose",
-    "materials",
-    "palette",
-    "mood",
-    "environment",
-    "appearance",
-    "time_of_day",
-    "composition",
-    "style",
-];
+/// The visual categories: the names of [`crate::retrieve::categories::KNOWN`], in its order
+/// (the indices below name them).
+const CATEGORIES: [&str; 12] = {
+    let known = crate::retrieve::categories::KNOWN;
+    assert!(known.len() == 12, "one pool per known category");
+    let mut names = [""; 12];
+    let mut i = 0;
+    while i < names.len() {
+        names[i] = known[i].0;
+        i += 1;
+    }
+    names
+};
 const FOREGROUND: usize = 0;
 const BACKGROUND: usize = 1;
 const LIGHTING: usize = 2;
