@@ -9,9 +9,10 @@ use std::ptr::null_mut;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use zipp::*;
-use zipp_core::models::Models;
-use zipp_core::personalize::{MethodSpec, Request};
+use zipp_core::personalize::Request;
 use zipp_core::IndexedPersona;
+use zipp_factory::MethodSpec;
+use zipp_factory::Models;
 
 pub const PERSONA: &str = "ren-tokyo-night-streets";
 pub const PROMPT: &str = "a portrait of a person in a park at dusk";

@@ -4,8 +4,8 @@
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use zipp_core::embed::Embedder;
-use zipp_core::eval::{PersonaScorer, VpttOptions};
 use zipp_core::IndexedPersona;
+use zipp_eval::{PersonaScorer, VpttOptions};
 
 fn vptt(c: &mut Criterion) {
     let m = zipp_benches::minilm();

@@ -26,13 +26,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use zipp_core::bench::movielens::{MovieLens, MovieLensOptions};
-use zipp_core::bench::synthetic::{SyntheticBench, SyntheticOptions, Vocabulary};
-use zipp_core::eval::{EvalConfig, Novelty, NoveltyConvention, QuerySet};
-use zipp_core::models::Models;
-use zipp_core::persona::JsonlReader;
-use zipp_core::personalize::MethodSpec;
-use zipp_core::{Error, Persona};
+use zipp_core::{Error, IndexedPersona};
+use zipp_eval::datasets::movielens::{MovieLens, MovieLensOptions, DATA_DIR};
+use zipp_eval::datasets::synthetic::{SyntheticBench, SyntheticOptions, Vocabulary, PHRASE_LISTS_DIR};
+use zipp_eval::datasets::{JsonlFile, PersonaSource};
+use zipp_eval::{Novelty, NoveltyConvention, QuerySet};
+use zipp_factory::{EvalConfig, MethodSpec, Models};
 
 struct Args {
     bench: String,
@@ -117,42 +116,32 @@ fn fmt_duration(d: Duration) -> String {
     }
 }
 
-type Personas<'a> = Box<dyn Iterator<Item = zipp_core::Result<Persona>> + 'a>;
-
 fn run(args: Args) -> zipp_core::Result<()> {
     let started = Instant::now();
-    let models = match &args.models {
-        Some(dir) => Models::in_dir(dir),
-        None => Models::new(),
-    };
+    let models = Models::at(args.models.as_ref());
     let limit = if args.personas == 0 { usize::MAX } else { args.personas };
-    // Sources stay alive for the whole run; personas stream from them.
-    let synthetic;
-    let movielens;
-    let ml_options = MovieLensOptions::default();
-    let (personas, total): (Personas, Option<usize>) = match args.bench.as_str() {
+    // Every dataset streams through one interface (`PersonaSource`).
+    let source: Box<dyn PersonaSource> = match args.bench.as_str() {
         "synthetic" => {
             let vocabulary = Arc::new(match &args.models {
-                Some(dir) => Vocabulary::load(&dir.join("clip-interrogator"))?,
+                Some(dir) => Vocabulary::load(&dir.join(PHRASE_LISTS_DIR))?,
                 None => Vocabulary::load_default()?,
             });
             let n = if args.personas == 0 { SyntheticOptions::default().personas } else { args.personas };
-            synthetic = SyntheticBench::new(
-                vocabulary,
-                SyntheticOptions { seed: args.seed, personas: n, ..Default::default() },
-            )?;
-            (Box::new(synthetic.iter()), Some(n))
+            let options = SyntheticOptions { seed: args.seed, personas: n, ..Default::default() };
+            Box::new(SyntheticBench::new(vocabulary, options)?)
         }
         "movielens" => {
-            movielens = match &args.models {
-                Some(dir) => MovieLens::load(&dir.join("movielens-100k"))?,
+            let data = Arc::new(match &args.models {
+                Some(dir) => MovieLens::load(&dir.join(DATA_DIR))?,
                 None => MovieLens::load_default()?,
-            };
-            let n = movielens.users().min(limit);
-            (Box::new(movielens.personas(&ml_options).take(n)), Some(n))
+            });
+            Box::new(data.source(MovieLensOptions::default())?)
         }
-        path => (Box::new(JsonlReader::open(path)?.take(limit)), None),
+        path => Box::new(JsonlFile::new(path)),
     };
+    let total = source.len_hint().map(|n| n.min(limit));
+    let personas = source.personas()?.take(limit);
     let config = match &args.config {
         Some(text) => {
             let json = match text.strip_prefix('@') {
@@ -201,7 +190,7 @@ fn run(args: Args) -> zipp_core::Result<()> {
         let t = Instant::now();
         let Some(persona) = personas.next() else { break };
         reading += t.elapsed();
-        let rows = ev.add_persona(persona?)?;
+        let rows = ev.add_persona(&IndexedPersona::new(persona?))?;
         if let Some(out) = samples.as_mut() {
             for r in &rows {
                 let line = serde_json::to_string(r).map_err(|e| Error::InvalidInput(e.to_string()))?;

@@ -10,10 +10,11 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use zipp_core::models::Models;
 use zipp_core::persona::JsonlReader;
-use zipp_core::personalize::{MethodSpec, Personalization, Request};
+use zipp_core::personalize::{Personalization, Request};
 use zipp_core::IndexedPersona;
+use zipp_factory::MethodSpec;
+use zipp_factory::Models;
 
 struct Args {
     personas: PathBuf,

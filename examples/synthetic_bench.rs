@@ -1,6 +1,6 @@
 //! Streams a synthetic VPTT-Bench-shaped persona bench as JSONL (one persona per line),
 //! generated from the provisioned clip-interrogator phrase lists
-//! (`zipp_core::bench::synthetic`).
+//! (`zipp_eval::datasets::synthetic`).
 //!
 //! ```text
 //! bash scripts/provision-models.sh          # once: fetches the phrase lists
@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-use zipp_core::bench::synthetic::{SyntheticBench, SyntheticOptions, Vocabulary};
+use zipp_eval::datasets::synthetic::{SyntheticBench, SyntheticOptions, Vocabulary};
 
 const USAGE: &str = "usage: synthetic-bench [--personas N] [--seed S] [--posts P] [--out FILE|-]";
 

@@ -93,7 +93,7 @@ def persona_source(args: argparse.Namespace) -> Tuple[Iterator[zipp.Persona], Op
     if args.bench == "movielens":
         movielens = zipp.MovieLens.load(models_dir / "movielens-100k" if models_dir else None)
         n = movielens.users if limit is None else min(movielens.users, limit)
-        return itertools.islice(movielens.personas(), n), n
+        return itertools.islice(movielens.source(), n), n
     return itertools.islice(zipp.iter_jsonl(args.bench), limit), None
 
 

@@ -1,9 +1,12 @@
 //! The one error type of zipp-core.
 //!
-//! Every fallible call in the library returns [`Error`]. Its variants are *kinds*, each of
-//! which maps 1:1 onto a C status code (zipp-ffi) and a Python exception class (zipp-py),
-//! so the enum is `#[non_exhaustive]`: adding a kind is not a breaking change, and callers
-//! matching on it keep a fallback arm.
+//! Every fallible call in the library returns [`Error`]. Each variant is one [`ErrorKind`],
+//! and each kind has a stable name and a stable numeric code: the C status of zipp-ffi *is*
+//! the code and its name is `ZIPP_ERR_` + the upper-cased kind name, and zipp-py raises the
+//! exception class registered for the kind name (`schema` → `SchemaError`). Both bindings
+//! derive these from [`ErrorKind::ALL`], so a new kind is one edit here (the bindings' tests
+//! then ask for its named constant and class). Both enums are `#[non_exhaustive]`: adding a
+//! kind is not a breaking change, and callers matching on them keep a fallback arm.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -97,6 +100,114 @@ pub enum Error {
     /// The numeric backend (candle) failed while running a model.
     #[error("compute backend: {0}")]
     Compute(String),
+
+    /// A bug in zipp: a contained panic, or state a panic left unusable (a poisoned lock).
+    /// The library stays usable; the object involved may not be.
+    #[error("internal error (a bug in zipp, please report it): {0}")]
+    Internal(String),
+}
+
+/// The kind of an [`Error`]: a stable name (`"schema"`) and a stable numeric code (3).
+///
+/// Codes are part of the C ABI (they are zipp-ffi's status values) and never change or get
+/// reused. 0 is success; 9 and 10 are taken by the C ABI's own statuses (`NULL_POINTER`,
+/// `INVALID_UTF8`), which have no Rust error because Rust arguments cannot be NULL or
+/// invalid UTF-8. A new kind takes the next free code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[repr(i32)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    Io = 1,
+    Parse = 2,
+    Schema = 3,
+    InvalidInput = 4,
+    ModelNotFound = 5,
+    ModelInvalid = 6,
+    Tokenizer = 7,
+    Compute = 8,
+    Internal = 11,
+}
+
+impl ErrorKind {
+    /// Every kind, in code order.
+    pub const ALL: &'static [ErrorKind] = &[
+        ErrorKind::Io,
+        ErrorKind::Parse,
+        ErrorKind::Schema,
+        ErrorKind::InvalidInput,
+        ErrorKind::ModelNotFound,
+        ErrorKind::ModelInvalid,
+        ErrorKind::Tokenizer,
+        ErrorKind::Compute,
+        ErrorKind::Internal,
+    ];
+
+    /// The stable numeric code (the C status).
+    pub const fn code(self) -> i32 {
+        self as i32
+    }
+
+    /// The stable name (`"model_not_found"`): Python's `ZippError.kind`, C's status name
+    /// upper-cased after `ZIPP_ERR_`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            ErrorKind::Io => "io",
+            ErrorKind::Parse => "parse",
+            ErrorKind::Schema => "schema",
+            ErrorKind::InvalidInput => "invalid_input",
+            ErrorKind::ModelNotFound => "model_not_found",
+            ErrorKind::ModelInvalid => "model_invalid",
+            ErrorKind::Tokenizer => "tokenizer",
+            ErrorKind::Compute => "compute",
+            ErrorKind::Internal => "internal",
+        }
+    }
+
+    /// One line saying what the kind means (the bindings' docs use it).
+    pub const fn description(self) -> &'static str {
+        match self {
+            ErrorKind::Io => "reading or writing a file failed",
+            ErrorKind::Parse => "the input is not well-formed JSON",
+            ErrorKind::Schema => "well-formed input of the wrong shape (unknown field, missing id, bad version)",
+            ErrorKind::InvalidInput => {
+                "an argument is out of its domain (empty prompt, k = 0, NaN, too small a buffer)"
+            }
+            ErrorKind::ModelNotFound => "a model file is missing; the message says how to provision it",
+            ErrorKind::ModelInvalid => "a model file is corrupt or does not match the expected model",
+            ErrorKind::Tokenizer => "tokenization failed",
+            ErrorKind::Compute => "the numeric backend failed while running a model",
+            ErrorKind::Internal => "a bug in zipp (a contained panic or a poisoned lock)",
+        }
+    }
+
+    /// The kind with this code, if any.
+    pub fn from_code(code: i32) -> Option<ErrorKind> {
+        ErrorKind::ALL.iter().copied().find(|k| k.code() == code)
+    }
+
+    /// The kind with this name, if any.
+    pub fn from_name(name: &str) -> Option<ErrorKind> {
+        ErrorKind::ALL.iter().copied().find(|k| k.name() == name)
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// `err.kind() == "schema"` reads well in tests and matches by the stable name.
+impl PartialEq<&str> for ErrorKind {
+    fn eq(&self, other: &&str) -> bool {
+        self.name() == *other
+    }
+}
+
+impl PartialEq<str> for ErrorKind {
+    fn eq(&self, other: &str) -> bool {
+        self.name() == other
+    }
 }
 
 /// `Result` with zipp-core's [`Error`].
@@ -109,17 +220,18 @@ impl From<candle_core::Error> for Error {
 }
 
 impl Error {
-    /// A short stable name of the kind, used by the bindings (`"schema"`, `"model_not_found"` …).
-    pub fn kind(&self) -> &'static str {
+    /// The kind of this error (its stable name and code).
+    pub fn kind(&self) -> ErrorKind {
         match self {
-            Error::Io { .. } => "io",
-            Error::Parse { .. } => "parse",
-            Error::Schema { .. } => "schema",
-            Error::InvalidInput(_) => "invalid_input",
-            Error::ModelNotFound { .. } => "model_not_found",
-            Error::ModelInvalid { .. } => "model_invalid",
-            Error::Tokenizer(_) => "tokenizer",
-            Error::Compute(_) => "compute",
+            Error::Io { .. } => ErrorKind::Io,
+            Error::Parse { .. } => ErrorKind::Parse,
+            Error::Schema { .. } => ErrorKind::Schema,
+            Error::InvalidInput(_) => ErrorKind::InvalidInput,
+            Error::ModelNotFound { .. } => ErrorKind::ModelNotFound,
+            Error::ModelInvalid { .. } => ErrorKind::ModelInvalid,
+            Error::Tokenizer(_) => ErrorKind::Tokenizer,
+            Error::Compute(_) => ErrorKind::Compute,
+            Error::Internal(_) => ErrorKind::Internal,
         }
     }
 
@@ -131,11 +243,13 @@ impl Error {
         }
     }
 
-    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+    /// An [`Error::Io`] for `path`.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io { path: path.into(), source }
     }
 
-    pub(crate) fn schema(location: Location, message: impl Into<String>) -> Self {
+    /// An [`Error::Schema`] at `location`.
+    pub fn schema(location: Location, message: impl Into<String>) -> Self {
         Error::Schema { location, message: message.into() }
     }
 }
@@ -164,6 +278,36 @@ mod tests {
         };
         assert_eq!(loc.to_string(), "p.jsonl, line 4, column 7, field `memory[2].caption`");
         assert_eq!(Location::default().to_string(), "<input>");
+    }
+
+    #[test]
+    fn kinds_have_unique_stable_codes_and_names() {
+        // The codes are the C ABI: pinned here so a renumbering fails loudly.
+        let pinned: Vec<(i32, &str)> = ErrorKind::ALL.iter().map(|k| (k.code(), k.name())).collect();
+        assert_eq!(
+            pinned,
+            [
+                (1, "io"),
+                (2, "parse"),
+                (3, "schema"),
+                (4, "invalid_input"),
+                (5, "model_not_found"),
+                (6, "model_invalid"),
+                (7, "tokenizer"),
+                (8, "compute"),
+                (11, "internal"),
+            ]
+        );
+        for k in ErrorKind::ALL {
+            assert_eq!(ErrorKind::from_code(k.code()), Some(*k));
+            assert_eq!(ErrorKind::from_name(k.name()), Some(*k));
+            assert!(!k.description().is_empty());
+        }
+        for reserved in [0, 9, 10] {
+            assert_eq!(ErrorKind::from_code(reserved), None, "code {reserved} belongs to C");
+        }
+        assert_eq!(Error::Internal("x".into()).kind(), "internal");
+        assert_eq!(Error::InvalidInput("x".into()).kind(), ErrorKind::InvalidInput);
     }
 
     #[test]

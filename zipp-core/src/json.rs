@@ -8,7 +8,7 @@ use crate::error::{Error, Location, Result};
 /// Parses one JSON value of type `T` from `json`, mapping serde errors onto [`Error::Parse`]
 /// (syntax, truncation, trailing characters) or [`Error::Schema`] (well-formed JSON of the
 /// wrong shape) located at `at` plus the line, column and field path serde reports.
-pub(crate) fn parse<T: DeserializeOwned>(json: &str, at: &Location, what: &str) -> Result<T> {
+pub fn parse<T: DeserializeOwned>(json: &str, at: &Location, what: &str) -> Result<T> {
     let mut de = serde_json::Deserializer::from_str(json);
     let value: T = match serde_path_to_error::deserialize(&mut de) {
         Ok(v) => v,
@@ -41,7 +41,7 @@ pub(crate) fn parse<T: DeserializeOwned>(json: &str, at: &Location, what: &str) 
 
 /// Deserializes `T` from an already parsed value; a shape error is [`Error::Schema`] whose
 /// field path starts with `field` (`[3].prompt`).
-pub(crate) fn from_value<T: DeserializeOwned>(value: serde_json::Value, field: &str) -> Result<T> {
+pub fn from_value<T: DeserializeOwned>(value: serde_json::Value, field: &str) -> Result<T> {
     serde_path_to_error::deserialize(value).map_err(|err| {
         let path = err.path().to_string();
         let path = if path == "." { String::new() } else { path };

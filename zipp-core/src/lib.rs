@@ -27,20 +27,17 @@
 //! # Ok::<(), zipp_core::Error>(())
 //! ```
 
-pub mod bench;
 pub mod embed;
 pub mod error;
-pub mod eval;
 pub mod json;
 pub mod models;
 pub mod persona;
 pub mod personalize;
 pub mod retrieve;
-mod rng;
 pub mod runtime;
 pub mod tokenize;
 
-pub use error::{Error, Location, Result};
+pub use error::{Error, ErrorKind, Location, Result};
 pub use persona::{Persona, Post, Preferences};
 pub use retrieve::IndexedPersona;
 

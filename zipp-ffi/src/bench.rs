@@ -5,11 +5,11 @@ use std::ffi::c_char;
 use std::path::Path;
 use std::sync::Arc;
 
-use zipp_core::bench::movielens::{MovieLens, MovieLensOptions};
-use zipp_core::bench::synthetic::{SyntheticBench, SyntheticOptions, Vocabulary};
+use zipp_eval::datasets::movielens::{MovieLens, MovieLensOptions};
+use zipp_eval::datasets::synthetic::SyntheticBench;
 
-use crate::call::{guarded, handle, opt_str_arg, out_arg, out_ptr};
-use crate::{json, new_persona, quietly, zipp_persona};
+use crate::call::{free_handle, guarded, handle, into_handle, opt_json, opt_str_arg, out_arg, out_ptr};
+use crate::{new_persona, zipp_persona};
 
 /// A seeded synthetic persona bench: `len` personas, each generated on demand from
 /// `(seed, index)` alone (reproducible, in any order, on any thread). Immutable and
@@ -40,17 +40,8 @@ pub unsafe extern "C" fn zipp_synthetic_bench_new(
     guarded(|| {
         let out = out_ptr(out, "out")?;
         let dir = opt_str_arg(vocabulary_dir, "vocabulary_dir")?;
-        let options: SyntheticOptions = match opt_str_arg(options_json, "options_json")? {
-            Some(text) => json::parse(text, "synthetic bench options")?,
-            None => SyntheticOptions::default(),
-        };
-        options.validate()?;
-        let vocabulary = match dir {
-            Some(d) => Vocabulary::load(Path::new(d))?,
-            None => Vocabulary::load_default()?,
-        };
-        let inner = SyntheticBench::new(Arc::new(vocabulary), options)?;
-        *out = Box::into_raw(Box::new(zipp_synthetic_bench { inner }));
+        let inner = zipp_factory::shared::synthetic_bench(dir, opt_str_arg(options_json, "options_json")?)?;
+        *out = into_handle(zipp_synthetic_bench { inner });
         Ok(())
     })
 }
@@ -92,9 +83,7 @@ pub unsafe extern "C" fn zipp_synthetic_bench_persona(
 /// `bench` is NULL or a live handle no other thread is using.
 #[no_mangle]
 pub unsafe extern "C" fn zipp_synthetic_bench_free(bench: *mut zipp_synthetic_bench) {
-    if !bench.is_null() {
-        quietly(|| drop(Box::from_raw(bench)));
-    }
+    free_handle(bench)
 }
 
 /// MovieLens 100K in memory (943 users, 1682 movies, 100,000 ratings): one persona per user.
@@ -115,11 +104,8 @@ pub struct zipp_movielens {
 pub unsafe extern "C" fn zipp_movielens_load(dir: *const c_char, out: *mut *mut zipp_movielens) -> i32 {
     guarded(|| {
         let out = out_ptr(out, "out")?;
-        let inner = match opt_str_arg(dir, "dir")? {
-            Some(d) => MovieLens::load(Path::new(d))?,
-            None => MovieLens::load_default()?,
-        };
-        *out = Box::into_raw(Box::new(zipp_movielens { inner }));
+        let inner = zipp_factory::shared::movielens(opt_str_arg(dir, "dir")?)?;
+        *out = into_handle(zipp_movielens { inner });
         Ok(())
     })
 }
@@ -182,10 +168,7 @@ pub unsafe extern "C" fn zipp_movielens_persona(
     guarded(|| {
         let out = out_ptr(out, "out")?;
         let movielens = handle(movielens, "movielens")?;
-        let options: MovieLensOptions = match opt_str_arg(options_json, "options_json")? {
-            Some(text) => json::parse(text, "MovieLens options")?,
-            None => MovieLensOptions::default(),
-        };
+        let options: MovieLensOptions = opt_json(options_json, "options_json", "MovieLens options")?;
         *out = new_persona(movielens.inner.persona(index, &options)?);
         Ok(())
     })
@@ -197,7 +180,5 @@ pub unsafe extern "C" fn zipp_movielens_persona(
 /// `movielens` is NULL or a live handle no other thread is using.
 #[no_mangle]
 pub unsafe extern "C" fn zipp_movielens_free(movielens: *mut zipp_movielens) {
-    if !movielens.is_null() {
-        quietly(|| drop(Box::from_raw(movielens)));
-    }
+    free_handle(movielens)
 }

@@ -4,35 +4,50 @@
 use std::cell::RefCell;
 use std::ffi::{c_char, CStr, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::OnceLock;
+
+use zipp_core::ErrorKind;
 
 use crate::zipp_status;
 
 /// Why a call failed: a status and the message `zipp_last_error_message()` returns.
 pub(crate) struct Fail {
-    pub status: zipp_status,
+    /// A `zipp_status` value: a zipp-core [`ErrorKind`] code, or one of the C-only statuses.
+    pub status: i32,
     pub message: String,
 }
 
 impl From<zipp_core::Error> for Fail {
+    /// The status of a zipp-core error *is* its kind's stable code, so a kind added to
+    /// zipp-core reaches C with its own status without an edit here.
     fn from(e: zipp_core::Error) -> Fail {
-        let status = match e.kind() {
-            "io" => zipp_status::ZIPP_ERR_IO,
-            "parse" => zipp_status::ZIPP_ERR_PARSE,
-            "schema" => zipp_status::ZIPP_ERR_SCHEMA,
-            "invalid_input" => zipp_status::ZIPP_ERR_INVALID_INPUT,
-            "model_not_found" => zipp_status::ZIPP_ERR_MODEL_NOT_FOUND,
-            "model_invalid" => zipp_status::ZIPP_ERR_MODEL_INVALID,
-            "tokenizer" => zipp_status::ZIPP_ERR_TOKENIZER,
-            "compute" => zipp_status::ZIPP_ERR_COMPUTE,
-            // A kind added to zipp-core later still reaches C as an error, never as success.
-            _ => zipp_status::ZIPP_ERR_INTERNAL,
-        };
-        Fail { status, message: e.to_string() }
+        Fail { status: e.kind().code(), message: e.to_string() }
     }
 }
 
+/// A failure with a C-only status (NULL pointer, invalid UTF-8) or a zipp-core kind.
 pub(crate) fn fail(status: zipp_status, message: impl Into<String>) -> Fail {
-    Fail { status, message: message.into() }
+    Fail { status: status as i32, message: message.into() }
+}
+
+/// The name of a status: `ZIPP_OK`, the C-only statuses, and `ZIPP_ERR_<KIND>` for every
+/// zipp-core [`ErrorKind`] (derived from its stable name); `None` for unknown values.
+pub(crate) fn status_name(status: i32) -> Option<&'static CStr> {
+    static NAMES: OnceLock<Vec<(i32, CString)>> = OnceLock::new();
+    let names = NAMES.get_or_init(|| {
+        let mut names = vec![
+            (zipp_status::ZIPP_OK as i32, c"ZIPP_OK".to_owned()),
+            (zipp_status::ZIPP_ERR_NULL_POINTER as i32, c"ZIPP_ERR_NULL_POINTER".to_owned()),
+            (zipp_status::ZIPP_ERR_INVALID_UTF8 as i32, c"ZIPP_ERR_INVALID_UTF8".to_owned()),
+        ];
+        for kind in ErrorKind::ALL {
+            let name = format!("ZIPP_ERR_{}", kind.name().to_ascii_uppercase());
+            // Kind names are ASCII identifiers: no NUL.
+            names.extend(CString::new(name).ok().map(|n| (kind.code(), n)));
+        }
+        names
+    });
+    names.iter().find(|(code, _)| *code == status).map(|(_, name)| name.as_c_str())
 }
 
 pub(crate) type CallResult<T = ()> = Result<T, Fail>;
@@ -66,19 +81,20 @@ pub(crate) fn guarded(f: impl FnOnce() -> CallResult) -> i32 {
         let _inside = zipp_core::runtime::enter();
         f()
     }));
-    let status = match outcome {
-        Ok(Ok(())) => zipp_status::ZIPP_OK,
+    match outcome {
+        Ok(Ok(())) => zipp_status::ZIPP_OK as i32,
         Ok(Err(fail)) => {
             set_last_error(fail.message);
             fail.status
         }
         Err(panic) => {
-            let what = zipp_core::error::panic_message(&*panic);
-            set_last_error(format!("internal error (a bug in zipp, please report it): {what}"));
-            zipp_status::ZIPP_ERR_INTERNAL
+            // The same kind and message a panic anywhere else in zipp would give.
+            let e = zipp_core::Error::Internal(zipp_core::error::panic_message(&*panic));
+            let fail = Fail::from(e);
+            set_last_error(fail.message);
+            fail.status
         }
-    };
-    status as i32
+    }
 }
 
 /// A NUL-terminated UTF-8 argument.
@@ -126,32 +142,71 @@ pub(crate) unsafe fn handle_mut<'a, T>(p: *mut T, name: &str) -> CallResult<&'a 
 }
 
 /// An out-parameter: checked for NULL and cleared first, so a failed call leaves it
-/// holding the zero value (NULL, 0) rather than garbage.
+/// holding the zero value (NULL, 0) rather than garbage. The zero value is written through
+/// the raw pointer *before* a reference is formed: the caller's memory may be uninitialised,
+/// and a `&mut T` to uninitialised memory is undefined behaviour.
 ///
 /// # Safety
-/// `p` is null or valid for writes of `T`.
+/// `p` is null or valid (and aligned) for writes of `T`, and not otherwise accessed during
+/// the call.
 pub(crate) unsafe fn out_arg<'a, T: Default>(p: *mut T, name: &str) -> CallResult<&'a mut T> {
-    match p.as_mut() {
-        Some(out) => {
-            std::ptr::write(out, T::default());
-            Ok(out)
-        }
-        None => Err(fail(zipp_status::ZIPP_ERR_NULL_POINTER, format!("`{name}` (out-parameter) is NULL"))),
+    if p.is_null() {
+        return Err(fail(zipp_status::ZIPP_ERR_NULL_POINTER, format!("`{name}` (out-parameter) is NULL")));
+    }
+    // SAFETY: `p` is non-null and valid for writes (caller contract); `write` does not read
+    // or drop the old (possibly uninitialised) value.
+    unsafe { p.write(T::default()) };
+    // SAFETY: `p` now points to an initialised `T` that nothing else accesses during the call.
+    Ok(unsafe { &mut *p })
+}
+
+/// An out-parameter for a pointer (`T **`), cleared to NULL first (see [`out_arg`]).
+///
+/// # Safety
+/// `p` is null or valid (and aligned) for writes of a pointer.
+pub(crate) unsafe fn out_ptr<'a, T>(p: *mut *mut T, name: &str) -> CallResult<&'a mut *mut T> {
+    if p.is_null() {
+        return Err(fail(zipp_status::ZIPP_ERR_NULL_POINTER, format!("`{name}` (out-parameter) is NULL")));
+    }
+    // SAFETY: as in `out_arg`: written before any reference to it exists.
+    unsafe { p.write(std::ptr::null_mut()) };
+    // SAFETY: initialised just above; the caller does not access it during the call.
+    Ok(unsafe { &mut *p })
+}
+
+/// A new handle owning `value`, for an out-parameter; freed by [`free_handle`] (each
+/// handle's `_free` export).
+pub(crate) fn into_handle<T>(value: T) -> *mut T {
+    Box::into_raw(Box::new(value))
+}
+
+/// Frees a handle made by [`into_handle`]. NULL is ignored; a panic while dropping is
+/// contained (a `_free` has no status to report it with).
+///
+/// # Safety
+/// `p` is NULL or a handle of type `T` from [`into_handle`], not yet freed and not in use by
+/// another thread.
+pub(crate) unsafe fn free_handle<T>(p: *mut T) {
+    if !p.is_null() {
+        // SAFETY: `p` came from `Box::into_raw` in `into_handle` and is freed once (caller
+        // contract).
+        crate::quietly(|| drop(unsafe { Box::from_raw(p) }));
     }
 }
 
-/// An out-parameter for a pointer (`T **`), cleared to NULL first.
+/// An optional JSON options argument: NULL is `T::default()`, text is parsed with
+/// zipp-core's located errors (`what` names it in messages).
 ///
 /// # Safety
-/// `p` is null or valid for writes of a pointer.
-pub(crate) unsafe fn out_ptr<'a, T>(p: *mut *mut T, name: &str) -> CallResult<&'a mut *mut T> {
-    match p.as_mut() {
-        Some(out) => {
-            std::ptr::write(out, std::ptr::null_mut());
-            Ok(out)
-        }
-        None => Err(fail(zipp_status::ZIPP_ERR_NULL_POINTER, format!("`{name}` (out-parameter) is NULL"))),
-    }
+/// As [`opt_str_arg`].
+pub(crate) unsafe fn opt_json<T: serde::de::DeserializeOwned + Default>(
+    p: *const c_char,
+    name: &str,
+    what: &str,
+) -> CallResult<T> {
+    // SAFETY: forwarded caller contract.
+    let text = unsafe { opt_str_arg(p, name)? };
+    Ok(zipp_factory::shared::options_or_default(text, what)?)
 }
 
 /// Hands a Rust string to C; freed by `zipp_string_free`.

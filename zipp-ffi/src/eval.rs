@@ -2,13 +2,14 @@
 //! and the statistics behind the tables (SPEC §4 and §9).
 
 use std::ffi::c_char;
-use std::sync::{Arc, Mutex, MutexGuard};
 
-use zipp_core::embed::Embedder;
-use zipp_core::eval::{stats, EvalConfig, Evaluation, PersonaScorer, Report, VpttOptions};
+use zipp_eval::{stats, Report};
+use zipp_factory::shared::{vptt_options, Scorer, SharedEvaluation};
 
-use crate::call::{c_string, fail, guarded, handle, opt_str_arg, out_arg, out_ptr, str_arg, CallResult};
-use crate::{json, quietly, result_json, zipp_models, zipp_persona, zipp_status};
+use crate::call::{
+    c_string, fail, free_handle, guarded, handle, into_handle, opt_str_arg, out_arg, out_ptr, str_arg, CallResult,
+};
+use crate::{json, result_json, zipp_models, zipp_persona, zipp_status};
 
 // ---------------------------------------------------------------------------------------
 // VPTT scorer
@@ -17,8 +18,7 @@ use crate::{json, quietly, result_json, zipp_models, zipp_persona, zipp_status};
 /// built once and reused for every prompt. Immutable and thread-safe. It keeps the embedder
 /// alive, so the models and persona handles may be freed before it.
 pub struct zipp_scorer {
-    inner: PersonaScorer,
-    embedder: Arc<dyn Embedder>,
+    inner: Scorer,
 }
 
 /// Builds the VPTT scorer of `persona` (SPEC §4) with the models' embedder. `options_json`
@@ -42,13 +42,9 @@ pub unsafe extern "C" fn zipp_scorer_new(
     guarded(|| {
         let out = out_ptr(out, "out")?;
         let (models, persona) = (handle(models, "models")?, handle(persona, "persona")?);
-        let options = match opt_str_arg(options_json, "options_json")? {
-            Some(text) => json::vptt_options(text)?,
-            None => VpttOptions::default(),
-        };
-        let embedder = models.inner.embedder()?;
-        let inner = PersonaScorer::new(&persona.inner, &*embedder, &options)?;
-        *out = Box::into_raw(Box::new(zipp_scorer { inner, embedder }));
+        let options = vptt_options(opt_str_arg(options_json, "options_json")?)?;
+        let inner = Scorer::new(&models.inner, &persona.inner, &options)?;
+        *out = into_handle(zipp_scorer { inner });
         Ok(())
     })
 }
@@ -70,9 +66,7 @@ pub unsafe extern "C" fn zipp_scorer_score(
         let out = out_ptr(out_json, "out_json")?;
         let scorer = handle(scorer, "scorer")?;
         let prompt = str_arg(prompt, "prompt")?;
-        let scores = scorer.inner.score(&*scorer.embedder, &[prompt])?;
-        let score = scores.first().ok_or_else(|| fail(zipp_status::ZIPP_ERR_INTERNAL, "no score for one prompt"))?;
-        *out = result_json(score)?;
+        *out = result_json(&scorer.inner.score(prompt)?)?;
         Ok(())
     })
 }
@@ -94,7 +88,7 @@ pub unsafe extern "C" fn zipp_scorer_score_batch(
         let scorer = handle(scorer, "scorer")?;
         let prompts: Vec<String> = json::parse(str_arg(prompts_json, "prompts_json")?, "prompt list")?;
         let refs: Vec<&str> = prompts.iter().map(String::as_str).collect();
-        *out = result_json(&scorer.inner.score(&*scorer.embedder, &refs)?)?;
+        *out = result_json(&scorer.inner.score_batch(&refs)?)?;
         Ok(())
     })
 }
@@ -107,7 +101,7 @@ pub unsafe extern "C" fn zipp_scorer_score_batch(
 pub unsafe extern "C" fn zipp_scorer_rank(scorer: *const zipp_scorer, out: *mut usize) -> i32 {
     guarded(|| {
         let out = out_arg(out, "out")?;
-        *out = handle(scorer, "scorer")?.inner.rank();
+        *out = handle(scorer, "scorer")?.inner.scorer().rank();
         Ok(())
     })
 }
@@ -120,7 +114,7 @@ pub unsafe extern "C" fn zipp_scorer_rank(scorer: *const zipp_scorer, out: *mut 
 pub unsafe extern "C" fn zipp_scorer_clusters(scorer: *const zipp_scorer, out: *mut usize) -> i32 {
     guarded(|| {
         let out = out_arg(out, "out")?;
-        *out = handle(scorer, "scorer")?.inner.clusters();
+        *out = handle(scorer, "scorer")?.inner.scorer().clusters();
         Ok(())
     })
 }
@@ -131,9 +125,7 @@ pub unsafe extern "C" fn zipp_scorer_clusters(scorer: *const zipp_scorer, out: *
 /// `scorer` is NULL or a live handle no other thread is using.
 #[no_mangle]
 pub unsafe extern "C" fn zipp_scorer_free(scorer: *mut zipp_scorer) {
-    if !scorer.is_null() {
-        quietly(|| drop(Box::from_raw(scorer)));
-    }
+    free_handle(scorer)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -144,22 +136,7 @@ pub unsafe extern "C" fn zipp_scorer_free(scorer: *mut zipp_scorer) {
 /// on one handle are serialised by a lock inside it, so it may be shared, though personas
 /// are then added one at a time. It keeps the models it needs alive.
 pub struct zipp_evaluation {
-    inner: Mutex<Evaluation>,
-    config: EvalConfig,
-}
-
-impl zipp_evaluation {
-    fn lock(&self) -> CallResult<MutexGuard<'_, Evaluation>> {
-        // A panic inside a call (contained, ZIPP_ERR_INTERNAL) may have left the aggregates
-        // half-updated: refuse to report from them.
-        self.inner.lock().map_err(|_| {
-            fail(
-                zipp_status::ZIPP_ERR_INTERNAL,
-                "this evaluation was interrupted by an internal error and its aggregates may be incomplete; \
-                 start a new one",
-            )
-        })
-    }
+    inner: SharedEvaluation,
 }
 
 /// Creates an evaluation from a JSON configuration (every field optional):
@@ -183,12 +160,8 @@ pub unsafe extern "C" fn zipp_evaluation_new(
     guarded(|| {
         let out = out_ptr(out, "out")?;
         let models = handle(models, "models")?;
-        let config = match opt_str_arg(config_json, "config_json")? {
-            Some(text) => EvalConfig::from_json(text)?,
-            None => EvalConfig::default(),
-        };
-        let inner = config.build(&models.inner)?;
-        *out = Box::into_raw(Box::new(zipp_evaluation { inner: Mutex::new(inner), config }));
+        let inner = SharedEvaluation::from_json(&models.inner, opt_str_arg(config_json, "config_json")?)?;
+        *out = into_handle(zipp_evaluation { inner });
         Ok(())
     })
 }
@@ -212,7 +185,7 @@ pub unsafe extern "C" fn zipp_evaluation_add_persona(
         let out = if out_samples_json.is_null() { None } else { Some(out_ptr(out_samples_json, "out_samples_json")?) };
         // Shared, not `&mut`: the lock inside serialises concurrent calls on one handle.
         let (evaluation, persona) = (handle(evaluation.cast_const(), "evaluation")?, handle(persona, "persona")?);
-        let samples = evaluation.lock()?.add_persona(persona.inner.persona().clone())?;
+        let samples = evaluation.inner.add_persona(&persona.inner)?;
         if let Some(out) = out {
             *out = result_json(&samples)?;
         }
@@ -229,7 +202,7 @@ pub unsafe extern "C" fn zipp_evaluation_add_persona(
 pub unsafe extern "C" fn zipp_evaluation_config(evaluation: *const zipp_evaluation, out_json: *mut *mut c_char) -> i32 {
     guarded(|| {
         let out = out_ptr(out_json, "out_json")?;
-        *out = result_json(&handle(evaluation, "evaluation")?.config)?;
+        *out = result_json(handle(evaluation, "evaluation")?.inner.config())?;
         Ok(())
     })
 }
@@ -242,7 +215,7 @@ pub unsafe extern "C" fn zipp_evaluation_config(evaluation: *const zipp_evaluati
 pub unsafe extern "C" fn zipp_evaluation_personas(evaluation: *const zipp_evaluation, out: *mut u64) -> i32 {
     guarded(|| {
         let out = out_arg(out, "out")?;
-        *out = handle(evaluation, "evaluation")?.lock()?.personas();
+        *out = handle(evaluation, "evaluation")?.inner.personas()?;
         Ok(())
     })
 }
@@ -259,7 +232,7 @@ pub unsafe extern "C" fn zipp_evaluation_personas(evaluation: *const zipp_evalua
 pub unsafe extern "C" fn zipp_evaluation_report(evaluation: *const zipp_evaluation, out_json: *mut *mut c_char) -> i32 {
     guarded(|| {
         let out = out_ptr(out_json, "out_json")?;
-        let report = handle(evaluation, "evaluation")?.lock()?.report()?;
+        let report = handle(evaluation, "evaluation")?.inner.report()?;
         *out = c_string(report.to_json(false)?)?;
         Ok(())
     })
@@ -273,7 +246,7 @@ pub unsafe extern "C" fn zipp_evaluation_report(evaluation: *const zipp_evaluati
 pub unsafe extern "C" fn zipp_evaluation_table(evaluation: *const zipp_evaluation, out_text: *mut *mut c_char) -> i32 {
     guarded(|| {
         let out = out_ptr(out_text, "out_text")?;
-        let report = handle(evaluation, "evaluation")?.lock()?.report()?;
+        let report = handle(evaluation, "evaluation")?.inner.report()?;
         *out = c_string(report.table())?;
         Ok(())
     })
@@ -300,9 +273,7 @@ pub unsafe extern "C" fn zipp_report_table(report_json: *const c_char, out_text:
 /// `evaluation` is NULL or a live handle no other thread is using.
 #[no_mangle]
 pub unsafe extern "C" fn zipp_evaluation_free(evaluation: *mut zipp_evaluation) {
-    if !evaluation.is_null() {
-        quietly(|| drop(Box::from_raw(evaluation)));
-    }
+    free_handle(evaluation)
 }
 
 // ---------------------------------------------------------------------------------------

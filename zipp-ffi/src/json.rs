@@ -11,9 +11,10 @@ pub(crate) fn parse<T: DeserializeOwned>(json: &str, what: &str) -> Result<T> {
 }
 
 /// VPTT options (`{"weights": {...}, "clusters": 3, "novelty": "soft", ...}`; omitted fields
-/// take zipp-core's defaults), validated.
-pub(crate) fn vptt_options(json: &str) -> Result<zipp_core::eval::VpttOptions> {
-    zipp_core::eval::VpttOptions::from_json(json)
+/// take zipp-eval's defaults), validated.
+#[cfg(test)]
+fn vptt_options(json: &str) -> Result<zipp_eval::VpttOptions> {
+    zipp_factory::shared::vptt_options(Some(json))
 }
 
 #[cfg(test)]
@@ -31,7 +32,7 @@ mod tests {
         assert!(e.to_string().contains("trailing characters after the VPTT options"), "{e}");
         let e = vptt_options("{\"clusters\": 0}").unwrap_err();
         assert_eq!(e.kind(), "invalid_input");
-        assert_eq!(vptt_options("{}").unwrap(), zipp_core::eval::VpttOptions::default());
+        assert_eq!(vptt_options("{}").unwrap(), zipp_eval::VpttOptions::default());
         let e = parse::<Vec<String>>("[\"a\", 3]", "prompts").unwrap_err();
         assert_eq!(e.location().unwrap().field.as_deref(), Some("[1]"), "{e}");
     }

@@ -37,11 +37,15 @@ use std::ffi::{c_char, CString};
 use std::path::Path;
 use std::sync::{Arc, Once};
 
-use call::{c_string, fail, guarded, handle, handle_mut, opt_str_arg, out_arg, out_ptr, str_arg, CallResult};
-use zipp_core::models::Models;
+use call::{
+    c_string, fail, free_handle, guarded, handle, handle_mut, into_handle, opt_str_arg, out_arg, out_ptr, str_arg,
+    CallResult,
+};
 use zipp_core::persona::JsonlReader;
-use zipp_core::personalize::{MethodSpec, Personalization, Personalizer, Request};
+use zipp_core::personalize::{Personalization, Personalizer, Request};
 use zipp_core::{IndexedPersona, Persona};
+use zipp_factory::MethodSpec;
+use zipp_factory::Models;
 
 /// Version of the C ABI described by this header. It changes only when an existing
 /// function's signature or meaning changes (adding functions or status codes does not).
@@ -161,22 +165,7 @@ pub extern "C" fn zipp_abi_version() -> u32 {
 /// this version does not know. Never NULL; never free it.
 #[no_mangle]
 pub extern "C" fn zipp_status_name(status: i32) -> *const c_char {
-    let name: &'static std::ffi::CStr = match status {
-        0 => c"ZIPP_OK",
-        1 => c"ZIPP_ERR_IO",
-        2 => c"ZIPP_ERR_PARSE",
-        3 => c"ZIPP_ERR_SCHEMA",
-        4 => c"ZIPP_ERR_INVALID_INPUT",
-        5 => c"ZIPP_ERR_MODEL_NOT_FOUND",
-        6 => c"ZIPP_ERR_MODEL_INVALID",
-        7 => c"ZIPP_ERR_TOKENIZER",
-        8 => c"ZIPP_ERR_COMPUTE",
-        9 => c"ZIPP_ERR_NULL_POINTER",
-        10 => c"ZIPP_ERR_INVALID_UTF8",
-        11 => c"ZIPP_ERR_INTERNAL",
-        _ => c"ZIPP_UNKNOWN_STATUS",
-    };
-    name.as_ptr()
+    std::panic::catch_unwind(|| call::status_name(status)).ok().flatten().unwrap_or(c"ZIPP_UNKNOWN_STATUS").as_ptr()
 }
 
 /// The message of the last failed zipp call *on this thread* (with file, line, column and
@@ -214,12 +203,10 @@ pub unsafe extern "C" fn zipp_models_new(root: *const c_char, out: *mut *mut zip
         let out = out_ptr(out, "out")?;
         let root = opt_str_arg(root, "root")?;
         register_fork_handlers();
-        let inner = match root {
-            Some("") => return Err(fail(zipp_status::ZIPP_ERR_INVALID_INPUT, "`root` is empty")),
-            Some(r) => Models::in_dir(r),
-            None => Models::new(),
-        };
-        *out = Box::into_raw(Box::new(zipp_models { inner }));
+        if root == Some("") {
+            return Err(fail(zipp_status::ZIPP_ERR_INVALID_INPUT, "`root` is empty"));
+        }
+        *out = into_handle(zipp_models { inner: Models::at(root) });
         Ok(())
     })
 }
@@ -240,9 +227,7 @@ pub unsafe extern "C" fn zipp_models_load(models: *const zipp_models) -> i32 {
 /// `models` is NULL or a live handle no other thread is using.
 #[no_mangle]
 pub unsafe extern "C" fn zipp_models_free(models: *mut zipp_models) {
-    if !models.is_null() {
-        quietly(|| drop(Box::from_raw(models)));
-    }
+    free_handle(models)
 }
 
 /// The models' root directory as a new string (free with `zipp_string_free`).
@@ -343,7 +328,7 @@ pub unsafe extern "C" fn zipp_count_tokens(models: *const zipp_models, text: *co
 // Personas
 
 fn new_persona(p: Persona) -> *mut zipp_persona {
-    Box::into_raw(Box::new(zipp_persona { inner: IndexedPersona::new(p) }))
+    into_handle(zipp_persona { inner: IndexedPersona::new(p) })
 }
 
 /// Parses and validates one persona from a JSON object.
@@ -404,9 +389,7 @@ pub unsafe extern "C" fn zipp_persona_id(persona: *const zipp_persona, out: *mut
 /// `persona` is NULL or a live handle no other thread is using.
 #[no_mangle]
 pub unsafe extern "C" fn zipp_persona_free(persona: *mut zipp_persona) {
-    if !persona.is_null() {
-        quietly(|| drop(Box::from_raw(persona)));
-    }
+    free_handle(persona)
 }
 
 /// Opens a JSONL persona file for streaming (one persona per line).
@@ -418,7 +401,7 @@ pub unsafe extern "C" fn zipp_jsonl_open(path: *const c_char, out: *mut *mut zip
     guarded(|| {
         let out = out_ptr(out, "out")?;
         let inner = JsonlReader::open(str_arg(path, "path")?)?;
-        *out = Box::into_raw(Box::new(zipp_jsonl_reader { inner }));
+        *out = into_handle(zipp_jsonl_reader { inner });
         Ok(())
     })
 }
@@ -445,9 +428,7 @@ pub unsafe extern "C" fn zipp_jsonl_next(reader: *mut zipp_jsonl_reader, out: *m
 /// `reader` is NULL or a live handle no other thread is using.
 #[no_mangle]
 pub unsafe extern "C" fn zipp_jsonl_free(reader: *mut zipp_jsonl_reader) {
-    if !reader.is_null() {
-        quietly(|| drop(Box::from_raw(reader)));
-    }
+    free_handle(reader)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -471,7 +452,7 @@ pub unsafe extern "C" fn zipp_personalizer_new(
         let models = handle(models, "models")?;
         let spec = MethodSpec::from_json(str_arg(spec, "spec")?)?;
         let inner = spec.build(&models.inner)?;
-        *out = Box::into_raw(Box::new(zipp_personalizer { inner, spec }));
+        *out = into_handle(zipp_personalizer { inner, spec });
         Ok(())
     })
 }
@@ -496,9 +477,7 @@ pub unsafe extern "C" fn zipp_personalizer_spec(personalizer: *const zipp_person
 /// `personalizer` is NULL or a live handle no other thread is using.
 #[no_mangle]
 pub unsafe extern "C" fn zipp_personalizer_free(personalizer: *mut zipp_personalizer) {
-    if !personalizer.is_null() {
-        quietly(|| drop(Box::from_raw(personalizer)));
-    }
+    free_handle(personalizer)
 }
 
 /// A result (or list of results) as a JSON C string.

@@ -220,7 +220,7 @@ fn scorer_scores_a_caption_of_its_own_persona_as_in_the_span_and_not_novel() {
     let caption = CString::new("a teal door in Lisbon").unwrap();
     let mut out = null_mut();
     assert_eq!(unsafe { zipp_scorer_score(s, caption.as_ptr(), &mut out) }, zipp_status::ZIPP_OK);
-    let score: zipp_core::eval::VpttScore = serde_json::from_str(&take(out)).unwrap();
+    let score: zipp_eval::VpttScore = serde_json::from_str(&take(out)).unwrap();
     assert!((score.gs - 1.0).abs() < 1e-5 && score.nv == 0.0 && score.nv_soft.is_none(), "{score:?}");
     // Same as zipp-core directly (up to float noise: MiniLM's packed encoder rounds a text
     // slightly differently in batches of different shapes, and the memory index batch
@@ -228,7 +228,7 @@ fn scorer_scores_a_caption_of_its_own_persona_as_in_the_span_and_not_novel() {
     let models = Models::new();
     let embedder = models.embedder().unwrap();
     let indexed = IndexedPersona::new(Persona::from_json_str(PERSONA).unwrap());
-    let direct = zipp_core::eval::PersonaScorer::new(&indexed, &*embedder, &Default::default()).unwrap();
+    let direct = zipp_eval::PersonaScorer::new(&indexed, &*embedder, &Default::default()).unwrap();
     let d = direct.score(&*embedder, &["a teal door in Lisbon"]).unwrap()[0];
     for (a, b) in [(d.pa, score.pa), (d.gs, score.gs), (d.cp, score.cp), (d.nv, score.nv), (d.vptt, score.vptt)] {
         assert!((a - b).abs() < 1e-6, "{d:?} vs {score:?}");
@@ -236,7 +236,7 @@ fn scorer_scores_a_caption_of_its_own_persona_as_in_the_span_and_not_novel() {
 
     let batch = CString::new(r#"["a teal door in Lisbon", "a spaceship over the sea at noon"]"#).unwrap();
     assert_eq!(unsafe { zipp_scorer_score_batch(s, batch.as_ptr(), &mut out) }, zipp_status::ZIPP_OK);
-    let scores: Vec<zipp_core::eval::VpttScore> = serde_json::from_str(&take(out)).unwrap();
+    let scores: Vec<zipp_eval::VpttScore> = serde_json::from_str(&take(out)).unwrap();
     assert_eq!(scores.len(), 2);
     assert!((scores[0].vptt - score.vptt).abs() < 1e-6 && scores[0].nv == 0.0, "{:?} vs {score:?}", scores[0]);
     assert!(scores[1].gs < 0.99 && scores[1].nv == 1.0, "{:?}", scores[1]);
@@ -249,7 +249,7 @@ fn scorer_scores_a_caption_of_its_own_persona_as_in_the_span_and_not_novel() {
     let options = CString::new(r#"{"novelty": "soft", "weights": {"pa": 0, "gs": 1, "cp": 0, "nv": 0}}"#).unwrap();
     assert_eq!(unsafe { zipp_scorer_new(m, p, options.as_ptr(), &mut s) }, zipp_status::ZIPP_OK, "{:?}", last_error());
     assert_eq!(unsafe { zipp_scorer_score(s, caption.as_ptr(), &mut out) }, zipp_status::ZIPP_OK);
-    let soft: zipp_core::eval::VpttScore = serde_json::from_str(&take(out)).unwrap();
+    let soft: zipp_eval::VpttScore = serde_json::from_str(&take(out)).unwrap();
     assert!(soft.nv_soft.unwrap() < 1e-6 && (soft.vptt - soft.gs).abs() < 1e-12, "{soft:?}");
     unsafe {
         zipp_scorer_free(s);
@@ -346,7 +346,7 @@ fn evaluation_streams_personas_into_a_report() {
 
     let mut samples = null_mut();
     assert_eq!(unsafe { zipp_evaluation_add_persona(ev, p, &mut samples) }, zipp_status::ZIPP_OK, "{:?}", last_error());
-    let samples: Vec<zipp_core::eval::Sample> = serde_json::from_str(&take(samples)).unwrap();
+    let samples: Vec<zipp_eval::Sample> = serde_json::from_str(&take(samples)).unwrap();
     assert_eq!(samples.len(), 4);
     assert_eq!((samples[0].query.as_str(), samples[0].method.as_str()), ("door", "identity"));
     assert_eq!((samples[3].query.as_str(), samples[3].method.as_str()), ("room", "brag"));
@@ -369,7 +369,7 @@ fn evaluation_streams_personas_into_a_report() {
     let mut json = null_mut();
     assert_eq!(unsafe { zipp_evaluation_report(ev, &mut json) }, zipp_status::ZIPP_OK);
     let json = take(json);
-    let report = zipp_core::eval::Report::from_json(&json).unwrap();
+    let report = zipp_eval::Report::from_json(&json).unwrap();
     assert_eq!(report.personas, 2);
     assert_eq!(report.methods, ["identity", "brag"]);
     assert_eq!(report.tables.len(), 2, "one table per query; no task kind has two queries");
@@ -576,7 +576,7 @@ fn synthetic_bench_generates_the_personas_zipp_core_does() {
     let got = persona_json(p);
     assert_eq!(got.id, "syn-7-2");
     assert_eq!(got.memory.len(), 4);
-    use zipp_core::bench::synthetic::{SyntheticBench, SyntheticOptions, Vocabulary};
+    use zipp_eval::datasets::synthetic::{SyntheticBench, SyntheticOptions, Vocabulary};
     let direct = SyntheticBench::new(
         std::sync::Arc::new(Vocabulary::load_default().unwrap()),
         SyntheticOptions { personas: 3, seed: 7, posts_per_persona: 4, ..Default::default() },
@@ -684,10 +684,10 @@ fn evaluation_config_is_returned_with_defaults_filled_in() {
     assert_eq!(unsafe { zipp_evaluation_new(m, config.as_ptr(), &mut ev) }, zipp_status::ZIPP_OK, "{:?}", last_error());
     let mut out = null_mut();
     assert_eq!(unsafe { zipp_evaluation_config(ev, &mut out) }, zipp_status::ZIPP_OK);
-    let back = zipp_core::eval::EvalConfig::from_json(&take(out)).unwrap();
+    let back = zipp_factory::EvalConfig::from_json(&take(out)).unwrap();
     assert_eq!(back.methods, [serde_json::json!("identity")]);
-    assert_eq!(back.queries, zipp_core::eval::QuerySet::Named("extended".into()));
-    assert_eq!(back.options, zipp_core::eval::EvalOptions::default());
+    assert_eq!(back.queries, zipp_eval::QuerySet::Named("extended".into()));
+    assert_eq!(back.options, zipp_eval::EvalOptions::default());
     let mut out: *mut c_char = std::ptr::dangling_mut();
     assert_eq!(unsafe { zipp_evaluation_config(null(), &mut out) }, zipp_status::ZIPP_ERR_NULL_POINTER);
     assert!(out.is_null());

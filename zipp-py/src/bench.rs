@@ -1,15 +1,16 @@
-//! Persona benches: the seeded synthetic bench (VPTT-Bench's shape) and MovieLens 100K.
-//! Both make personas on demand, so iterating them streams (memory stays bounded).
+//! Persona datasets: the seeded synthetic bench (VPTT-Bench's shape), MovieLens 100K and
+//! JSONL files, all streamed through zipp-eval's `PersonaSource` (memory stays bounded).
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use pyo3::exceptions::{PyIndexError, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
-use zipp_core::bench::movielens::{MovieLens as CoreMovieLens, MovieLensOptions};
-use zipp_core::bench::synthetic::{SyntheticBench as CoreSyntheticBench, SyntheticOptions, Vocabulary};
+use zipp_eval::datasets::movielens::{MovieLens as CoreMovieLens, MovieLensOptions};
+use zipp_eval::datasets::synthetic::SyntheticBench as CoreSyntheticBench;
+use zipp_eval::datasets::{JsonlFile, PersonaSource as CoreSource, Personas};
 
 use crate::json;
 use crate::persona::Persona;
@@ -61,16 +62,9 @@ impl SyntheticBench {
             d.set_item("posts_per_persona", v)?;
         }
         let text = json::dumps(d.as_any())?;
+        let dir = vocabulary_dir.map(|d| d.to_string_lossy().into_owned());
         let inner = zipp_call(py, || {
-            let options: SyntheticOptions =
-                json::parse(&text, "synthetic bench options").map_err(json::unlocated_text)?;
-            // Bad options fail before the phrase lists are read.
-            options.validate()?;
-            let vocabulary = match &vocabulary_dir {
-                Some(dir) => Vocabulary::load(dir)?,
-                None => Vocabulary::load_default()?,
-            };
-            CoreSyntheticBench::new(Arc::new(vocabulary), options)
+            zipp_factory::shared::synthetic_bench(dir.as_deref(), Some(&text)).map_err(json::unlocated_text)
         })?;
         Ok(SyntheticBench { inner: Arc::new(inner) })
     }
@@ -100,8 +94,13 @@ impl SyntheticBench {
         zipp_call(py, || self.inner.persona(i)).map(Persona::wrap)
     }
 
-    fn __iter__(&self) -> BenchPersonas {
-        BenchPersonas { source: Source::Synthetic(self.inner.clone()), next: AtomicUsize::new(0) }
+    fn __iter__(&self, py: Python<'_>) -> PyResult<PersonaStream> {
+        PersonaStream::open(py, self.inner.clone())
+    }
+
+    /// The bench as a `PersonaSource`.
+    fn source(&self) -> PersonaSource {
+        PersonaSource { inner: self.inner.clone() }
     }
 
     fn __repr__(&self) -> String {
@@ -131,10 +130,8 @@ impl MovieLens {
     #[staticmethod]
     #[pyo3(signature = (dir = None))]
     fn load(py: Python<'_>, dir: Option<PathBuf>) -> PyResult<MovieLens> {
-        let inner = zipp_call(py, || match &dir {
-            Some(d) => CoreMovieLens::load(d),
-            None => CoreMovieLens::load_default(),
-        })?;
+        let dir = dir.map(|d| d.to_string_lossy().into_owned());
+        let inner = zipp_call(py, || zipp_factory::shared::movielens(dir.as_deref()))?;
         Ok(MovieLens { inner: Arc::new(inner) })
     }
 
@@ -174,11 +171,13 @@ impl MovieLens {
         zipp_call(py, || self.inner.persona(index, &options)).map(Persona::wrap)
     }
 
-    /// Every user's persona in user-id order, each built when the iteration reaches it.
+    /// Every user's persona in user-id order as a `PersonaSource` (iterate it; each persona
+    /// is built when the iteration reaches it).
     #[pyo3(signature = (max_posts = None, min_rating = None))]
-    fn personas(&self, max_posts: Option<usize>, min_rating: Option<u8>) -> BenchPersonas {
+    fn source(&self, py: Python<'_>, max_posts: Option<usize>, min_rating: Option<u8>) -> PyResult<PersonaSource> {
         let options = movielens_options(max_posts, min_rating);
-        BenchPersonas { source: Source::MovieLens(self.inner.clone(), options), next: AtomicUsize::new(0) }
+        let source = zipp_call(py, || self.inner.source(options))?;
+        Ok(PersonaSource { inner: Arc::new(source) })
     }
 
     fn __repr__(&self) -> String {
@@ -191,54 +190,85 @@ impl MovieLens {
     }
 }
 
-enum Source {
-    Synthetic(Arc<CoreSyntheticBench>),
-    MovieLens(Arc<CoreMovieLens>, MovieLensOptions),
-}
-
-/// Personas of a bench, made one at a time as the iteration reaches them. Threads sharing
-/// one iterator each get different personas.
+/// Any stream of personas zipp can read — the synthetic bench, MovieLens users, a JSONL file
+/// — behind one interface. Iterating starts a new stream each time; `len_hint` is the count
+/// when known without reading (`None` for a file). Safe to share between threads.
 #[pyclass(frozen, module = "zipp_persona")]
-pub struct BenchPersonas {
-    source: Source,
-    next: AtomicUsize,
+pub struct PersonaSource {
+    inner: Arc<dyn CoreSource>,
 }
 
 #[pymethods]
-impl BenchPersonas {
+impl PersonaSource {
+    /// The personas of a JSONL file (one persona per line), read lazily; the stream stops
+    /// at the first bad line, raising its located error.
+    #[staticmethod]
+    fn jsonl(path: PathBuf) -> PersonaSource {
+        PersonaSource { inner: Arc::new(JsonlFile::new(path)) }
+    }
+
+    /// How many personas a full iteration yields, when known without reading.
+    #[getter]
+    fn len_hint(&self) -> Option<usize> {
+        self.inner.len_hint()
+    }
+
+    fn __iter__(&self, py: Python<'_>) -> PyResult<PersonaStream> {
+        PersonaStream::open(py, self.inner.clone())
+    }
+
+    fn __repr__(&self) -> String {
+        format!("PersonaSource({})", self.inner.describe())
+    }
+}
+
+/// Personas of a source, made one at a time as the iteration reaches them. Threads sharing
+/// one stream each get different personas.
+#[pyclass(frozen, module = "zipp_persona")]
+pub struct PersonaStream {
+    personas: Mutex<Personas<'static>>,
+    len_hint: Option<usize>,
+    taken: AtomicUsize,
+}
+
+impl PersonaStream {
+    fn open<S: CoreSource + 'static>(py: Python<'_>, source: Arc<S>) -> PyResult<PersonaStream> {
+        let len_hint = source.len_hint();
+        let personas = zipp_call(py, || source.stream())?;
+        Ok(PersonaStream { personas: Mutex::new(personas), len_hint, taken: AtomicUsize::new(0) })
+    }
+}
+
+#[pymethods]
+impl PersonaStream {
     fn __iter__(slf: Bound<'_, Self>) -> Bound<'_, Self> {
         slf
     }
 
     fn __next__(&self, py: Python<'_>) -> PyResult<Option<Persona>> {
-        let len = match &self.source {
-            Source::Synthetic(b) => b.len(),
-            Source::MovieLens(m, _) => m.users(),
-        };
-        // Never past `len`, so a finished iterator stays finished.
-        let Ok(i) = self.next.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |i| (i < len).then_some(i + 1)) else {
-            return Ok(None);
-        };
-        let persona = zipp_call(py, || match &self.source {
-            Source::Synthetic(b) => b.persona(i),
-            Source::MovieLens(m, options) => m.persona(i, options),
+        let next = zipp_call(py, || {
+            // A panic inside a stream (contained by pyo3) poisons the lock: the stream is
+            // then finished, reported as an internal error.
+            let mut personas = zipp_factory::shared::lock(&self.personas, "this persona stream")?;
+            personas.next().transpose()
         })?;
-        Ok(Some(Persona::wrap(persona)))
+        if next.is_some() {
+            self.taken.fetch_add(1, Ordering::SeqCst);
+        }
+        Ok(next.map(Persona::wrap))
     }
 
-    /// How many personas are left.
+    /// How many personas are left, when the source knows its size (else 0, as
+    /// `operator.length_hint` expects for "unknown").
     fn __length_hint__(&self) -> usize {
-        let len = match &self.source {
-            Source::Synthetic(b) => b.len(),
-            Source::MovieLens(m, _) => m.users(),
-        };
-        len.saturating_sub(self.next.load(Ordering::SeqCst))
+        self.len_hint.map_or(0, |n| n.saturating_sub(self.taken.load(Ordering::SeqCst)))
     }
 }
 
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<SyntheticBench>()?;
     m.add_class::<MovieLens>()?;
-    m.add_class::<BenchPersonas>()?;
+    m.add_class::<PersonaSource>()?;
+    m.add_class::<PersonaStream>()?;
     Ok(())
 }

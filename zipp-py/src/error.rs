@@ -1,4 +1,5 @@
-//! `zipp_core::Error` → the Python exception of its kind (`zipp_persona._errors`).
+//! `zipp_core::Error` → the Python exception of its kind (`zipp_persona._errors`), by the
+//! kind's stable name and code (`zipp_core::ErrorKind`).
 
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
@@ -11,7 +12,7 @@ pub(crate) fn to_py_err(e: Error) -> PyErr {
         Ok(exc) => PyErr::from_value(exc),
         // Only if `zipp_persona._errors` cannot be imported: still say what zipp said.
         Err(import_failure) => {
-            let err = pyo3::exceptions::PyRuntimeError::new_err(format!("{} error: {e}", e.kind()));
+            let err = pyo3::exceptions::PyRuntimeError::new_err(format!("{} error: {e}", e.kind().name()));
             err.set_cause(py, Some(import_failure));
             err
         }
@@ -28,7 +29,9 @@ fn build<'py>(py: Python<'py>, e: &Error) -> PyResult<Bound<'py, PyAny>> {
     let (message, path, hint, errno) = match e {
         Error::Io { path, source } => (source.to_string(), Some(display(path)), None, source.raw_os_error()),
         Error::Parse { message, .. } | Error::Schema { message, .. } => (message.clone(), None, None, None),
-        Error::InvalidInput(m) | Error::Tokenizer(m) | Error::Compute(m) => (m.clone(), None, None, None),
+        Error::InvalidInput(m) | Error::Tokenizer(m) | Error::Compute(m) | Error::Internal(m) => {
+            (m.clone(), None, None, None)
+        }
         Error::ModelNotFound { path, hint, .. } => (text.clone(), Some(display(path)), Some(hint.clone()), None),
         Error::ModelInvalid { path, message, hint, .. } => {
             (message.clone(), Some(display(path)), Some(hint.clone()), None)
@@ -43,5 +46,13 @@ fn build<'py>(py: Python<'py>, e: &Error) -> PyResult<Bound<'py, PyAny>> {
         }
         None => None,
     };
-    from_core.call1((e.kind(), text, message, location, path, hint, errno))
+    from_core.call1((e.kind().name(), e.kind().code(), text, message, location, path, hint, errno))
+}
+
+/// `[(name, code, description), …]` for every zipp-core error kind, in code order:
+/// `zipp_persona._errors` checks its classes against it and makes a class for any kind it
+/// does not know yet.
+#[pyfunction]
+pub(crate) fn _error_kinds() -> Vec<(&'static str, i32, &'static str)> {
+    zipp_core::ErrorKind::ALL.iter().map(|k| (k.name(), k.code(), k.description())).collect()
 }

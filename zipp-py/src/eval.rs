@@ -3,14 +3,15 @@
 //! re-exports. Configurations cross as the JSON zipp-core parses (`VpttOptions`,
 //! `EvalConfig`), so names, defaults and validation are zipp-core's.
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
-use zipp_core::embed::Embedder;
-use zipp_core::eval::{self as core, stats};
 use zipp_core::Error;
+use zipp_eval::{self as core, stats};
+use zipp_factory::shared::{vptt_options, Scorer, SharedEvaluation};
+use zipp_factory::EvalConfig;
 
 use crate::error::to_py_err;
 use crate::json;
@@ -128,8 +129,7 @@ impl VpttScore {
 /// calls) and reused for every prompt. Safe to share between threads.
 #[pyclass(frozen, module = "zipp_persona")]
 pub struct PersonaScorer {
-    inner: core::PersonaScorer,
-    embedder: Arc<dyn Embedder>,
+    inner: Scorer,
     options: core::VpttOptions,
 }
 
@@ -152,12 +152,11 @@ impl PersonaScorer {
         let (models, persona) = (&models.get().inner, &persona.get().inner);
         zipp_call(py, || {
             let options = match &options {
-                Some((text, from_dict)) => json::vptt_options(text).map_err(unlocated_if(*from_dict))?,
-                None => core::VpttOptions::default(),
+                Some((text, from_dict)) => vptt_options(Some(text)).map_err(unlocated_if(*from_dict))?,
+                None => vptt_options(None)?,
             };
-            let embedder = models.embedder()?;
-            let inner = core::PersonaScorer::new(persona, &*embedder, &options)?;
-            Ok(PersonaScorer { inner, embedder, options })
+            let inner = Scorer::new(models, persona, &options)?;
+            Ok(PersonaScorer { inner, options })
         })
     }
 
@@ -166,34 +165,33 @@ impl PersonaScorer {
     fn score(&self, py: Python<'_>, prompts: Vec<String>) -> PyResult<Vec<VpttScore>> {
         let scores = zipp_call(py, || {
             let refs: Vec<&str> = prompts.iter().map(String::as_str).collect();
-            self.inner.score(&*self.embedder, &refs)
+            self.inner.score_batch(&refs)
         })?;
         Ok(scores.into_iter().map(|inner| VpttScore { inner }).collect())
     }
 
     /// Scores one prompt.
     fn score_one(&self, py: Python<'_>, prompt: String) -> PyResult<VpttScore> {
-        let mut scores = zipp_call(py, || self.inner.score(&*self.embedder, &[prompt.as_str()]))?;
-        let inner = scores.pop().ok_or_else(|| to_py_err(Error::Compute("no score for one prompt".into())))?;
+        let inner = zipp_call(py, || self.inner.score(&prompt))?;
         Ok(VpttScore { inner })
     }
 
     /// The id of the persona it scores against.
     #[getter]
     fn persona_id(&self) -> &str {
-        self.inner.id()
+        self.inner.scorer().id()
     }
 
     /// The dimension of the caption span (at most the number of posts).
     #[getter]
     fn rank(&self) -> usize {
-        self.inner.rank()
+        self.inner.scorer().rank()
     }
 
     /// The number of caption clusters CP measures against.
     #[getter]
     fn clusters(&self) -> usize {
-        self.inner.clusters()
+        self.inner.scorer().clusters()
     }
 
     /// The options in effect, every default written out.
@@ -205,9 +203,9 @@ impl PersonaScorer {
     fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
         Ok(format!(
             "PersonaScorer(persona_id={}, rank={}, clusters={})",
-            py_repr(py, self.inner.id())?,
-            self.inner.rank(),
-            self.inner.clusters()
+            py_repr(py, self.inner.scorer().id())?,
+            self.inner.scorer().rank(),
+            self.inner.scorer().clusters()
         ))
     }
 }
@@ -220,19 +218,7 @@ impl PersonaScorer {
 /// personas. Safe to share between threads (calls on one evaluation run one at a time).
 #[pyclass(frozen, module = "zipp_persona")]
 pub struct Evaluation {
-    inner: Mutex<core::Evaluation>,
-    config: core::EvalConfig,
-}
-
-/// Locks an evaluation. A panic inside a call may have left the aggregates half-updated:
-/// such an evaluation refuses to go on.
-fn lock(m: &Mutex<core::Evaluation>) -> zipp_core::Result<MutexGuard<'_, core::Evaluation>> {
-    m.lock().map_err(|_| {
-        Error::Compute(
-            "this evaluation was interrupted by an internal error and its aggregates may be incomplete; start a new one"
-                .into(),
-        )
-    })
+    inner: SharedEvaluation,
 }
 
 #[pymethods]
@@ -249,14 +235,14 @@ impl Evaluation {
     fn new(py: Python<'_>, models: &Bound<'_, Models>, config: Option<&Bound<'_, PyAny>>) -> PyResult<Evaluation> {
         let config = config_text(config, "config", "{\"methods\": [\"identity\", \"vprag\"], …}")?;
         let models = &models.get().inner;
-        let (inner, config) = zipp_call(py, || {
+        let inner = zipp_call(py, || {
             let config = match &config {
-                Some((text, from_dict)) => core::EvalConfig::from_json(text).map_err(unlocated_if(*from_dict))?,
-                None => core::EvalConfig::default(),
+                Some((text, from_dict)) => Some(EvalConfig::from_json(text).map_err(unlocated_if(*from_dict))?),
+                None => None,
             };
-            Ok((config.build(models)?, config))
+            SharedEvaluation::new(models, config)
         })?;
-        Ok(Evaluation { inner: Mutex::new(inner), config })
+        Ok(Evaluation { inner })
     }
 
     /// Personalizes `persona` with every method for every query, scores every prompt and
@@ -265,20 +251,21 @@ impl Evaluation {
     /// "cp_soft", "nv", "nv_soft", "vptt", "vptt_c"}` each.
     fn add_persona<'py>(&self, py: Python<'py>, persona: &Bound<'py, Persona>) -> PyResult<Bound<'py, PyAny>> {
         let persona = &persona.get().inner;
-        let samples = zipp_call(py, || lock(&self.inner)?.add_persona(persona.persona().clone()))?;
+        let samples = zipp_call(py, || self.inner.add_persona(persona))?;
         json::to_python(py, &samples)
     }
 
-    /// Adds every persona of an iterable (a list, `iter_jsonl(path)`, a generator …), one at
-    /// a time, dropping the samples; returns how many were added. A failure raises, the
-    /// personas before it staying added.
+    /// Adds every persona of an iterable (a list, `iter_jsonl(path)`, a `PersonaSource`, a
+    /// `SyntheticBench`, a generator …), one at a time, dropping the samples; returns how
+    /// many were added. A failure raises, the personas before it staying added. Each
+    /// persona's memory index is reused when it was already built (no copy, no re-embedding).
     fn add_personas(&self, py: Python<'_>, personas: &Bound<'_, PyAny>) -> PyResult<u64> {
         let mut added = 0;
         for item in personas.try_iter()? {
             let item = item?;
             let persona = item.downcast::<Persona>()?;
             let persona = &persona.get().inner;
-            zipp_call(py, || lock(&self.inner)?.add_persona(persona.persona().clone()))?;
+            zipp_call(py, || self.inner.add_persona(persona))?;
             added += 1;
         }
         Ok(added)
@@ -287,37 +274,37 @@ impl Evaluation {
     /// The configuration it was built from, omitted fields filled in with their defaults.
     #[getter]
     fn config<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        json::to_python(py, &self.config)
+        json::to_python(py, self.inner.config())
     }
 
     /// Personas added so far.
     #[getter]
     fn personas(&self, py: Python<'_>) -> PyResult<u64> {
-        zipp_call(py, || Ok(lock(&self.inner)?.personas()))
+        zipp_call(py, || self.inner.personas())
     }
 
     /// The method names, in table order.
     #[getter]
     fn methods(&self, py: Python<'_>) -> PyResult<Vec<String>> {
-        zipp_call(py, || Ok(lock(&self.inner)?.methods().iter().map(|m| m.name.clone()).collect()))
+        zipp_call(py, || Ok(self.inner.lock()?.methods().iter().map(|m| m.name.clone()).collect()))
     }
 
     /// The queries: `{"name", "task", "prompt"}` each.
     #[getter]
     fn queries<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let queries = zipp_call(py, || Ok(lock(&self.inner)?.queries().to_vec()))?;
+        let queries = zipp_call(py, || Ok(self.inner.lock()?.queries().to_vec()))?;
         json::to_python(py, &queries)
     }
 
     /// The report so far (the evaluation goes on; call again for a later one).
     fn report(&self, py: Python<'_>) -> PyResult<Report> {
-        let inner = zipp_call(py, || lock(&self.inner)?.report())?;
+        let inner = zipp_call(py, || self.inner.report())?;
         Ok(Report { inner: Arc::new(inner) })
     }
 
     fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
         let (methods, queries, personas) = zipp_call(py, || {
-            let ev = lock(&self.inner)?;
+            let ev = self.inner.lock()?;
             Ok((ev.methods().len(), ev.queries().len(), ev.personas()))
         })?;
         Ok(format!("Evaluation(methods={methods}, queries={queries}, personas={personas})"))

@@ -47,8 +47,3 @@ pub(crate) fn unlocated_text(e: zipp_core::Error) -> zipp_core::Error {
 pub(crate) fn parse<T: serde::de::DeserializeOwned>(text: &str, what: &str) -> zipp_core::Result<T> {
     zipp_core::json::from_str(text, what)
 }
-
-/// VPTT options from JSON (omitted fields take zipp-core's defaults), validated.
-pub(crate) fn vptt_options(text: &str) -> zipp_core::Result<zipp_core::eval::VpttOptions> {
-    zipp_core::eval::VpttOptions::from_json(text)
-}

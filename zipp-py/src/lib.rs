@@ -91,6 +91,7 @@ fn _zipp(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(_after_fork_in_parent, m)?)?;
     m.add_function(wrap_pyfunction!(_after_fork_in_child, m)?)?;
     m.add_function(wrap_pyfunction!(_active_calls, m)?)?;
+    m.add_function(wrap_pyfunction!(error::_error_kinds, m)?)?;
     models::register(m)?;
     persona::register(m)?;
     personalize::register(m)?;

@@ -7,8 +7,8 @@ use numpy::{IntoPyArray, PyArray2};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use zipp_core::embed::{Embedder, MiniLmOptions};
-use zipp_core::models::Models as CoreModels;
 use zipp_core::tokenize::TokenCounter;
+use zipp_factory::Models as CoreModels;
 
 use crate::zipp_call;
 
@@ -32,10 +32,7 @@ impl Models {
         batch_size: Option<usize>,
         force_candle: Option<bool>,
     ) -> Models {
-        let models = match root {
-            Some(root) => CoreModels::in_dir(root),
-            None => CoreModels::new(),
-        };
+        let models = CoreModels::at(root);
         let defaults = MiniLmOptions::default();
         let options = MiniLmOptions {
             max_tokens: max_tokens.unwrap_or(defaults.max_tokens),
@@ -52,14 +49,22 @@ impl Models {
         self.inner.root().to_path_buf()
     }
 
-    /// Which models are loaded: `{"minilm": bool, "clip": bool}`.
+    /// Which model kinds are loaded, every kind this build knows: `{"clip_bpe": bool,
+    /// "minilm": bool}`.
     #[getter]
     fn loaded<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let (minilm, clip) = zipp_call(py, || Ok(self.inner.loaded()))?;
+        let loaded = zipp_call(py, || Ok(self.inner.loaded()))?;
         let d = PyDict::new(py);
-        d.set_item("minilm", minilm)?;
-        d.set_item("clip", clip)?;
+        for kind in zipp_factory::KINDS {
+            d.set_item(kind.name, loaded.contains(&kind.name))?;
+        }
         Ok(d)
+    }
+
+    /// Loads the model kind `kind` (`"minilm"`, `"clip_bpe"`) now; an unknown kind is an
+    /// `InvalidInputError` listing the kinds.
+    fn load(&self, py: Python<'_>, kind: String) -> PyResult<()> {
+        zipp_call(py, || self.inner.load(&kind))
     }
 
     /// Loads every model now (a missing or corrupt file is reported here, not later).
@@ -106,10 +111,12 @@ impl Models {
 
     fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
         // `loaded` takes the models' locks, which a loading thread holds for seconds.
-        let (minilm, clip) = zipp_call(py, || Ok(self.inner.loaded()))?;
-        let b = |x: bool| if x { "True" } else { "False" };
-        let root = self.inner.root().display();
-        Ok(format!("Models(root='{root}', loaded={{'minilm': {}, 'clip': {}}})", b(minilm), b(clip)))
+        let loaded = zipp_call(py, || Ok(self.inner.loaded()))?;
+        let kinds: Vec<String> = zipp_factory::KINDS
+            .iter()
+            .map(|k| format!("'{}': {}", k.name, if loaded.contains(&k.name) { "True" } else { "False" }))
+            .collect();
+        Ok(format!("Models(root='{}', loaded={{{}}})", self.inner.root().display(), kinds.join(", ")))
     }
 }
 

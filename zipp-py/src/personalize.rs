@@ -7,7 +7,8 @@ use std::sync::Arc;
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString, PyTuple};
-use zipp_core::personalize::{MethodSpec, Personalizer as CorePersonalizer, Request, Task};
+use zipp_core::personalize::{Personalizer as CorePersonalizer, Request, Task};
+use zipp_factory::MethodSpec;
 
 use crate::error::to_py_err;
 use crate::json;
@@ -25,7 +26,7 @@ pub struct Personalizer {
 }
 
 impl Personalizer {
-    fn build(py: Python<'_>, models: &zipp_core::models::Models, spec: MethodSpec) -> PyResult<Personalizer> {
+    fn build(py: Python<'_>, models: &zipp_factory::Models, spec: MethodSpec) -> PyResult<Personalizer> {
         let inner = zipp_call(py, || spec.build(models))?;
         Ok(Personalizer { inner, spec })
     }
@@ -157,7 +158,7 @@ impl Identity {
     fn new(py: Python<'_>) -> PyResult<PyClassInitializer<Self>> {
         // Identity loads no model; the Models value is only what MethodSpec::build takes.
         let spec = Personalizer::defaults("identity")?;
-        let base = Personalizer::build(py, &zipp_core::models::Models::new(), spec)?;
+        let base = Personalizer::build(py, &zipp_factory::Models::new(), spec)?;
         Ok(PyClassInitializer::from(base).add_subclass(Identity))
     }
 }

@@ -111,10 +111,27 @@ def test_movielens_users_become_personas(movielens):
     assert all("rated" in post["caption"] for post in p.memory)
     short = movielens.persona(0, max_posts=5, min_rating=5)
     assert len(short.memory) == 5 and all("rated 5 out of 5" in post["caption"] for post in short.memory)
-    first = list(itertools.islice(movielens.personas(max_posts=3), 3))
+    source = movielens.source(max_posts=3)
+    assert source.len_hint == 943 and "movielens-100k" in repr(source)
+    first = list(itertools.islice(source, 3))
     assert [q.id for q in first] == ["ml100k-1", "ml100k-2", "ml100k-3"]
     assert all(len(q.memory) <= 3 for q in first)
-    assert movielens.personas().__length_hint__() == 943
+    stream = iter(movielens.source())
+    next(stream)
+    assert stream.__length_hint__() == 942
+
+
+def test_a_jsonl_file_is_a_persona_source_like_the_benches(tmp_path):
+    path = tmp_path / "p.jsonl"
+    path.write_text('{"id": "a"}\n{"id": "b"}\n{"id": "b"}\n', encoding="utf-8")
+    source = zipp.PersonaSource.jsonl(path)
+    assert source.len_hint is None
+    stream = iter(source)
+    assert [next(stream).id, next(stream).id] == ["a", "b"]
+    with pytest.raises(zipp.SchemaError) as e:
+        next(stream)  # the duplicate id, located at line 3
+    assert e.value.location is not None and e.value.location.line == 3
+    assert [p.id for p in itertools.islice(source, 1)] == ["a"], "each iteration starts over"
 
 
 def test_movielens_errors(movielens, tmp_path):

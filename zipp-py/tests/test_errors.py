@@ -23,6 +23,7 @@ KINDS = {
     "model_invalid": (zipp.ModelInvalidError, ValueError),
     "tokenizer": (zipp.TokenizerError, ValueError),
     "compute": (zipp.ComputeError, RuntimeError),
+    "internal": (zipp.InternalError, RuntimeError),
 }
 
 
@@ -31,6 +32,7 @@ def test_one_class_per_kind_with_a_builtin_second_base():
         assert cls.kind == kind
         assert issubclass(cls, zipp.ZippError) and issubclass(cls, builtin)
     assert len({cls for cls, _ in KINDS.values()}) == len(KINDS)
+    assert sorted(KINDS) == sorted(name for name, _, _ in zipp._zipp._error_kinds()), "a core kind is untested"
 
 
 def check(exc, kind):
@@ -115,7 +117,7 @@ def test_model_not_found_in_an_empty_folder(tmp_path):
     assert f"ZIPP_MODELS_DIR={tmp_path}" in e.value.hint
     with pytest.raises(FileNotFoundError):
         models.embed(["a cat"])
-    assert models.loaded == {"minilm": False, "clip": False}
+    assert models.loaded == {"clip_bpe": False, "minilm": False}
     # Identity needs no model at all.
     assert zipp.Personalizer.from_spec(models, "identity").name == "identity"
 
@@ -180,8 +182,22 @@ def test_compute_error_from_weights_that_produce_nan(tmp_path, model_files):
 
 def test_a_kind_newer_than_the_python_classes_is_still_a_zipp_error():
     # zipp_core::Error is non-exhaustive; the native module passes unknown kinds through.
-    err = _errors._from_core("future_kind", "text", "text", None, None, None, None)
-    assert type(err) is zipp.ZippError and err.kind == "future_kind"
+    err = _errors._from_core("future_kind", 99, "text", "text", None, None, None, None)
+    assert isinstance(err, zipp.ZippError) and err.kind == "future_kind" and err.code == 99
+    assert type(err).__name__ == "FutureKindError"
+    again = _errors._from_core("future_kind", 99, "text", "text", None, None, None, None)
+    assert type(again) is type(err), "one class per kind"
+
+
+def test_every_core_kind_has_its_declared_class_with_its_code():
+    # The classes are derived from zipp-core's ErrorKind: same names, same codes (= the C
+    # statuses), named after the kind.
+    kinds = zipp._zipp._error_kinds()
+    assert [name for name, _, _ in kinds][:3] == ["io", "parse", "schema"]
+    for name, code, description in kinds:
+        cls = getattr(zipp, _errors._class_name(name))
+        assert issubclass(cls, zipp.ZippError) and cls.kind == name and cls.code == code, name
+        assert description
 
 
 def test_bad_argument_types_are_type_errors(models, personas):

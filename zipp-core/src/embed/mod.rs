@@ -118,7 +118,7 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
 
 /// Checks that an embedder returned one row of its own dimension per text; a custom
 /// [`Embedder`] that does not is reported instead of panicking later.
-pub(crate) fn check_shape(embedder: &dyn Embedder, texts: usize, got: &Embeddings) -> Result<()> {
+pub fn check_shape(embedder: &dyn Embedder, texts: usize, got: &Embeddings) -> Result<()> {
     if got.len() != texts || got.dim() != embedder.dim() {
         return Err(Error::InvalidInput(format!(
             "embedder `{}` returned {} rows of dimension {} for {texts} texts of dimension {}",

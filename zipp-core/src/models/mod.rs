@@ -10,9 +10,6 @@
 
 use std::path::{Path, PathBuf};
 
-mod registry;
-pub use registry::Models;
-
 use crate::error::{Error, Result};
 
 /// The command that provisions the embedded default models on a fresh machine.

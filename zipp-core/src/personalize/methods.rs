@@ -243,7 +243,8 @@ impl Personalizer for PersonaOnly {
     }
 }
 
-pub(super) fn check_brag_k(k: usize) -> Result<()> {
+/// BRAG's `k` must be at least 1.
+pub fn check_brag_k(k: usize) -> Result<()> {
     if k == 0 {
         return Err(Error::InvalidInput("BRAG needs k ≥ 1 captions".into()));
     }
@@ -278,6 +279,10 @@ impl Brag {
 }
 
 impl Personalizer for Brag {
+    fn reads_memory(&self) -> bool {
+        true
+    }
+
     fn name(&self) -> &str {
         "brag"
     }
@@ -351,6 +356,10 @@ impl Vprag {
 }
 
 impl Personalizer for Vprag {
+    fn reads_memory(&self) -> bool {
+        true
+    }
+
     fn name(&self) -> &str {
         "vprag"
     }
@@ -390,6 +399,10 @@ impl Combined {
 }
 
 impl Personalizer for Combined {
+    fn reads_memory(&self) -> bool {
+        true
+    }
+
     fn name(&self) -> &str {
         "combined"
     }

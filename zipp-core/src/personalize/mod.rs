@@ -10,10 +10,8 @@
 
 pub mod compose;
 mod methods;
-mod spec;
 
-pub use methods::{Brag, Combined, Identity, PersonaOnly, Vprag};
-pub use spec::MethodSpec;
+pub use methods::{check_brag_k, Brag, Combined, Identity, PersonaOnly, Vprag};
 
 use serde::{Deserialize, Serialize};
 
@@ -131,7 +129,7 @@ fn json_type(v: &serde_json::Value) -> &'static str {
     }
 }
 
-pub(crate) fn check_token_budget(b: usize) -> Result<()> {
+pub fn check_token_budget(b: usize) -> Result<()> {
     if b < 3 {
         return Err(Error::InvalidInput(format!(
             "token budget {b} leaves no room for content (it counts the start and end markers)"
@@ -291,5 +289,47 @@ pub trait Personalizer: Send + Sync {
     /// queries in one batch.
     fn personalize_batch(&self, persona: &IndexedPersona, requests: &[Request]) -> Result<Vec<Personalization>> {
         requests.iter().map(|r| self.personalize(persona, r)).collect()
+    }
+
+    /// Whether the output can copy from the persona's memory (captions, elements). The VPTT
+    /// paper scores novelty as 0 for methods that cannot (Identity, PersonaOnly); an
+    /// evaluation applies that convention only when asked.
+    fn reads_memory(&self) -> bool {
+        false
+    }
+}
+
+#[cfg(test)]
+mod request_tests {
+    #[test]
+    fn tasks_parse_by_name() {
+        use crate::personalize::Task;
+        assert_eq!(Task::from_name("edit").unwrap(), Task::Edit);
+        assert_eq!(Task::from_name("generate").unwrap(), Task::Generate);
+        let e = Task::from_name("paint").unwrap_err();
+        assert_eq!(e.kind(), "schema");
+        assert_eq!(e.location().unwrap().field.as_deref(), Some("task"));
+        assert!(e.to_string().contains("paint"), "{e}");
+    }
+
+    #[test]
+    fn requests_parse_from_objects_or_prompt_strings_with_located_errors() {
+        use crate::personalize::{Request, Task};
+        assert_eq!(Request::from_json(r#""a red bike""#).unwrap(), Request::generate("a red bike"));
+        let r = Request::from_json(r#"{"prompt":"a cat","task":"edit","seed":7,"token_budget":60}"#).unwrap();
+        assert_eq!((r.task, r.seed, r.token_budget), (Task::Edit, Some(7), Some(60)));
+        let rs = Request::list_from_json(r#"["a", {"prompt":"b","task":"edit"}]"#).unwrap();
+        assert_eq!(rs, vec![Request::generate("a"), Request::edit("b")]);
+
+        let e = Request::list_from_json(r#"["a", {"promt":"b"}]"#).unwrap_err();
+        assert_eq!(e.kind(), "schema");
+        assert_eq!(e.location().unwrap().field.as_deref(), Some("[1].promt"), "{e}");
+        let e = Request::list_from_json(r#"["a", {"prompt":"b","task":"paint"}]"#).unwrap_err();
+        assert_eq!(e.location().unwrap().field.as_deref(), Some("[1].task"), "{e}");
+        let e = Request::list_from_json(r#"["a", 3]"#).unwrap_err();
+        assert!(e.to_string().contains("found a number"), "{e}");
+        assert_eq!(Request::list_from_json(r#"{"prompt":"a"}"#).unwrap_err().kind(), "schema");
+        assert_eq!(Request::from_json(r#"{"prompt":"a""#).unwrap_err().kind(), "parse");
+        assert_eq!(Request::from_json("null").unwrap_err().kind(), "schema");
     }
 }

@@ -23,6 +23,7 @@ from typing import Optional as _Optional, Union as _Union
 from . import _provision, stats
 from ._errors import (
     ComputeError,
+    InternalError,
     InvalidInputError,
     IoError,
     Location,
@@ -35,7 +36,6 @@ from ._errors import (
 )
 from ._zipp import (
     PROVISION_HINT,
-    BenchPersonas,
     Brag,
     Combined,
     Evaluation,
@@ -50,6 +50,8 @@ from ._zipp import (
     PersonaOnly,
     PersonaReader,
     PersonaScorer,
+    PersonaSource,
+    PersonaStream,
     Personalization,
     Personalizer,
     Report,
@@ -85,7 +87,6 @@ def provision_models(dir: "_Optional[_Union[str, _os.PathLike[str]]]" = None) ->
 
 __all__ = [
     "PROVISION_HINT",
-    "BenchPersonas",
     "Brag",
     "Combined",
     "ComputeError",
@@ -95,6 +96,7 @@ __all__ = [
     "EvidenceElement",
     "EvidencePost",
     "Identity",
+    "InternalError",
     "InvalidInputError",
     "IoError",
     "Location",
@@ -107,6 +109,8 @@ __all__ = [
     "PersonaOnly",
     "PersonaReader",
     "PersonaScorer",
+    "PersonaSource",
+    "PersonaStream",
     "Personalization",
     "Personalizer",
     "Report",

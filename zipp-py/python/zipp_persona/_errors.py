@@ -1,13 +1,17 @@
-"""zipp's exception classes: one per ``zipp_core::Error::kind()``.
+"""zipp's exception classes: one per ``zipp_core::ErrorKind``.
 
-They are plain Python classes because each also derives from the builtin exception a
-Python caller would catch (``ValueError``, ``OSError`` …), and native classes cannot
-have two bases. The native module builds them through :func:`_from_core`.
+Each kind has a stable name (``"schema"``) and code (3, the C status). The class of a kind is
+named after it (``schema`` → ``SchemaError``) and found by name when the native module raises
+(:func:`_from_core`). They are plain Python classes because each also derives from the
+builtin exception a Python caller would catch (``ValueError``, ``OSError`` …), and native
+classes cannot have two bases. A kind that zipp-core has and this file does not yet declare
+still gets its own class, made on first use (a ``ZippError`` and ``RuntimeError``), so a new
+kind needs no edit here to be raised correctly; the tests ask for it to be declared.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable, ClassVar, NamedTuple, Optional, Tuple
+from typing import Any, Callable, ClassVar, Dict, NamedTuple, Optional, Tuple, Type
 
 
 class Location(NamedTuple):
@@ -23,6 +27,8 @@ class ZippError(Exception):
     """Base of every error zipp raises. ``str(err)`` is zipp-core's full message."""
 
     kind: ClassVar[str] = ""
+    #: The kind's stable numeric code (zipp's C status for it); 0 only on this base class.
+    code: ClassVar[int] = 0
     #: The message without its location (for parse/schema errors) or the full text.
     message: str
     #: File, JSONL line, column and field path of a parse or schema error, else ``None``.
@@ -81,51 +87,66 @@ class IoError(ZippError, OSError):
     """Reading or writing a file failed (``errno`` and ``filename`` as for ``OSError``)."""
 
     kind = "io"
+    code = 1
 
 
 class ParseError(ZippError, ValueError):
     """The input is not well-formed JSON."""
 
     kind = "parse"
+    code = 2
 
 
 class SchemaError(ZippError, ValueError):
     """Well-formed input that is not a valid persona, request or method spec."""
 
     kind = "schema"
+    code = 3
 
 
 class InvalidInputError(ZippError, ValueError):
     """An argument is out of its domain (empty prompt, zero budget, bad temperature …)."""
 
     kind = "invalid_input"
+    code = 4
 
 
 class ModelNotFoundError(ZippError, FileNotFoundError):
     """A model file is missing; ``hint`` says how to provision it."""
 
     kind = "model_not_found"
+    code = 5
 
 
 class ModelInvalidError(ZippError, ValueError):
     """A model file exists but is corrupt or does not match the expected model."""
 
     kind = "model_invalid"
+    code = 6
 
 
 class TokenizerError(ZippError, ValueError):
     """Tokenization failed."""
 
     kind = "tokenizer"
+    code = 7
 
 
 class ComputeError(ZippError, RuntimeError):
     """The numeric backend failed while running a model."""
 
     kind = "compute"
+    code = 8
 
 
-_BY_KIND = {
+class InternalError(ZippError, RuntimeError):
+    """A bug in zipp: a contained panic, or an object a panic left unusable."""
+
+    kind = "internal"
+    code = 11
+
+
+_BY_KIND: Dict[str, Type[ZippError]] = {
     cls.kind: cls
     for cls in (
         IoError,
@@ -136,12 +157,28 @@ _BY_KIND = {
         ModelInvalidError,
         TokenizerError,
         ComputeError,
+        InternalError,
     )
 }
 
 
+def _class_name(kind: str) -> str:
+    """``model_not_found`` → ``ModelNotFoundError``."""
+    return "".join(part.capitalize() for part in kind.split("_")) + "Error"
+
+
+def _class_for(kind: str, code: int) -> Type[ZippError]:
+    cls = _BY_KIND.get(kind)
+    if cls is None:
+        # A kind newer than this file: its own class, derived from its name and code.
+        made = type(_class_name(kind), (ZippError, RuntimeError), {"kind": kind, "code": code, "__module__": __name__})
+        cls = _BY_KIND.setdefault(kind, made)
+    return cls
+
+
 def _from_core(
     kind: str,
+    code: int,
     text: str,
     message: str,
     location: Optional[Location],
@@ -150,10 +187,4 @@ def _from_core(
     errno: Optional[int],
 ) -> ZippError:
     """The exception for a zipp-core error (called by the native module)."""
-    cls = _BY_KIND.get(kind)
-    if cls is None:
-        # A kind newer than this file (zipp_core::Error is non-exhaustive): still a ZippError.
-        err = ZippError(text, message=message, location=location, path=path, hint=hint)
-        err.kind = kind  # type: ignore[misc]
-        return err
-    return cls(text, message=message, location=location, path=path, hint=hint, errno=errno)
+    return _class_for(kind, code)(text, message=message, location=location, path=path, hint=hint, errno=errno)

@@ -8,14 +8,23 @@
 //! personas, methods, queries and options give the same report.
 //!
 //! ```no_run
-//! use zipp_core::eval::{EvalMethod, EvalOptions, Evaluation, Query};
-//! use zipp_core::models::Models;
+//! use std::sync::Arc;
+//! use zipp_core::embed::MiniLm;
+//! use zipp_core::models::ModelSource;
+//! use zipp_core::personalize::{Identity, Vprag};
+//! use zipp_core::tokenize::ClipTokenizer;
+//! use zipp_core::IndexedPersona;
+//! use zipp_eval::{EvalMethod, EvalOptions, Evaluation, Query};
 //!
-//! let models = Models::new();
-//! let methods = EvalMethod::defaults(&models)?;
-//! let mut ev = Evaluation::new(models.embedder()?, methods, Query::vptt(), EvalOptions::default())?;
+//! let minilm = Arc::new(MiniLm::load(&ModelSource::Default)?);
+//! let clip = Arc::new(ClipTokenizer::load_default()?);
+//! let methods = vec![
+//!     EvalMethod::from_personalizer(Arc::new(Identity::new())),
+//!     EvalMethod::from_personalizer(Arc::new(Vprag::new(minilm.clone(), clip, Default::default())?)),
+//! ];
+//! let mut ev = Evaluation::new(minilm, methods, Query::vptt(), EvalOptions::default())?;
 //! for persona in zipp_core::persona::read_jsonl("personas.jsonl")? {
-//!     ev.add_persona(persona)?;
+//!     ev.add_persona(&IndexedPersona::new(persona))?;
 //! }
 //! println!("{}", ev.report()?.table());
 //! # Ok::<(), zipp_core::Error>(())
@@ -29,11 +38,10 @@ use serde::{Deserialize, Serialize};
 
 use super::stats::{self, Moments};
 use super::vptt::{PersonaScorer, VpttOptions, VpttScore};
-use crate::embed::Embedder;
-use crate::models::Models;
-use crate::personalize::{MethodSpec, Personalizer, Request, Task};
-use crate::retrieve::IndexedPersona;
-use crate::{Error, Persona, Result};
+use zipp_core::embed::Embedder;
+use zipp_core::personalize::{Personalizer, Request, Task};
+use zipp_core::retrieve::IndexedPersona;
+use zipp_core::{Error, Result};
 
 /// One evaluation query: a base prompt for a task.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -112,74 +120,6 @@ impl QuerySet {
     }
 }
 
-/// A whole evaluation as data, so every binding builds it the same way:
-/// `{"methods": ["identity", {"method": "vprag", "temperature": 0.2}], "queries": "vptt",
-/// "options": {"novelty": "measured"}}`. Every field is optional: the defaults are the five
-/// methods of [`MethodSpec::defaults`], the four VPTT queries and [`EvalOptions::default`].
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct EvalConfig {
-    pub methods: Vec<serde_json::Value>,
-    pub queries: QuerySet,
-    pub options: EvalOptions,
-}
-
-impl Default for EvalConfig {
-    fn default() -> Self {
-        EvalConfig {
-            methods: MethodSpec::defaults().iter().map(|m| serde_json::Value::from(m.name())).collect(),
-            queries: QuerySet::default(),
-            options: EvalOptions::default(),
-        }
-    }
-}
-
-impl EvalConfig {
-    /// Parses a configuration; errors are located (`methods[1].temperature`).
-    pub fn from_json(json: &str) -> Result<EvalConfig> {
-        let config: EvalConfig = crate::json::parse(json, &crate::Location::default(), "evaluation config")?;
-        config.method_specs()?;
-        config.queries.queries()?;
-        Ok(config)
-    }
-
-    /// The method specs (a bare name or a spec object each).
-    pub fn method_specs(&self) -> Result<Vec<MethodSpec>> {
-        self.methods
-            .iter()
-            .enumerate()
-            .map(|(i, v)| {
-                let text = v.to_string();
-                let spec = match v {
-                    serde_json::Value::String(name) => MethodSpec::from_json(name),
-                    _ => MethodSpec::from_json(&text),
-                };
-                spec.map_err(|e| match e {
-                    Error::Schema { message, .. } | Error::Parse { message, .. } => {
-                        Error::Schema { location: crate::Location::field(format!("methods[{i}]")), message }
-                    }
-                    other => other,
-                })
-            })
-            .collect()
-    }
-
-    /// Builds the methods from `models` and the evaluation, scoring with `models`' embedder.
-    /// A baseline that is not among the methods is dropped (d vs baseline is then omitted)
-    /// only when it is the default one; a baseline named explicitly must exist.
-    pub fn build(&self, models: &Models) -> Result<Evaluation> {
-        let specs = self.method_specs()?;
-        let methods = specs.iter().map(|s| EvalMethod::from_spec(s, models)).collect::<Result<Vec<_>>>()?;
-        let mut options = self.options.clone();
-        if options.baseline.as_deref() == EvalOptions::default().baseline.as_deref()
-            && !methods.iter().any(|m| Some(&m.name) == options.baseline.as_ref())
-        {
-            options.baseline = None;
-        }
-        Evaluation::new(models.embedder()?, methods, self.queries.queries()?, options)
-    }
-}
-
 /// A method under evaluation.
 #[derive(Clone)]
 pub struct EvalMethod {
@@ -200,15 +140,11 @@ impl EvalMethod {
         EvalMethod { name: name.into(), personalizer, reads_memory }
     }
 
-    /// The method a [`MethodSpec`] describes, built from `models`.
-    pub fn from_spec(spec: &MethodSpec, models: &Models) -> Result<EvalMethod> {
-        Ok(EvalMethod::new(spec.name(), spec.build(models)?, spec.reads_memory()))
-    }
-
-    /// The five methods of the VPTT paper's tables with their default options: Identity
-    /// (the paper's Baseline), PersonaOnly, Brag, Vprag, Combined.
-    pub fn defaults(models: &Models) -> Result<Vec<EvalMethod>> {
-        MethodSpec::defaults().iter().map(|s| EvalMethod::from_spec(s, models)).collect()
+    /// A method named by its personalizer, with the NV convention decided by whether it
+    /// reads the persona's memory ([`Personalizer::reads_memory`]).
+    pub fn from_personalizer(personalizer: Arc<dyn Personalizer>) -> EvalMethod {
+        let (name, reads_memory) = (personalizer.name().to_string(), personalizer.reads_memory());
+        EvalMethod { name, personalizer, reads_memory }
     }
 }
 
@@ -430,7 +366,7 @@ impl Evaluation {
             .collect::<Result<_>>()?;
         let texts: Vec<&str> = queries.iter().map(|q| q.prompt.as_str()).collect();
         let vecs = embedder.embed(&texts)?;
-        crate::embed::check_shape(&*embedder, texts.len(), &vecs)?;
+        zipp_core::embed::check_shape(&*embedder, texts.len(), &vecs)?;
         let base_vecs = texts.iter().enumerate().map(|(i, t)| (t.to_string(), vecs.row(i).to_vec())).collect();
         let m = methods.len();
         Ok(Evaluation {
@@ -467,21 +403,24 @@ impl Evaluation {
     /// Personalizes `persona` with every method for every query, scores every prompt and
     /// adds the scores to the aggregates. Returns the samples (methods × queries, query-major).
     /// On error nothing is added (the persona is all or nothing).
-    pub fn add_persona(&mut self, persona: Persona) -> Result<Vec<Sample>> {
-        let id = persona.id.clone();
+    ///
+    /// The persona's memory index is reused when it was already built with this
+    /// evaluation's embedder (a binding's persona handle, or a personalizer that ran on it),
+    /// and cached in `persona` otherwise.
+    pub fn add_persona(&mut self, persona: &IndexedPersona) -> Result<Vec<Sample>> {
+        let id = persona.persona().id.clone();
         let within = |e: Error| match e {
             Error::InvalidInput(m) => Error::InvalidInput(format!("persona `{id}`: {m}")),
             other => other,
         };
-        let indexed = IndexedPersona::new(persona);
         let t0 = Instant::now();
-        indexed.index(&*self.embedder).map_err(within)?;
+        persona.index(&*self.embedder).map_err(within)?;
         let t1 = Instant::now();
-        let scorer = PersonaScorer::new(&indexed, &*self.embedder, &self.options.vptt).map_err(within)?;
+        let scorer = PersonaScorer::new(persona, &*self.embedder, &self.options.vptt).map_err(within)?;
         let t2 = Instant::now();
         let mut prompts: Vec<Vec<String>> = Vec::with_capacity(self.methods.len());
         for m in &self.methods {
-            let out = m.personalizer.personalize_batch(&indexed, &self.requests).map_err(within)?;
+            let out = m.personalizer.personalize_batch(persona, &self.requests).map_err(within)?;
             if out.len() != self.requests.len() {
                 return Err(Error::Compute(format!(
                     "method `{}` returned {} personalizations for {} requests",
@@ -500,7 +439,7 @@ impl Evaluation {
         distinct.dedup();
         let vecs = if distinct.is_empty() { None } else { Some(self.embedder.embed(&distinct)?) };
         if let Some(v) = &vecs {
-            crate::embed::check_shape(&*self.embedder, distinct.len(), v)?;
+            zipp_core::embed::check_shape(&*self.embedder, distinct.len(), v)?;
         }
         let vector = |p: &str| -> &[f32] {
             match self.base_vecs.get(p) {
@@ -546,7 +485,7 @@ impl Evaluation {
         let samples = (0..q)
             .flat_map(|qi| (0..m).map(move |mi| (qi, mi)))
             .map(|(qi, mi)| Sample {
-                persona: indexed.persona().id.clone(),
+                persona: persona.persona().id.clone(),
                 query: self.queries[qi].name.clone(),
                 method: self.methods[mi].name.clone(),
                 prompt: prompts[mi][qi].clone(),
@@ -841,7 +780,7 @@ impl Report {
     }
 
     pub fn from_json(json: &str) -> Result<Report> {
-        crate::json::parse(json, &crate::Location::default(), "evaluation report")
+        zipp_core::json::parse(json, &zipp_core::Location::default(), "evaluation report")
     }
 
     /// The tables as text, laid out like the VPTT paper's Table 7: PA, GS, CP, NV, then

@@ -28,7 +28,7 @@
 //! [`VpttScore::with_novelty`].
 //!
 //! ```
-//! use zipp_core::eval::vptt::{PersonaScorer, VpttOptions};
+//! use zipp_eval::vptt::{PersonaScorer, VpttOptions};
 //! # fn demo(captions: &zipp_core::embed::Embeddings, persona_vec: &[f32]) -> zipp_core::Result<()> {
 //! let texts = ["a red bicycle leaning on a blue wall", "morning light over the harbour"];
 //! let scorer = PersonaScorer::from_parts("ana", persona_vec, captions, &texts, &VpttOptions::default())?;
@@ -41,10 +41,10 @@ use std::collections::{HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::embed::{Embedder, Embeddings};
-use crate::retrieve::{IndexedPersona, MemoryIndex};
 use crate::rng::{fnv1a, SplitMix};
-use crate::{Error, Result};
+use zipp_core::embed::{Embedder, Embeddings};
+use zipp_core::retrieve::{IndexedPersona, MemoryIndex};
+use zipp_core::{Error, Result};
 
 /// Weights of the four components in `VPTT` (SPEC §4: 0.2, 0.3, 0.3, 0.2).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -117,7 +117,7 @@ impl Default for VpttOptions {
 impl VpttOptions {
     /// Options from JSON (omitted fields take the defaults), validated; errors are located.
     pub fn from_json(json: &str) -> Result<VpttOptions> {
-        let options: VpttOptions = crate::json::from_str(json, "VPTT options")?;
+        let options: VpttOptions = zipp_core::json::from_str(json, "VPTT options")?;
         options.validate()?;
         Ok(options)
     }
@@ -226,7 +226,7 @@ impl PersonaScorer {
         let index: std::sync::Arc<MemoryIndex> = persona.index(embedder)?;
         let text = p.persona_text();
         let persona_vec = embedder.embed(&[if text.is_empty() { p.id.as_str() } else { text.as_str() }])?;
-        crate::embed::check_shape(embedder, 1, &persona_vec)?;
+        zipp_core::embed::check_shape(embedder, 1, &persona_vec)?;
         let captions: Vec<&str> = p.memory.iter().map(|post| post.caption.as_str()).collect();
         let mut scorer = PersonaScorer::from_parts(&p.id, persona_vec.row(0), &index.captions, &captions, options)?;
         if options.novelty == Novelty::Soft {
@@ -315,7 +315,7 @@ impl PersonaScorer {
         all.sort_unstable();
         all.dedup();
         let vecs = if all.is_empty() { Embeddings::empty(embedder.dim()) } else { embedder.embed(&all)? };
-        crate::embed::check_shape(embedder, all.len(), &vecs)?;
+        zipp_core::embed::check_shape(embedder, all.len(), &vecs)?;
         let dim = embedder.dim();
         self.trigram_vecs = per_caption
             .iter()
@@ -451,7 +451,7 @@ impl PersonaScorer {
             return Ok(Vec::new());
         }
         let vs = embedder.embed(prompts)?;
-        crate::embed::check_shape(embedder, prompts.len(), &vs)?;
+        zipp_core::embed::check_shape(embedder, prompts.len(), &vs)?;
         let mut out: Vec<VpttScore> =
             prompts.iter().enumerate().map(|(i, p)| self.score_vector(vs.row(i), p)).collect::<Result<_>>()?;
         if self.options.novelty == Novelty::Soft {
@@ -474,7 +474,7 @@ impl PersonaScorer {
         let per_prompt: Vec<Vec<String>> = prompts.iter().map(|p| distinct_trigram_texts(p)).collect();
         let all: Vec<&str> = per_prompt.iter().flatten().map(String::as_str).collect();
         let vecs = if all.is_empty() { Embeddings::empty(embedder.dim()) } else { embedder.embed(&all)? };
-        crate::embed::check_shape(embedder, all.len(), &vecs)?;
+        zipp_core::embed::check_shape(embedder, all.len(), &vecs)?;
         let mut at = 0;
         Ok(per_prompt
             .iter()

@@ -18,7 +18,7 @@
 //! score, so its memory does not grow with the number of queries.
 //!
 //! ```
-//! use zipp_core::eval::stats::{binomial_test, cohens_d, wilson_interval, Moments};
+//! use zipp_eval::stats::{binomial_test, cohens_d, wilson_interval, Moments};
 //!
 //! let best = Moments::from_slice(&[0.61, 0.72, 0.58, 0.69, 0.66]);
 //! let other = Moments::from_slice(&[0.52, 0.55, 0.49, 0.60]);
@@ -33,7 +33,7 @@
 
 use serde::Serialize;
 
-use crate::error::{Error, Result};
+use zipp_core::error::{Error, Result};
 
 fn invalid(function: &str, problem: impl std::fmt::Display) -> Error {
     Error::InvalidInput(format!("{function}: {problem}"))

@@ -1,10 +1,10 @@
 //! The evaluation on the real MiniLM and CLIP vocabulary: VPTT scores of real prompts, and
 //! the method table over the example personas.
 
-use zipp_core::eval::{EvalMethod, EvalOptions, Evaluation, NoveltyConvention, PersonaScorer, Query, VpttOptions};
-use zipp_core::models::Models;
 use zipp_core::persona::read_jsonl;
 use zipp_core::{IndexedPersona, Persona};
+use zipp_eval::{EvalOptions, Evaluation, NoveltyConvention, PersonaScorer, Query, VpttOptions};
+use zipp_factory::{eval_methods, MethodSpec, Models};
 
 fn personas() -> Vec<Persona> {
     read_jsonl(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/data/personas.jsonl")).unwrap()
@@ -43,13 +43,13 @@ fn real_captions_score_as_the_definitions_say() {
 #[test]
 fn the_method_table_over_the_example_personas() {
     let models = Models::new();
-    let methods = EvalMethod::defaults(&models).unwrap();
+    let methods = eval_methods(&MethodSpec::defaults(), &models).unwrap();
     let names: Vec<String> = methods.iter().map(|m| m.name.clone()).collect();
     assert_eq!(names, ["identity", "persona_only", "brag", "vprag", "combined"]);
     let mut ev = Evaluation::new(models.embedder().unwrap(), methods, Query::vptt(), EvalOptions::default()).unwrap();
     let all = personas();
     for p in all.clone() {
-        let samples = ev.add_persona(p).unwrap();
+        let samples = ev.add_persona(&IndexedPersona::new(p)).unwrap();
         assert_eq!(samples.len(), 5 * 4);
     }
     let report = ev.report().unwrap();
@@ -74,16 +74,16 @@ fn the_method_table_over_the_example_personas() {
     // Measured novelty changes only NV-dependent numbers.
     let mut ev2 = Evaluation::new(
         models.embedder().unwrap(),
-        EvalMethod::defaults(&models).unwrap(),
+        eval_methods(&MethodSpec::defaults(), &models).unwrap(),
         Query::vptt(),
         EvalOptions { novelty: NoveltyConvention::Measured, ..EvalOptions::default() },
     )
     .unwrap();
     for p in all {
-        ev2.add_persona(p).unwrap();
+        ev2.add_persona(&IndexedPersona::new(p)).unwrap();
     }
     let r2 = ev2.report().unwrap();
-    let id = |r: &zipp_core::eval::Report| r.tables[0].rows[0].clone();
+    let id = |r: &zipp_eval::Report| r.tables[0].rows[0].clone();
     assert_eq!(id(&report).vptt_c.mean, id(&r2).vptt_c.mean);
     assert!(id(&r2).vptt.mean > id(&report).vptt.mean);
 }

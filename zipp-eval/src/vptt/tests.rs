@@ -244,10 +244,10 @@ const HASHING: HashingEmbedder = HashingEmbedder(16);
 
 #[test]
 fn soft_novelty_matches_hard_novelty_on_exact_trigrams_and_is_never_larger() {
-    let mut p = crate::Persona::new("soft");
+    let mut p = zipp_core::Persona::new("soft");
     p.summary = "a photographer".into();
     for c in TEXTS3 {
-        p.memory.push(crate::Post::new(c));
+        p.memory.push(zipp_core::Post::new(c));
     }
     let persona = IndexedPersona::new(p);
     let opts = VpttOptions { novelty: Novelty::Soft, ..VpttOptions::default() };
@@ -266,6 +266,6 @@ fn soft_novelty_matches_hard_novelty_on_exact_trigrams_and_is_never_larger() {
     assert!(hard.score(&HASHING, &prompts).unwrap().iter().all(|s| s.nv_soft.is_none()));
     assert!(hard.soft_novelty(&HASHING, &prompts).is_err());
     // No posts: an error, not a score of zero.
-    let empty = IndexedPersona::new(crate::Persona::new("empty"));
+    let empty = IndexedPersona::new(zipp_core::Persona::new("empty"));
     assert!(PersonaScorer::new(&empty, &HASHING, &opts).is_err());
 }

@@ -46,7 +46,7 @@
 //! column, the message naming the row (counted from 1). Loading never panics on bad input.
 //!
 //! ```no_run
-//! use zipp_core::bench::movielens::{MovieLens, MovieLensOptions};
+//! use zipp_eval::datasets::movielens::{MovieLens, MovieLensOptions};
 //! let bench = MovieLens::load_default()?;
 //! for persona in bench.personas(&MovieLensOptions::default()) {
 //!     println!("{}", persona?.to_json_string(false)?);
@@ -58,6 +58,7 @@ use std::cmp::Ordering;
 use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use parquet::basic::Type as PhysicalType;
 use parquet::column::reader::{ColumnReader, ColumnReaderImpl};
@@ -65,9 +66,9 @@ use parquet::data_type::{ByteArrayType, DataType, Int32Type, Int64Type};
 use parquet::file::reader::{FileReader, SerializedFileReader};
 use parquet::schema::types::ColumnDescPtr;
 
-use crate::error::{Error, Location, Result};
-use crate::models::{default_models_dir, PROVISION_HINT};
-use crate::{Persona, Post};
+use zipp_core::error::{Error, Location, Result};
+use zipp_core::models::{default_models_dir, PROVISION_HINT};
+use zipp_core::{Persona, Post};
 
 /// Folder of the MovieLens 100K files inside [`default_models_dir`].
 pub const DATA_DIR: &str = "movielens-100k";
@@ -267,6 +268,12 @@ impl MovieLens {
     pub fn personas(&self, options: &MovieLensOptions) -> impl Iterator<Item = Result<Persona>> + '_ {
         let options = options.clone();
         (0..self.users.len()).map(move |i| self.persona(i, &options))
+    }
+
+    /// The users as a [`PersonaSource`](super::PersonaSource) with these options.
+    pub fn source(self: &Arc<Self>, options: MovieLensOptions) -> Result<MovieLensPersonas> {
+        options.check()?;
+        Ok(MovieLensPersonas { data: self.clone(), options })
     }
 
     /// The persona of the user at `user_index` (0-based, in user-id order).
@@ -714,7 +721,7 @@ fn guarded<T>(path: &Path, read: fn(&Path) -> Result<T>) -> Result<T> {
     match std::panic::catch_unwind(|| read(path)) {
         Ok(result) => result,
         Err(panic) => {
-            let what = crate::error::panic_message(&*panic);
+            let what = zipp_core::error::panic_message(&*panic);
             Err(unusable(path, format!("the parquet decoder failed: {what}")))
         }
     }
@@ -1626,5 +1633,41 @@ mod tests {
             damage(&dir, file, (0..n).step_by(n / 8).chain(n - 8..n), 64);
         }
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
+
+/// MovieLens users as a [`PersonaSource`](super::PersonaSource): one persona per user, in
+/// user-id order, built with the given options.
+#[derive(Debug, Clone)]
+pub struct MovieLensPersonas {
+    data: Arc<MovieLens>,
+    options: MovieLensOptions,
+}
+
+impl MovieLensPersonas {
+    pub fn data(&self) -> &Arc<MovieLens> {
+        &self.data
+    }
+
+    pub fn options(&self) -> &MovieLensOptions {
+        &self.options
+    }
+}
+
+impl super::PersonaSource for MovieLensPersonas {
+    fn describe(&self) -> String {
+        format!("movielens-100k(users={}, max_posts={})", self.data.users(), self.options.max_posts)
+    }
+
+    fn len_hint(&self) -> Option<usize> {
+        Some(self.data.users())
+    }
+
+    fn personas(&self) -> Result<super::Personas<'_>> {
+        Ok(Box::new(self.data.personas(&self.options)))
+    }
+
+    fn stream(self: Arc<Self>) -> Result<super::Personas<'static>> {
+        Ok(Box::new((0..self.data.users()).map(move |i| self.data.persona(i, &self.options))))
     }
 }

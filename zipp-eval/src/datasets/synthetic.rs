@@ -8,7 +8,7 @@
 //!
 //! 1. [`Vocabulary`] classifies the MIT-licensed clip-interrogator phrase lists
 //!    (`flavors.txt`: ~100k noisy phrases) into the visual categories of
-//!    [`crate::retrieve::categories::KNOWN`] with small keyword rules and junk filters;
+//!    [`zipp_core::retrieve::categories::KNOWN`] with small keyword rules and junk filters;
 //!    `mediums.txt` + `movements.txt` form the style pool, `negative.txt` feeds dislikes.
 //! 2. Each persona draws demographics, interests and traits from small lists, then its own
 //!    visual vocabulary: a few phrases per category, half of them sharing the persona's
@@ -27,7 +27,7 @@
 //!
 //! ```no_run
 //! use std::sync::Arc;
-//! use zipp_core::bench::synthetic::{SyntheticBench, SyntheticOptions, Vocabulary};
+//! use zipp_eval::datasets::synthetic::{SyntheticBench, SyntheticOptions, Vocabulary};
 //!
 //! let vocabulary = Arc::new(Vocabulary::load_default()?);
 //! let bench = SyntheticBench::new(vocabulary, SyntheticOptions { personas: 100, ..Default::default() })?;
@@ -41,9 +41,9 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::error::{Error, Result};
-use crate::models::{default_models_dir, PROVISION_HINT};
-use crate::persona::{Persona, Post, Preferences};
+use zipp_core::error::{Error, Result};
+use zipp_core::models::{default_models_dir, PROVISION_HINT};
+use zipp_core::persona::{Persona, Post, Preferences};
 
 /// Version of the generation algorithm: bumped whenever a seed's output changes.
 pub const GENERATOR_VERSION: u32 = 1;
@@ -51,10 +51,10 @@ pub const GENERATOR_VERSION: u32 = 1;
 /// Folder of the phrase lists inside [`default_models_dir`].
 pub const PHRASE_LISTS_DIR: &str = "clip-interrogator";
 
-/// The visual categories: the names of [`crate::retrieve::categories::KNOWN`], in its order
+/// The visual categories: the names of [`zipp_core::retrieve::categories::KNOWN`], in its order
 /// (the indices below name them).
 const CATEGORIES: [&str; 12] = {
-    let known = crate::retrieve::categories::KNOWN;
+    let known = zipp_core::retrieve::categories::KNOWN;
     assert!(known.len() == 12, "one pool per known category");
     let mut names = [""; 12];
     let mut i = 0;
@@ -530,7 +530,7 @@ impl Vocabulary {
     }
 
     /// Every category's name and pool size, in the order of
-    /// [`crate::retrieve::categories::KNOWN`].
+    /// [`zipp_core::retrieve::categories::KNOWN`].
     pub fn categories(&self) -> Vec<(&str, usize)> {
         CATEGORIES.iter().zip(&self.pools).map(|(name, pool)| (*name, pool.phrases.len())).collect()
     }
@@ -741,6 +741,24 @@ impl SyntheticBench {
     /// Streams personas `0..len` (memory independent of the number of personas).
     pub fn iter(&self) -> impl Iterator<Item = Result<Persona>> + '_ {
         (0..self.len()).map(move |i| self.persona(i))
+    }
+}
+
+impl super::PersonaSource for SyntheticBench {
+    fn describe(&self) -> String {
+        format!("synthetic(seed={}, personas={})", self.options.seed, self.len())
+    }
+
+    fn len_hint(&self) -> Option<usize> {
+        Some(self.len())
+    }
+
+    fn personas(&self) -> Result<super::Personas<'_>> {
+        Ok(Box::new(self.iter()))
+    }
+
+    fn stream(self: Arc<Self>) -> Result<super::Personas<'static>> {
+        Ok(Box::new((0..self.len()).map(move |i| self.persona(i))))
     }
 }
 
@@ -1544,7 +1562,7 @@ mod tests {
 
     #[test]
     fn categories_are_the_known_ones() {
-        let known: Vec<&str> = crate::retrieve::categories::KNOWN.iter().map(|(name, _)| *name).collect();
+        let known: Vec<&str> = zipp_core::retrieve::categories::KNOWN.iter().map(|(name, _)| *name).collect();
         assert_eq!(CATEGORIES.to_vec(), known);
     }
 

@@ -38,16 +38,16 @@ pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
 pub(crate) struct HashingEmbedder(pub(crate) usize);
 
 #[cfg(test)]
-impl crate::embed::Embedder for HashingEmbedder {
+impl zipp_core::embed::Embedder for HashingEmbedder {
     fn id(&self) -> &str {
         "hashing"
     }
     fn dim(&self) -> usize {
         self.0
     }
-    fn embed(&self, texts: &[&str]) -> crate::Result<crate::embed::Embeddings> {
+    fn embed(&self, texts: &[&str]) -> zipp_core::Result<zipp_core::embed::Embeddings> {
         let data = texts.iter().flat_map(|t| unit_noise(fnv1a(t.as_bytes()), self.0)).map(|x| x as f32).collect();
-        crate::embed::Embeddings::new(self.0, data)
+        zipp_core::embed::Embeddings::new(self.0, data)
     }
 }
 

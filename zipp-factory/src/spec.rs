@@ -8,17 +8,20 @@
 //! ```
 //!
 //! Every field but `method` is optional and defaults as below; an unknown field or method is a
-//! [`Error::Schema`](crate::Error::Schema) naming it.
+//! [`Error::Schema`](zipp_core::Error::Schema) naming it.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Brag, Combined, Identity, PersonaOnly, Personalizer, Vprag};
-use crate::error::{Location, Result};
+use zipp_core::error::{Location, Result};
+use zipp_core::personalize::{
+    check_brag_k, check_token_budget, Brag, Combined, Identity, PersonaOnly, Personalizer, Vprag,
+};
+use zipp_core::retrieve::vprag::VpragParams;
+
 use crate::models::Models;
-use crate::retrieve::vprag::VpragParams;
 
 fn default_k() -> usize {
     3
@@ -86,13 +89,13 @@ impl MethodSpec {
     pub fn from_json(json: &str) -> Result<MethodSpec> {
         let trimmed = json.trim();
         let name = if trimmed.starts_with('"') {
-            crate::json::parse::<String>(trimmed, &Location::default(), "method name")?
+            zipp_core::json::parse::<String>(trimmed, &Location::default(), "method name")?
         } else if trimmed.starts_with('{') || trimmed.is_empty() {
-            return crate::json::parse(json, &Location::default(), "method spec");
+            return zipp_core::json::parse(json, &Location::default(), "method spec");
         } else {
             trimmed.to_string()
         };
-        crate::json::from_value(serde_json::json!({ "method": name }), "")
+        zipp_core::json::from_value(serde_json::json!({ "method": name }), "")
     }
 
     /// The spec as compact JSON (every default written out, except an unset `token_budget`,
@@ -146,20 +149,20 @@ impl MethodSpec {
             }
         };
         if let Some(k) = k {
-            super::methods::check_brag_k(k)?;
+            check_brag_k(k)?;
         }
         if let Some(p) = vprag {
             p.validate()?;
         }
         if let Some(b) = budget {
-            super::check_token_budget(b)?;
+            check_token_budget(b)?;
         }
         Ok(())
     }
 
     /// Builds the personalizer, loading (once, shared) the models it needs. Options are
     /// validated here: `k = 0`, a non-positive temperature or a token budget below 3 are
-    /// [`Error::InvalidInput`](crate::Error::InvalidInput).
+    /// [`Error::InvalidInput`](zipp_core::Error::InvalidInput).
     pub fn build(&self, models: &Models) -> Result<Arc<dyn Personalizer>> {
         self.validate()?;
         macro_rules! budgeted {
@@ -244,37 +247,5 @@ mod tests {
             let e = MethodSpec::from_json(bad).unwrap().build(&nowhere).err().unwrap();
             assert_eq!(e.kind(), "invalid_input", "{bad}: {e}");
         }
-    }
-
-    #[test]
-    fn tasks_parse_by_name() {
-        use crate::personalize::Task;
-        assert_eq!(Task::from_name("edit").unwrap(), Task::Edit);
-        assert_eq!(Task::from_name("generate").unwrap(), Task::Generate);
-        let e = Task::from_name("paint").unwrap_err();
-        assert_eq!(e.kind(), "schema");
-        assert_eq!(e.location().unwrap().field.as_deref(), Some("task"));
-        assert!(e.to_string().contains("paint"), "{e}");
-    }
-
-    #[test]
-    fn requests_parse_from_objects_or_prompt_strings_with_located_errors() {
-        use crate::personalize::{Request, Task};
-        assert_eq!(Request::from_json(r#""a red bike""#).unwrap(), Request::generate("a red bike"));
-        let r = Request::from_json(r#"{"prompt":"a cat","task":"edit","seed":7,"token_budget":60}"#).unwrap();
-        assert_eq!((r.task, r.seed, r.token_budget), (Task::Edit, Some(7), Some(60)));
-        let rs = Request::list_from_json(r#"["a", {"prompt":"b","task":"edit"}]"#).unwrap();
-        assert_eq!(rs, vec![Request::generate("a"), Request::edit("b")]);
-
-        let e = Request::list_from_json(r#"["a", {"promt":"b"}]"#).unwrap_err();
-        assert_eq!(e.kind(), "schema");
-        assert_eq!(e.location().unwrap().field.as_deref(), Some("[1].promt"), "{e}");
-        let e = Request::list_from_json(r#"["a", {"prompt":"b","task":"paint"}]"#).unwrap_err();
-        assert_eq!(e.location().unwrap().field.as_deref(), Some("[1].task"), "{e}");
-        let e = Request::list_from_json(r#"["a", 3]"#).unwrap_err();
-        assert!(e.to_string().contains("found a number"), "{e}");
-        assert_eq!(Request::list_from_json(r#"{"prompt":"a"}"#).unwrap_err().kind(), "schema");
-        assert_eq!(Request::from_json(r#"{"prompt":"a""#).unwrap_err().kind(), "parse");
-        assert_eq!(Request::from_json("null").unwrap_err().kind(), "schema");
     }
 }

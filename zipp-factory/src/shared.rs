@@ -1,0 +1,173 @@
+//! The objects both bindings hand out, with the policy they share: a scorer bound to its
+//! embedder, an evaluation behind a lock, option objects that default when absent. Python and
+//! C wrap these and add nothing but conversion, so they cannot disagree.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use serde::de::DeserializeOwned;
+use zipp_core::embed::Embedder;
+use zipp_core::{Error, IndexedPersona, Result};
+use zipp_eval::datasets::synthetic::{SyntheticBench, SyntheticOptions, Vocabulary};
+use zipp_eval::{Evaluation, PersonaScorer, Report, Sample, VpttOptions, VpttScore};
+
+use crate::eval::EvalConfig;
+use crate::models::Models;
+
+/// Parses an optional options object: `None` (NULL in C, `None` in Python) is `T::default()`;
+/// text goes through zipp-core's located-error parser (`what` names it in messages).
+pub fn options_or_default<T: DeserializeOwned + Default>(json: Option<&str>, what: &str) -> Result<T> {
+    match json {
+        Some(text) => zipp_core::json::from_str(text, what),
+        None => Ok(T::default()),
+    }
+}
+
+/// `m` locked; a lock a panic poisoned is [`Error::Internal`] naming `what` (the state it
+/// guards may be half-updated, so it is not used again).
+pub fn lock<'a, T>(m: &'a Mutex<T>, what: &str) -> Result<MutexGuard<'a, T>> {
+    m.lock().map_err(|_| {
+        Error::Internal(format!("{what} was interrupted by an internal error and may be inconsistent; start a new one"))
+    })
+}
+
+/// VPTT options from optional JSON, validated (`None` = the defaults).
+pub fn vptt_options(json: Option<&str>) -> Result<VpttOptions> {
+    match json {
+        Some(text) => VpttOptions::from_json(text),
+        None => Ok(VpttOptions::default()),
+    }
+}
+
+/// The synthetic persona dataset: phrase lists from `vocabulary_dir` (`None`: the provisioned
+/// default), options from optional JSON — parsed and validated *before* the phrase lists load.
+pub fn synthetic_bench(vocabulary_dir: Option<&str>, options_json: Option<&str>) -> Result<SyntheticBench> {
+    let options: SyntheticOptions = options_or_default(options_json, "synthetic bench options")?;
+    options.validate()?;
+    let vocabulary = match vocabulary_dir {
+        Some(dir) => Vocabulary::load(Path::new(dir))?,
+        None => Vocabulary::load_default()?,
+    };
+    SyntheticBench::new(Arc::new(vocabulary), options)
+}
+
+/// MovieLens 100K from `dir` (`None`: the provisioned default).
+#[cfg(feature = "movielens")]
+pub fn movielens(dir: Option<&str>) -> Result<zipp_eval::datasets::movielens::MovieLens> {
+    use zipp_eval::datasets::movielens::MovieLens;
+    match dir {
+        Some(dir) => MovieLens::load(Path::new(dir)),
+        None => MovieLens::load_default(),
+    }
+}
+
+/// A persona's VPTT scorer with the embedder it scores with (the models' MiniLM, so the
+/// persona's memory index is shared with the personalizers).
+pub struct Scorer {
+    inner: PersonaScorer,
+    embedder: Arc<dyn Embedder>,
+}
+
+impl Scorer {
+    /// Builds the persona's scoring state once (options validated before any model loads).
+    pub fn new(models: &Models, persona: &IndexedPersona, options: &VpttOptions) -> Result<Scorer> {
+        options.validate()?;
+        let embedder = models.embedder()?;
+        let inner = PersonaScorer::new(persona, &*embedder, options)?;
+        Ok(Scorer { inner, embedder })
+    }
+
+    /// Scores one prompt.
+    pub fn score(&self, prompt: &str) -> Result<VpttScore> {
+        let mut scores = self.inner.score(&*self.embedder, &[prompt])?;
+        match (scores.pop(), scores.is_empty()) {
+            (Some(score), true) => Ok(score),
+            _ => Err(Error::Internal(format!("the scorer returned {} scores for one prompt", scores.len() + 1))),
+        }
+    }
+
+    /// Scores prompts embedded in one batch, in order.
+    pub fn score_batch(&self, prompts: &[&str]) -> Result<Vec<VpttScore>> {
+        self.inner.score(&*self.embedder, prompts)
+    }
+
+    pub fn scorer(&self) -> &PersonaScorer {
+        &self.inner
+    }
+}
+
+/// An evaluation shared between threads: calls are serialised by a lock inside, so one
+/// handle may be used from many threads (personas are then added one at a time).
+pub struct SharedEvaluation {
+    inner: Mutex<Evaluation>,
+    config: EvalConfig,
+}
+
+impl SharedEvaluation {
+    /// Builds the evaluation `config` describes (`None`: the defaults) from `models`.
+    pub fn new(models: &Models, config: Option<EvalConfig>) -> Result<SharedEvaluation> {
+        let config = config.unwrap_or_default();
+        let inner = config.build(models)?;
+        Ok(SharedEvaluation { inner: Mutex::new(inner), config })
+    }
+
+    /// [`SharedEvaluation::new`] from optional JSON.
+    pub fn from_json(models: &Models, config_json: Option<&str>) -> Result<SharedEvaluation> {
+        let config = config_json.map(EvalConfig::from_json).transpose()?;
+        SharedEvaluation::new(models, config)
+    }
+
+    /// The configuration it was built from.
+    pub fn config(&self) -> &EvalConfig {
+        &self.config
+    }
+
+    /// The evaluation, locked. A panic inside an earlier call (contained by a binding) may
+    /// have left the aggregates half-updated: such an evaluation refuses every further call
+    /// with [`Error::Internal`] rather than report from them.
+    pub fn lock(&self) -> Result<MutexGuard<'_, Evaluation>> {
+        lock(&self.inner, "this evaluation (its aggregates)")
+    }
+
+    /// Adds one (already indexed) persona; see [`Evaluation::add_persona`].
+    pub fn add_persona(&self, persona: &IndexedPersona) -> Result<Vec<Sample>> {
+        self.lock()?.add_persona(persona)
+    }
+
+    /// The report of the personas added so far.
+    pub fn report(&self) -> Result<Report> {
+        self.lock()?.report()
+    }
+
+    /// Personas added so far.
+    pub fn personas(&self) -> Result<u64> {
+        Ok(self.lock()?.personas())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_poisoned_evaluation_is_an_internal_error_from_then_on() {
+        // Identity only: builds without any model file (queries are embedded, though, so use
+        // a root without models and expect the embedder to be missing instead).
+        let nowhere = Models::in_dir("/nonexistent/zipp-models");
+        let e = SharedEvaluation::from_json(&nowhere, Some(r#"{"methods": ["identity"]}"#)).err().unwrap();
+        assert_eq!(e.kind(), "model_not_found");
+        let e = SharedEvaluation::from_json(&nowhere, Some(r#"{"methods": ["nope"]}"#)).err().unwrap();
+        assert_eq!(e.kind(), "schema", "options are validated before anything loads: {e}");
+    }
+
+    #[test]
+    fn absent_options_default_and_present_ones_are_located() {
+        let o: VpttOptions = vptt_options(None).unwrap();
+        assert_eq!(o, VpttOptions::default());
+        let e = vptt_options(Some("{\"clusters\": 0}")).unwrap_err();
+        assert_eq!(e.kind(), "invalid_input");
+        let e = options_or_default::<SyntheticOptions>(Some("{\"sed\": 1}"), "options").unwrap_err();
+        assert_eq!(e.kind(), "schema");
+        assert!(e.to_string().contains("sed"), "{e}");
+    }
+}
