@@ -2,8 +2,6 @@
 //! Both hand out personas one at a time, so a C host streams them into an evaluation.
 
 use std::ffi::c_char;
-use std::path::Path;
-use std::sync::Arc;
 
 use zipp_eval::datasets::movielens::{MovieLens, MovieLensOptions};
 use zipp_eval::datasets::synthetic::SyntheticBench;
