@@ -46,6 +46,7 @@ phase() {
 phase provision
 step provision bash -c 'bash scripts/provision-models.sh >/dev/null'
 step provision-check bash scripts/check-provision.sh
+# Every platform's crates, not only this one's: maturin's `cargo metadata` reads them all.
 step cargo-fetch cargo fetch --locked
 step c-deps bash scripts/test-c.sh deps
 step py-venv bash scripts/test-python.sh venv
