@@ -24,6 +24,13 @@ cd "$(dirname "$0")/.."
 logs="$(mktemp -d)"
 trap 'rm -rf "$logs"' EXIT
 now() { date +%s.%N; }
+# CPU seconds (user + system) of every finished child so far: unlike wall time, it hardly
+# depends on what else the machine is running.
+# `times` runs in this shell (in a pipe or $(…) it would count a subshell's children: none).
+cpu_to() {
+  times >"$logs/times.now"
+  printf -v "$1" '%s' "$(awk 'NR == 2 { split($1, u, /[ms]/); split($2, s, /[ms]/); printf "%.2f", u[1] * 60 + u[2] + s[1] * 60 + s[2] }' "$logs/times.now")"
+}
 
 # step NAME COMMAND...: runs one step (never stopping the run); its output is shown and kept
 # in $logs/NAME.log, its exit status in $logs/NAME.rc.
@@ -35,11 +42,16 @@ step() {
   echo "${PIPESTATUS[0]}" >"$logs/$name.rc"
 }
 # phase NAME: starts timing phase NAME (and ends the one before).
-phase_end() { [ -z "${phase:-}" ] || printf '%s\t%s\t%s\n' "$phase" "$t0" "$(now)" >>"$logs/times"; }
+phase_end() {
+  [ -n "${phase:-}" ] || return 0
+  cpu_to c1
+  printf '%s\t%s\t%s\t%s\t%s\n' "$phase" "$t0" "$(now)" "$c0" "$c1" >>"$logs/times"
+}
 phase() {
   phase_end
   phase="$1"
   t0="$(now)"
+  cpu_to c0
   echo "==== scripts/test.sh: $phase ====" >&2
 }
 
@@ -85,9 +97,10 @@ step c-valgrind bash scripts/test-c.sh valgrind
 phase_end
 
 # The timing table (stderr), then the summary line, last.
-awk -F'\t' '{ s = $3 - $2; total += s; printf "  %-11s %8.1f s\n", $1, s }
-            END { printf "  %-11s %8.1f s\n", "total", total }' "$logs/times" |
-  { echo "scripts/test.sh: wall time per phase ($(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg))"; cat; } >&2
+awk -F'\t' 'BEGIN { printf "  %-11s %9s %9s\n", "phase", "wall s", "CPU s" }
+            { w = $3 - $2; c = $5 - $4; tw += w; tc += c; printf "  %-11s %9.1f %9.1f\n", $1, w, c }
+            END { printf "  %-11s %9.1f %9.1f\n", "total", tw, tc }' "$logs/times" |
+  { echo "scripts/test.sh: time per phase ($(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg))"; cat; } >&2
 
 # Per step: cargo's "test result:" lines and the scripts' "(provision|python|c) tests:" lines.
 # A step that failed without counting a failure adds one, and so does a test step that printed
