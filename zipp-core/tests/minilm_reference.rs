@@ -7,7 +7,7 @@
 //! Needs the provisioned model (`bash scripts/provision-models.sh`); fails, not skips,
 //! without it.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use serde::Deserialize;
 use zipp_core::embed::{dot, Embedder, MiniLm};
@@ -34,8 +34,10 @@ fn fixture() -> Fixture {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
-fn model() -> MiniLm {
-    MiniLm::load(&ModelSource::Default).unwrap_or_else(|e| panic!("{e}"))
+/// Loaded once per test binary, shared by the tests.
+fn model() -> Arc<MiniLm> {
+    static M: OnceLock<Arc<MiniLm>> = OnceLock::new();
+    M.get_or_init(|| Arc::new(MiniLm::load(&ModelSource::Default).unwrap_or_else(|e| panic!("{e}")))).clone()
 }
 
 #[test]
@@ -86,7 +88,7 @@ fn sanity_pair_cosine() {
 
 #[test]
 fn shared_across_threads_gives_identical_vectors() {
-    let m = Arc::new(model());
+    let m = model();
     let want = m.embed_one("a lighthouse in fog").unwrap();
     let handles: Vec<_> = (0..4)
         .map(|_| {

@@ -1,10 +1,18 @@
 //! The evaluation on the real MiniLM and CLIP vocabulary: VPTT scores of real prompts, and
 //! the method table over the example personas.
 
+use std::sync::OnceLock;
+
 use zipp_core::persona::read_jsonl;
 use zipp_core::{IndexedPersona, Persona};
 use zipp_eval::{EvalOptions, Evaluation, NoveltyConvention, PersonaScorer, Query, VpttOptions};
 use zipp_factory::{eval_methods, MethodSpec, Models};
+
+/// Loaded once per test binary, shared by the tests.
+fn models() -> &'static Models {
+    static M: OnceLock<Models> = OnceLock::new();
+    M.get_or_init(Models::new)
+}
 
 fn personas() -> Vec<Persona> {
     read_jsonl(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/data/personas.jsonl")).unwrap()
@@ -12,7 +20,7 @@ fn personas() -> Vec<Persona> {
 
 #[test]
 fn real_captions_score_as_the_definitions_say() {
-    let models = Models::new();
+    let models = models();
     let m = models.embedder().unwrap_or_else(|e| panic!("{e}"));
     let p = IndexedPersona::new(personas().remove(0));
     let s = PersonaScorer::new(&p, &*m, &VpttOptions::default()).unwrap();
@@ -42,8 +50,8 @@ fn real_captions_score_as_the_definitions_say() {
 
 #[test]
 fn the_method_table_over_the_example_personas() {
-    let models = Models::new();
-    let methods = eval_methods(&MethodSpec::defaults(), &models).unwrap();
+    let models = models();
+    let methods = eval_methods(&MethodSpec::defaults(), models).unwrap();
     let names: Vec<String> = methods.iter().map(|m| m.name.clone()).collect();
     assert_eq!(names, ["identity", "persona_only", "brag", "vprag", "combined"]);
     let mut ev = Evaluation::new(models.embedder().unwrap(), methods, Query::vptt(), EvalOptions::default()).unwrap();
@@ -74,7 +82,7 @@ fn the_method_table_over_the_example_personas() {
     // Measured novelty changes only NV-dependent numbers.
     let mut ev2 = Evaluation::new(
         models.embedder().unwrap(),
-        eval_methods(&MethodSpec::defaults(), &models).unwrap(),
+        eval_methods(&MethodSpec::defaults(), models).unwrap(),
         Query::vptt(),
         EvalOptions { novelty: NoveltyConvention::Measured, ..EvalOptions::default() },
     )

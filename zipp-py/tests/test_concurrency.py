@@ -4,7 +4,6 @@ fails the test instead of hanging it."""
 
 import multiprocessing
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -99,7 +98,9 @@ def test_fork_while_another_thread_is_inside_zipp(models, repo):
     worker = threading.Thread(target=long_batch, daemon=True)
     worker.start()
     assert started.wait(TIMEOUT)
-    time.sleep(0.2)
+    # Fork while the batch is inside zipp: spin (no clock) until zipp counts the call.
+    while _zipp._active_calls() == 0 and worker.is_alive():
+        pass
     assert not done.is_set(), "the batch ended before the fork: make it longer"
     # os.fork's before-handler waits until the batch leaves zipp; the child then starts with
     # no call inside zipp (so no lock held) and uses the persona the thread was indexing.
