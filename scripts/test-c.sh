@@ -64,6 +64,7 @@ if runs build; then
   gcc "${cflags[@]}" zipp-ffi/tests/c/test_zipp.c $(pkg-config --cflags zipp) "$prefix/lib/libzipp.a" \
     $(pkg-config --static --libs-only-l zipp | sed 's/-lzipp//') -pthread -lm -o "$out/test_zipp_static"
   g++ "${cxxflags[@]}" examples/cpp/personalize.cpp $(pkg-config --cflags --libs zipp) -pthread -o "$out/personalize_cpp"
+  gcc "${cflags[@]}" zipp-ffi/tests/c/test_error_kinds.c $(pkg-config --cflags --libs zipp) -lm -o "$out/test_error_kinds"
 fi
 
 personas="examples/data/personas.jsonl"
@@ -73,6 +74,11 @@ if runs test; then
   "$out/personalize_cpp" "$personas" "a cozy reading corner" >"$out/cpp.log"
   tail -n 1 "$out/cpp.log" >&2
   echo "c tests: 1 passed, 0 failed" >>"$summary" # the C++ example ran and checked its results
+  # Every error kind from real bad input: broken copies of the models folder (truncated
+  # weights, a one-merge CLIP vocabulary, no post-processor, NaN weights) in a temporary
+  # folder. Not under valgrind: it exercises no export the valgrind run misses, and valgrind
+  # would spend ~4 minutes embedding with the real model.
+  "$out/test_error_kinds" | tee -a "$summary" | sed "s/^/test-c: /" >&2
 fi
 
 if runs valgrind; then
