@@ -7,7 +7,7 @@ use std::sync::{Arc, OnceLock};
 use zipp_core::embed::{Embedder, Embeddings, MiniLm};
 use zipp_core::models::ModelSource;
 use zipp_core::persona::read_jsonl;
-use zipp_core::personalize::{Brag, Combined, Identity, PersonaOnly, Personalizer, Request, Vprag};
+use zipp_core::personalize::{compose, Brag, Combined, Identity, PersonaOnly, Personalizer, Request, Source, Vprag};
 use zipp_core::tokenize::{ClipTokenizer, TokenCounter};
 use zipp_core::{Error, IndexedPersona, Persona};
 
@@ -113,10 +113,11 @@ fn vprag_evidence_is_consistent_and_grounded() {
     }
     // Every element is a real element of the post it names, and used ones are in the prompt.
     let persona = ip.persona();
-    for e in &ev.elements {
+    for (i, e) in ev.elements.iter().enumerate() {
         assert!(persona.memory[e.post].elements[&e.category].contains(&e.text));
         assert!(ev.posts.iter().any(|p| p.index == e.post));
-        assert_eq!(e.used, out.prompt.contains(&e.text), "{}", e.text);
+        let cut = ev.cut_piece.as_ref().is_some_and(|c| c.source == Source::Element(i));
+        assert_eq!(e.used, out.prompt.contains(&e.text) || cut, "{}", e.text);
     }
     assert!(ev.elements.iter().any(|e| e.used));
     // Relevance: the top post of a night-street query is about the night.
@@ -240,4 +241,83 @@ fn personas_without_memory_or_summary_still_work() {
     let out = vprag.personalize(&one, &Request::generate("a lake")).unwrap();
     assert_eq!(out.prompt, "a lake, red kayak");
     assert_eq!((out.evidence.k, out.evidence.n_eff), (Some(1), Some(1.0)));
+}
+
+#[test]
+fn concat_cuts_a_long_caption_at_the_last_word_boundary_that_fits() {
+    // Expected prompts and counts from an independent implementation (a port of open_clip's
+    // tokenizer and the cut rule as a linear scan):
+    //   python3 scripts/reference/concat_cut.py ~/.cache/zipp/models/clip-bpe/bpe_simple_vocab_16e6.txt.gz
+    let base = "a city street at night";
+    let caption = "Rain-slick alley in Omoide Yokocho, red paper lanterns reflected in puddles while a \
+                   salaryman ducks under the smoky yakitori awnings";
+    let clip = clip();
+    assert_eq!(clip.count(caption), 31);
+    let cases = [
+        (8, "a city street at night", 5),
+        // "Rain-slick" is 3 tokens alone (rain - slick): just enough to be cut in.
+        (9, "a city street at night, Rain-slick", 9),
+        (10, "a city street at night, Rain-slick alley", 10),
+        (20, "a city street at night, Rain-slick alley in Omoide Yokocho, red paper lanterns reflected", 20),
+        (
+            30,
+            "a city street at night, Rain-slick alley in Omoide Yokocho, red paper lanterns reflected in puddles \
+             while a salaryman ducks under",
+            30,
+        ),
+        (
+            75,
+            "a city street at night, Rain-slick alley in Omoide Yokocho, red paper lanterns reflected in puddles \
+             while a salaryman ducks under the smoky yakitori awnings, neon signs",
+            40,
+        ),
+    ];
+    for (budget, want, tokens) in cases {
+        let out = compose::concat(base, &[caption, "neon signs"], &*clip, budget);
+        assert_eq!((out.prompt.as_str(), out.tokens), (want, tokens), "budget {budget}");
+        assert_eq!(out.cut.is_some(), (9..75).contains(&budget), "budget {budget}");
+    }
+    // Budget 8 fits ", neon signs" (2 tokens alone): too few to cut in, and "rain" after it
+    // is not tried (composition stops at the first piece that does not fit).
+    let short = "neon signs glowing over wet asphalt";
+    let out = compose::concat(base, &[short, "rain"], &*clip, 8);
+    assert_eq!((out.prompt.as_str(), out.cut), ("a city street at night", None));
+    let out = compose::concat(base, &[short, "rain"], &*clip, 9);
+    assert_eq!(out.prompt, "a city street at night, neon signs glowing");
+}
+
+#[test]
+fn brag_and_combined_no_longer_degenerate_to_identity_on_long_captions() {
+    // Three ~30-token captions after the base overflow CLIP's 75: the one that does not fit
+    // is cut, so every BRAG prompt carries its retrieved captions' first words at least.
+    let (m, c): (Arc<dyn Embedder>, Arc<dyn TokenCounter>) = (embedder(), clip());
+    let methods: [Box<dyn Personalizer>; 2] = [
+        Box::new(Brag::new(m.clone(), c.clone(), 3).unwrap()),
+        Box::new(Combined::new(m, c.clone(), 3, Default::default()).unwrap()),
+    ];
+    let mut cuts = 0;
+    for p in personas() {
+        let ip = IndexedPersona::new(p);
+        for m in &methods {
+            for prompt in ["a city street at night", "a portrait of a person in a park"] {
+                let out = m.personalize(&ip, &Request::generate(prompt)).unwrap();
+                let ev = &out.evidence;
+                assert!(ev.posts[0].caption_used, "{}: {}", m.name(), out.prompt);
+                assert_eq!(c.count(&out.prompt), ev.tokens);
+                assert!(ev.tokens <= 75);
+                let unused = ev.posts.iter().filter(|p| p.weight.is_none() && !p.caption_used).count()
+                    + ev.elements.iter().filter(|e| !e.used).count();
+                assert_eq!(ev.dropped_by_budget, unused, "{}: {}", m.name(), out.prompt);
+                if let Some(cut) = &ev.cut_piece {
+                    cuts += 1;
+                    let Source::Caption(i) = cut.source else { panic!("{cut:?}") };
+                    assert!(ev.posts[i].caption_used);
+                    assert!(ev.posts[i].caption.starts_with(&cut.kept), "{cut:?}");
+                    assert!(out.prompt.ends_with(&format!(", {}", cut.kept)), "{}", out.prompt);
+                    assert!(cut.tokens >= compose::MIN_CUT_TOKENS && cut.tokens == c.count(&cut.kept));
+                }
+            }
+        }
+    }
+    assert!(cuts >= 10, "only {cuts} of 20 prompts ended in a cut caption");
 }

@@ -1,17 +1,34 @@
 //! The stable personalization API: [`Personalizer`], [`Request`], [`Personalization`],
 //! [`Evidence`].
 //!
-//! A personalizer maps `(persona, request) → personalization` (SPEC §2). Implementations
-//! here: [`Identity`] (baseline), [`PersonaOnly`], [`Brag`] (k = 3 captions), [`Vprag`]
-//! (SPEC §3) and [`Combined`] (BRAG captions + VPRAG elements); all share one embedder,
-//! one token counter and the `Concat` composer, so the evaluation compares methods, not
-//! plumbing. Every output carries the [`Evidence`] that produced it, so a person can see
-//! *why* a prompt changed.
+//! A personalizer maps `(persona, request) → personalization` (SPEC §2). Each one here is a
+//! [`Pipeline`] of two stages (STYLE "Stages and one factory"): [`Retriever`]s (none, the
+//! persona's text, BRAG captions, VPRAG elements, or several in order) then a [`Composer`]
+//! (the [`Concat`](compose::Concat) composer of SPEC §3 step 6; [`Verbatim`](compose::Verbatim)
+//! for the Identity baseline). The five methods of the evaluation are compositions:
+//!
+//! | method | retrievers | composer |
+//! |---|---|---|
+//! | [`Identity`] | — | `Verbatim` |
+//! | [`PersonaOnly`] | [`PersonaFacts`] | `Concat` |
+//! | [`Brag`] (k = 3 captions) | [`BragCaptions`] | `Concat` |
+//! | [`Vprag`] (SPEC §3) | [`VpragElements`] | `Concat` |
+//! | [`Combined`] | [`BragCaptions`], [`VpragElements`] | `Concat` |
+//!
+//! All share one embedder, one token counter and one composer, so the evaluation compares
+//! methods, not plumbing. Every output carries the [`Evidence`] that produced it, so a
+//! person can see *why* a prompt changed.
 
 pub mod compose;
 mod methods;
+mod pipeline;
+mod retrievers;
+mod stages;
 
-pub use methods::{check_brag_k, Brag, Combined, Identity, PersonaOnly, Vprag};
+pub use methods::{Brag, Combined, Identity, PersonaOnly, Vprag};
+pub use pipeline::Pipeline;
+pub use retrievers::{check_brag_k, BragCaptions, PersonaFacts, VpragElements};
+pub use stages::{Composer, Context, Piece, Query, Retrieved, Retriever, Source};
 
 use serde::{Deserialize, Serialize};
 
@@ -183,6 +200,9 @@ impl Personalization {
         if ev.dropped_by_budget > 0 {
             facts.push(format!("{} cut by budget", ev.dropped_by_budget));
         }
+        if let Some(cut) = &ev.cut_piece {
+            facts.push(format!("last piece shortened to \"{}\"", cut.kept));
+        }
         if ev.duplicates_dropped > 0 {
             facts.push(format!("{} duplicates dropped", ev.duplicates_dropped));
         }
@@ -226,8 +246,13 @@ pub struct Evidence {
     pub tokens: usize,
     /// Selected elements that were exact duplicates of better ones.
     pub duplicates_dropped: usize,
-    /// Pieces (captions, elements, persona facts) that did not fit the token budget.
+    /// Pieces (captions, elements, persona facts) left out whole by the token budget (the
+    /// piece cut to fit, if any, is not counted: see `cut_piece`).
     pub dropped_by_budget: usize,
+    /// The piece that did not fit whole and was cut at a word boundary to end the prompt
+    /// (SPEC §3 step 6); absent when none was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cut_piece: Option<CutPiece>,
     /// Anything else a reader should know (e.g. the base prompt alone exceeds the budget).
     pub notes: Vec<String>,
 }
@@ -245,7 +270,8 @@ pub struct EvidencePost {
     /// Softmax weight (VPRAG); absent for plain top-k retrieval.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub weight: Option<f64>,
-    /// Whether the caption itself was placed in the prompt (BRAG / Combined).
+    /// Whether the caption itself was placed in the prompt (BRAG / Combined); also true when
+    /// only its first words were (then `Evidence::cut_piece` names it).
     pub caption_used: bool,
 }
 
@@ -258,8 +284,21 @@ pub struct EvidenceElement {
     pub post: usize,
     /// Cosine between the query and the element.
     pub score: f32,
-    /// Whether it made it into the prompt (false: cut by the token budget).
+    /// Whether it made it into the prompt (false: left out by the token budget); also true
+    /// when only its first words were (then `Evidence::cut_piece` names it).
     pub used: bool,
+}
+
+/// A piece the composer cut at a word boundary to fit the token budget.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CutPiece {
+    /// Which piece: `{"caption": i}` (of `posts[i]`), `{"element": i}` (`elements[i]`) or
+    /// `"fact"` (the persona's own text).
+    pub source: Source,
+    /// The words placed in the prompt.
+    pub kept: String,
+    /// Tokens of `kept`, counted alone.
+    pub tokens: usize,
 }
 
 /// One category's budget and allocation.
@@ -291,9 +330,9 @@ pub trait Personalizer: Send + Sync {
         requests.iter().map(|r| self.personalize(persona, r)).collect()
     }
 
-    /// Whether the output can copy from the persona's memory (captions, elements). The VPTT
-    /// paper scores novelty as 0 for methods that cannot (Identity, PersonaOnly); an
-    /// evaluation applies that convention only when asked.
+    /// Whether it reads the persona's memory (captions, elements). The VPTT paper scores
+    /// novelty as 0 for methods that do not (Identity, PersonaOnly); the evaluation applies
+    /// that convention only when asked.
     fn reads_memory(&self) -> bool {
         false
     }
