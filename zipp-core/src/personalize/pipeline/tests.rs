@@ -227,9 +227,9 @@ fn concat_marks_the_cut_piece_used_and_counts_only_whole_drops() {
         // The most words whose count (a comma is a token) is at most 5, by a linear scan.
         let words: Vec<&str> = ev.posts[0].caption.split_whitespace().collect();
         let kept = (1..words.len())
+            .rev()
             .map(|n| words[..n].join(" ").trim_end_matches([',', ';', ':', '.', '!', '?', '-']).to_string())
-            .filter(|k| Words.count(k) <= 5)
-            .last()
+            .find(|k| Words.count(k) <= 5)
             .unwrap();
         assert_eq!((cut.kept.as_str(), cut.tokens), (kept.as_str(), Words.count(&kept)));
         assert_eq!(out.prompt, format!("a dog, {kept}"));
