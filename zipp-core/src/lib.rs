@@ -34,6 +34,7 @@ pub mod models;
 pub mod persona;
 pub mod personalize;
 pub mod retrieve;
+pub mod rng;
 pub mod runtime;
 pub mod tokenize;
 

@@ -12,7 +12,6 @@
 #![forbid(unsafe_code)]
 
 pub mod datasets;
-mod rng;
 mod run;
 pub mod stats;
 pub mod vptt;

@@ -547,7 +547,7 @@ impl Evaluation {
             if acc.reservoir.len() < cap {
                 acc.reservoir.push((s.vptt, s.vptt_c));
             } else if cap > 0 {
-                let j = crate::rng::splitmix64(&mut self.rng) % acc.seen;
+                let j = zipp_core::rng::splitmix64(&mut self.rng) % acc.seen;
                 if (j as usize) < cap {
                     acc.reservoir[j as usize] = (s.vptt, s.vptt_c);
                 }

@@ -41,9 +41,9 @@ use std::collections::{HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::rng::{fnv1a, SplitMix};
 use zipp_core::embed::{Embedder, Embeddings};
 use zipp_core::retrieve::{IndexedPersona, MemoryIndex};
+use zipp_core::rng::{fnv1a, SplitMix};
 use zipp_core::{Error, Result};
 
 /// Weights of the four components in `VPTT` (SPEC §4: 0.2, 0.3, 0.3, 0.2).

@@ -232,7 +232,7 @@ pub struct PersonaStream {
 }
 
 impl PersonaStream {
-    fn open<S: CoreSource + 'static>(py: Python<'_>, source: Arc<S>) -> PyResult<PersonaStream> {
+    fn open<S: CoreSource + ?Sized + 'static>(py: Python<'_>, source: Arc<S>) -> PyResult<PersonaStream> {
         let len_hint = source.len_hint();
         let personas = zipp_call(py, || source.stream())?;
         Ok(PersonaStream { personas: Mutex::new(personas), len_hint, taken: AtomicUsize::new(0) })

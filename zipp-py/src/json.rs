@@ -41,9 +41,3 @@ pub(crate) fn unlocated_text(e: zipp_core::Error) -> zipp_core::Error {
         other => other,
     }
 }
-
-/// Parses JSON of any zipp type with zipp-core's located errors (`Parse` for malformed
-/// JSON, `Schema` for the wrong shape, with line, column and field path).
-pub(crate) fn parse<T: serde::de::DeserializeOwned>(text: &str, what: &str) -> zipp_core::Result<T> {
-    zipp_core::json::from_str(text, what)
-}

@@ -16,8 +16,6 @@ use crate::retrieve::vprag::VpragParams;
 use crate::retrieve::IndexedPersona;
 use crate::tokenize::TokenCounter;
 
-pub(super) use super::retrievers::check_brag_k;
-
 /// Delegates [`Personalizer`], `with_token_budget` and the conversion into [`Pipeline`] to
 /// the wrapped pipeline.
 macro_rules! pipeline_wrapper {

@@ -767,7 +767,7 @@ impl super::PersonaSource for SyntheticBench {
 // draws the same numbers.
 // ---------------------------------------------------------------------------------------
 
-use crate::rng::splitmix64;
+use zipp_core::rng::splitmix64;
 
 struct Rng {
     s: [u64; 4],

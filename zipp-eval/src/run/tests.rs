@@ -6,7 +6,7 @@ use zipp_core::personalize::{Identity, Personalization};
 use zipp_core::{Persona, Post};
 
 /// Pseudo-random unit vectors per distinct text, 12 dimensions.
-const HASHING: crate::rng::HashingEmbedder = crate::rng::HashingEmbedder(12);
+const HASHING: zipp_core::rng::HashingEmbedder = zipp_core::rng::HashingEmbedder(12);
 
 /// Returns caption `post` of the persona verbatim (a caricature of BRAG copy-pasting).
 struct Copy(usize);

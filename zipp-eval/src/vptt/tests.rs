@@ -183,7 +183,7 @@ fn bad_inputs_are_errors_not_panics() {
     }
 }
 
-use crate::rng::{unit_noise as noise, HashingEmbedder};
+use zipp_core::rng::{unit_noise as noise, HashingEmbedder};
 
 #[test]
 fn gram_schmidt_is_orthonormal_on_near_dependent_vectors() {

@@ -1,10 +1,11 @@
-//! The crate's one small deterministic generator and string hash (integer-only, so every
-//! platform draws the same numbers): SplitMix64 (Steele, Lea & Flood) seeds k-means++, the
-//! evaluation's Spearman reservoir and the synthetic bench's xoshiro256** streams; FNV-1a
-//! turns ids into seeds.
+//! zipp's one small deterministic generator and string hash (integer-only, so every platform
+//! draws the same numbers): SplitMix64 (Steele, Lea & Flood) seeds k-means++, the
+//! evaluation's Spearman reservoir and the synthetic dataset's xoshiro256** streams; FNV-1a
+//! turns ids into seeds. Also [`HashingEmbedder`], a model-free stand-in embedder for tests
+//! and examples.
 
 /// One SplitMix64 step: advances `state` and returns the next output.
-pub(crate) fn splitmix64(state: &mut u64) -> u64 {
+pub fn splitmix64(state: &mut u64) -> u64 {
     *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
     let mut z = *state;
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -14,46 +15,44 @@ pub(crate) fn splitmix64(state: &mut u64) -> u64 {
 
 /// A SplitMix64 stream.
 #[derive(Debug, Clone)]
-pub(crate) struct SplitMix(pub(crate) u64);
+pub struct SplitMix(pub u64);
 
 impl SplitMix {
-    pub(crate) fn next(&mut self) -> u64 {
+    pub fn next(&mut self) -> u64 {
         splitmix64(&mut self.0)
     }
 
     /// Uniform in [0, 1) with 53 random bits.
-    pub(crate) fn unit(&mut self) -> f64 {
+    pub fn unit(&mut self) -> f64 {
         (self.next() >> 11) as f64 / (1u64 << 53) as f64
     }
 }
 
 /// 64-bit FNV-1a of `bytes`.
-pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
+pub fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3))
 }
 
-/// Test support: an embedder mapping each distinct text to a fixed pseudo-random unit
-/// vector, so scores are reproducible without a model.
-#[cfg(test)]
-pub(crate) struct HashingEmbedder(pub(crate) usize);
+/// An embedder mapping each distinct text to a fixed pseudo-random unit vector of dimension
+/// `.0`: no semantics at all, but deterministic and model-free, so pipelines, evaluations and
+/// their tests run reproducibly without model files.
+pub struct HashingEmbedder(pub usize);
 
-#[cfg(test)]
-impl zipp_core::embed::Embedder for HashingEmbedder {
+impl crate::embed::Embedder for HashingEmbedder {
     fn id(&self) -> &str {
         "hashing"
     }
     fn dim(&self) -> usize {
         self.0
     }
-    fn embed(&self, texts: &[&str]) -> zipp_core::Result<zipp_core::embed::Embeddings> {
+    fn embed(&self, texts: &[&str]) -> crate::Result<crate::embed::Embeddings> {
         let data = texts.iter().flat_map(|t| unit_noise(fnv1a(t.as_bytes()), self.0)).map(|x| x as f32).collect();
-        zipp_core::embed::Embeddings::new(self.0, data)
+        crate::embed::Embeddings::new(self.0, data)
     }
 }
 
 /// A deterministic pseudo-random unit vector of `dim` numbers.
-#[cfg(test)]
-pub(crate) fn unit_noise(seed: u64, dim: usize) -> Vec<f64> {
+pub fn unit_noise(seed: u64, dim: usize) -> Vec<f64> {
     let mut r = SplitMix(seed);
     let v: Vec<f64> = (0..dim).map(|_| r.unit() - 0.5).collect();
     let n = v.iter().map(|x| x * x).sum::<f64>().sqrt();
