@@ -7,6 +7,19 @@
 //! {"method": "vprag", "temperature": 0.1, "default_budget": 3, "budgets": {"color": 2}, "token_budget": 77}
 //! ```
 //!
+//! A method can also be written as its stages — retrievers in order, then a composer — which
+//! is how a new composer (the LLM rewriter) follows any retriever without a method per pair:
+//!
+//! ```json
+//! {"method": "pipeline", "name": "captions_then_elements",
+//!  "retrievers": [{"kind": "brag", "k": 2}, "vprag"], "composer": "concat", "token_budget": 77}
+//! ```
+//!
+//! The five named methods are these pipelines: `identity` = no retriever + `verbatim`,
+//! `persona_only` = `persona_facts` + `concat`, `brag` = `brag` + `concat`, `vprag` = `vprag` +
+//! `concat`, `combined` = `brag`, `vprag` + `concat` (the flat specs keep working and build
+//! exactly these).
+//!
 //! Every field but `method` is optional and defaults as below; an unknown field or method is a
 //! [`Error::Schema`](zipp_core::Error::Schema) naming it.
 
@@ -16,10 +29,13 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use zipp_core::error::{Location, Result};
+use zipp_core::personalize::compose::{Concat, Verbatim};
 use zipp_core::personalize::{
-    check_brag_k, check_token_budget, Brag, Combined, Identity, PersonaOnly, Personalizer, Vprag,
+    check_brag_k, check_token_budget, Brag, BragCaptions, Combined, Composer, Identity, PersonaFacts, PersonaOnly,
+    Personalizer, Pipeline, Retriever, Vprag, VpragElements,
 };
 use zipp_core::retrieve::vprag::VpragParams;
+use zipp_core::tokenize::{ClipTokenizer, TokenCounter};
 
 use crate::models::Models;
 
@@ -68,6 +84,18 @@ pub enum MethodSpec {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         token_budget: Option<usize>,
     },
+    /// Stages: `retrievers` in order (none, `persona_facts`, `brag`, `vprag`, or several),
+    /// then `composer`. `name` (default `"pipeline"`) is what results and tables report.
+    Pipeline {
+        #[serde(default = "default_pipeline_name")]
+        name: String,
+        #[serde(default)]
+        retrievers: Vec<RetrieverSpec>,
+        #[serde(default)]
+        composer: ComposerSpec,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        token_budget: Option<usize>,
+    },
     /// BRAG captions, then VPRAG elements.
     Combined {
         #[serde(default = "default_k")]
@@ -81,6 +109,147 @@ pub enum MethodSpec {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         token_budget: Option<usize>,
     },
+}
+
+fn default_pipeline_name() -> String {
+    "pipeline".into()
+}
+
+/// A retriever stage as data: a bare name (`"vprag"`) or an object with options
+/// (`{"kind": "brag", "k": 2}`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "serde_json::Value", into = "RetrieverJson")]
+#[non_exhaustive]
+pub enum RetrieverSpec {
+    /// The persona's summary sentences, demographics and interests (no memory).
+    PersonaFacts,
+    /// The `k` captions most similar to the prompt.
+    Brag { k: usize },
+    /// VPRAG's elements (SPEC §3 steps 1–5).
+    Vprag { temperature: f32, default_budget: usize, budgets: BTreeMap<String, usize> },
+}
+
+/// The JSON forms of [`RetrieverSpec`]: a name, or an object tagged by `kind`.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum RetrieverJson {
+    Object(RetrieverObject),
+}
+
+impl TryFrom<serde_json::Value> for RetrieverSpec {
+    type Error = String;
+    fn try_from(value: serde_json::Value) -> std::result::Result<RetrieverSpec, String> {
+        let value = match value {
+            serde_json::Value::String(name) => serde_json::json!({ "kind": name }),
+            other => other,
+        };
+        let object: RetrieverObject = serde_json::from_value(value)
+            .map_err(|e| format!("bad retriever: {e} (retrievers: `persona_facts`, `brag`, `vprag`)"))?;
+        Ok(match object {
+            RetrieverObject::PersonaFacts => RetrieverSpec::PersonaFacts,
+            RetrieverObject::Brag { k } => RetrieverSpec::Brag { k },
+            RetrieverObject::Vprag { temperature, default_budget, budgets } => {
+                RetrieverSpec::Vprag { temperature, default_budget, budgets }
+            }
+        })
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+enum RetrieverObject {
+    PersonaFacts,
+    Brag {
+        #[serde(default = "default_k")]
+        k: usize,
+    },
+    Vprag {
+        #[serde(default = "default_temperature")]
+        temperature: f32,
+        #[serde(default = "default_budget")]
+        default_budget: usize,
+        #[serde(default)]
+        budgets: BTreeMap<String, usize>,
+    },
+}
+
+impl From<RetrieverSpec> for RetrieverJson {
+    fn from(spec: RetrieverSpec) -> RetrieverJson {
+        RetrieverJson::Object(match spec {
+            RetrieverSpec::PersonaFacts => RetrieverObject::PersonaFacts,
+            RetrieverSpec::Brag { k } => RetrieverObject::Brag { k },
+            RetrieverSpec::Vprag { temperature, default_budget, budgets } => {
+                RetrieverObject::Vprag { temperature, default_budget, budgets }
+            }
+        })
+    }
+}
+
+impl RetrieverSpec {
+    fn validate(&self) -> Result<()> {
+        match self {
+            RetrieverSpec::PersonaFacts => Ok(()),
+            RetrieverSpec::Brag { k } => check_brag_k(*k),
+            RetrieverSpec::Vprag { temperature, default_budget, budgets } => {
+                params(*temperature, *default_budget, budgets).validate()
+            }
+        }
+    }
+
+    fn reads_memory(&self) -> bool {
+        !matches!(self, RetrieverSpec::PersonaFacts)
+    }
+
+    fn build(&self, models: &Models) -> Result<Arc<dyn Retriever>> {
+        Ok(match self {
+            RetrieverSpec::PersonaFacts => Arc::new(PersonaFacts),
+            RetrieverSpec::Brag { k } => Arc::new(BragCaptions::new(models.embedder()?, *k)?),
+            RetrieverSpec::Vprag { temperature, default_budget, budgets } => {
+                Arc::new(VpragElements::new(models.embedder()?, params(*temperature, *default_budget, budgets))?)
+            }
+        })
+    }
+}
+
+/// A composer stage as data: `"concat"` (SPEC §3 step 6, the default) or `"verbatim"` (the
+/// base prompt unchanged), as a name or `{"kind": …}`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "ComposerJson", into = "ComposerJson")]
+#[non_exhaustive]
+pub enum ComposerSpec {
+    #[default]
+    Concat,
+    Verbatim,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(untagged)]
+enum ComposerJson {
+    Name(String),
+    Object {
+        kind: String,
+    },
+}
+
+impl TryFrom<ComposerJson> for ComposerSpec {
+    type Error = String;
+    fn try_from(json: ComposerJson) -> std::result::Result<ComposerSpec, String> {
+        let (ComposerJson::Name(kind) | ComposerJson::Object { kind }) = json;
+        match kind.as_str() {
+            "concat" => Ok(ComposerSpec::Concat),
+            "verbatim" => Ok(ComposerSpec::Verbatim),
+            other => Err(format!("unknown composer `{other}` (expected `concat` or `verbatim`)")),
+        }
+    }
+}
+
+impl From<ComposerSpec> for ComposerJson {
+    fn from(spec: ComposerSpec) -> ComposerJson {
+        ComposerJson::Name(match spec {
+            ComposerSpec::Concat => "concat".into(),
+            ComposerSpec::Verbatim => "verbatim".into(),
+        })
+    }
 }
 
 impl MethodSpec {
@@ -112,9 +281,11 @@ impl MethodSpec {
             .collect()
     }
 
-    /// The method's stable name (`"vprag"` …), as [`Personalizer::name`] reports it.
-    pub fn name(&self) -> &'static str {
+    /// The method's name (`"vprag"` …, or a pipeline's own), as [`Personalizer::name`]
+    /// reports it.
+    pub fn name(&self) -> &str {
         match self {
+            MethodSpec::Pipeline { name, .. } => name,
             MethodSpec::Identity => "identity",
             MethodSpec::PersonaOnly { .. } => "persona_only",
             MethodSpec::Brag { .. } => "brag",
@@ -125,19 +296,31 @@ impl MethodSpec {
 
     /// Whether the method embeds text (and so loads MiniLM).
     pub fn needs_embedder(&self) -> bool {
-        matches!(self, MethodSpec::Brag { .. } | MethodSpec::Vprag { .. } | MethodSpec::Combined { .. })
+        self.reads_memory()
     }
 
     /// Whether the method reads the persona's memory (its captions and elements). The VPTT
     /// paper scores novelty as 0 for methods that do not (Identity, PersonaOnly); the
     /// evaluation applies that convention only when asked (`eval::NoveltyConvention`).
     pub fn reads_memory(&self) -> bool {
-        matches!(self, MethodSpec::Brag { .. } | MethodSpec::Vprag { .. } | MethodSpec::Combined { .. })
+        match self {
+            MethodSpec::Pipeline { retrievers, .. } => retrievers.iter().any(RetrieverSpec::reads_memory),
+            other => matches!(other, MethodSpec::Brag { .. } | MethodSpec::Vprag { .. } | MethodSpec::Combined { .. }),
+        }
     }
 
     /// Checks the options without loading any model.
     pub fn validate(&self) -> Result<()> {
         let (k, vprag, budget) = match self {
+            MethodSpec::Pipeline { name, retrievers, token_budget, .. } => {
+                if name.trim().is_empty() {
+                    return Err(zipp_core::Error::InvalidInput("a pipeline's name must not be empty".into()));
+                }
+                for r in retrievers {
+                    r.validate()?;
+                }
+                (None, None, *token_budget)
+            }
             MethodSpec::Identity => (None, None, None),
             MethodSpec::PersonaOnly { token_budget } => (None, None, *token_budget),
             MethodSpec::Brag { k, token_budget } => (Some(*k), None, *token_budget),
@@ -174,6 +357,20 @@ impl MethodSpec {
             };
         }
         Ok(match self {
+            MethodSpec::Pipeline { name, retrievers, composer, token_budget } => {
+                let stages = retrievers.iter().map(|r| r.build(models)).collect::<Result<Vec<_>>>()?;
+                // Only a composer that counts tokens loads the CLIP vocabulary; the default
+                // budget is its context length (CLIP's 77 when nothing counts).
+                let (composer, context) = match composer {
+                    ComposerSpec::Concat => {
+                        let counter = models.token_counter()?;
+                        let context = counter.context_length();
+                        (Arc::new(Concat::new(counter)) as Arc<dyn Composer>, context)
+                    }
+                    ComposerSpec::Verbatim => (Arc::new(Verbatim) as Arc<dyn Composer>, ClipTokenizer::CONTEXT_LENGTH),
+                };
+                Arc::new(Pipeline::new(name.clone(), stages, composer, token_budget.unwrap_or(context))?)
+            }
             MethodSpec::Identity => Arc::new(Identity::new()),
             MethodSpec::PersonaOnly { token_budget } => {
                 Arc::new(budgeted!(PersonaOnly::new(models.token_counter()?), token_budget))
@@ -228,6 +425,50 @@ mod tests {
         assert!(e.to_string().contains("-1"), "{e}");
         assert_eq!(MethodSpec::from_json(r#"{"method":"brag""#).unwrap_err().kind(), "parse");
         assert_eq!(MethodSpec::from_json("").unwrap_err().kind(), "parse");
+    }
+
+    #[test]
+    fn pipelines_parse_from_names_or_objects_and_validate_their_stages() {
+        let p = MethodSpec::from_json(
+            r#"{"method":"pipeline","name":"mine","retrievers":["persona_facts",{"kind":"brag","k":2},"vprag"],"composer":"concat","token_budget":60}"#,
+        )
+        .unwrap();
+        let MethodSpec::Pipeline { name, retrievers, composer, token_budget } = &p else { panic!("{p:?}") };
+        assert_eq!((name.as_str(), *composer, *token_budget), ("mine", ComposerSpec::Concat, Some(60)));
+        assert_eq!(retrievers[1], RetrieverSpec::Brag { k: 2 });
+        assert!(matches!(retrievers[2], RetrieverSpec::Vprag { temperature, .. } if temperature == 0.1));
+        assert!(p.reads_memory());
+        assert_eq!(MethodSpec::from_json(&p.to_json()).unwrap(), p, "round trip");
+        let facts = MethodSpec::from_json(r#"{"method":"pipeline","retrievers":["persona_facts"]}"#).unwrap();
+        assert!(!facts.reads_memory());
+        assert_eq!(facts.name(), "pipeline");
+        for (bad, needle) in [
+            (r#"{"method":"pipeline","retrievers":["dalle"]}"#, "dalle"),
+            (r#"{"method":"pipeline","composer":"poem"}"#, "poem"),
+            (r#"{"method":"pipeline","retrievers":[{"kind":"brag","kk":1}]}"#, "kk"),
+        ] {
+            let e = MethodSpec::from_json(bad).unwrap_err();
+            assert_eq!(e.kind(), "schema", "{bad}: {e}");
+            assert!(e.to_string().contains(needle), "{bad}: {e}");
+        }
+        let nowhere = Models::in_dir("/nonexistent/zipp-models");
+        for bad in [
+            r#"{"method":"pipeline","retrievers":[{"kind":"brag","k":0}]}"#,
+            r#"{"method":"pipeline","retrievers":[{"kind":"vprag","temperature":-1}]}"#,
+            r#"{"method":"pipeline","name":" "}"#,
+            r#"{"method":"pipeline","token_budget":1}"#,
+        ] {
+            let e = MethodSpec::from_json(bad).unwrap().build(&nowhere).err().unwrap();
+            assert_eq!(e.kind(), "invalid_input", "{bad}: {e}");
+        }
+        // Identity by stages: no retriever, the verbatim composer, and no model at all.
+        let verbatim = MethodSpec::from_json(r#"{"method":"pipeline","composer":"verbatim"}"#).unwrap();
+        let p = verbatim.build(&nowhere).unwrap();
+        let out = p.personalize(&zipp_core::IndexedPersona::new(zipp_core::Persona::new("a")), &zipp_core::personalize::Request::generate("a red bike")).unwrap();
+        assert_eq!((out.method.as_str(), out.prompt.as_str()), ("pipeline", "a red bike"));
+        // A composer that counts tokens needs the CLIP vocabulary.
+        let concat = MethodSpec::from_json(r#"{"method":"pipeline"}"#).unwrap();
+        assert_eq!(concat.build(&nowhere).err().unwrap().kind(), "model_not_found");
     }
 
     #[test]
