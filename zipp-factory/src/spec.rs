@@ -35,7 +35,7 @@ use zipp_core::personalize::{
     Personalizer, Pipeline, Retriever, Vprag, VpragElements,
 };
 use zipp_core::retrieve::vprag::VpragParams;
-use zipp_core::tokenize::{ClipTokenizer, TokenCounter};
+use zipp_core::tokenize::ClipTokenizer;
 
 use crate::models::Models;
 
@@ -406,7 +406,7 @@ mod tests {
         let b = MethodSpec::from_json(r#"{"method":"brag","k":5,"token_budget":60}"#).unwrap();
         assert_eq!(b, MethodSpec::Brag { k: 5, token_budget: Some(60) });
         assert_eq!(MethodSpec::from_json(&b.to_json()).unwrap(), b);
-        let names: Vec<_> = MethodSpec::defaults().iter().map(|m| m.name()).collect();
+        let names: Vec<String> = MethodSpec::defaults().iter().map(|m| m.name().to_string()).collect();
         assert_eq!(names, ["identity", "persona_only", "brag", "vprag", "combined"]);
     }
 

@@ -35,7 +35,9 @@ pub unsafe extern "C" fn zipp_synthetic_bench_new(
     options_json: *const c_char,
     out: *mut *mut zipp_synthetic_bench,
 ) -> i32 {
-    guarded(|| {
+    // SAFETY: the caller keeps this function's `# Safety` contract; every pointer is read
+    // through the `call` helpers, which check it for NULL (strings for UTF-8) first.
+    guarded(|| unsafe {
         let out = out_ptr(out, "out")?;
         let dir = opt_str_arg(vocabulary_dir, "vocabulary_dir")?;
         let inner = zipp_factory::shared::synthetic_bench(dir, opt_str_arg(options_json, "options_json")?)?;
@@ -50,7 +52,9 @@ pub unsafe extern "C" fn zipp_synthetic_bench_new(
 /// `bench` is NULL or a live handle; `out` is valid for writes.
 #[no_mangle]
 pub unsafe extern "C" fn zipp_synthetic_bench_len(bench: *const zipp_synthetic_bench, out: *mut usize) -> i32 {
-    guarded(|| {
+    // SAFETY: the caller keeps this function's `# Safety` contract; every pointer is read
+    // through the `call` helpers, which check it for NULL (strings for UTF-8) first.
+    guarded(|| unsafe {
         let out = out_arg(out, "out")?;
         *out = handle(bench, "bench")?.inner.len();
         Ok(())
@@ -68,7 +72,9 @@ pub unsafe extern "C" fn zipp_synthetic_bench_persona(
     index: usize,
     out: *mut *mut zipp_persona,
 ) -> i32 {
-    guarded(|| {
+    // SAFETY: the caller keeps this function's `# Safety` contract; every pointer is read
+    // through the `call` helpers, which check it for NULL (strings for UTF-8) first.
+    guarded(|| unsafe {
         let out = out_ptr(out, "out")?;
         *out = new_persona(handle(bench, "bench")?.inner.persona(index)?);
         Ok(())
@@ -81,7 +87,9 @@ pub unsafe extern "C" fn zipp_synthetic_bench_persona(
 /// `bench` is NULL or a live handle no other thread is using.
 #[no_mangle]
 pub unsafe extern "C" fn zipp_synthetic_bench_free(bench: *mut zipp_synthetic_bench) {
-    free_handle(bench)
+    // SAFETY: the caller passes NULL or a live handle of this type that no other thread uses
+    // (this function\'s `# Safety` contract), as `free_handle` requires.
+    unsafe { free_handle(bench) }
 }
 
 /// MovieLens 100K in memory (943 users, 1682 movies, 100,000 ratings): one persona per user.
@@ -100,7 +108,9 @@ pub struct zipp_movielens {
 /// `dir` is NULL or a NUL-terminated string; `out` is valid for writes.
 #[no_mangle]
 pub unsafe extern "C" fn zipp_movielens_load(dir: *const c_char, out: *mut *mut zipp_movielens) -> i32 {
-    guarded(|| {
+    // SAFETY: the caller keeps this function's `# Safety` contract; every pointer is read
+    // through the `call` helpers, which check it for NULL (strings for UTF-8) first.
+    guarded(|| unsafe {
         let out = out_ptr(out, "out")?;
         let inner = zipp_factory::shared::movielens(opt_str_arg(dir, "dir")?)?;
         *out = into_handle(zipp_movielens { inner });
@@ -114,7 +124,9 @@ pub unsafe extern "C" fn zipp_movielens_load(dir: *const c_char, out: *mut *mut 
 /// `movielens` is NULL or a live handle; `out` is valid for writes.
 #[no_mangle]
 pub unsafe extern "C" fn zipp_movielens_users(movielens: *const zipp_movielens, out: *mut usize) -> i32 {
-    guarded(|| {
+    // SAFETY: the caller keeps this function's `# Safety` contract; every pointer is read
+    // through the `call` helpers, which check it for NULL (strings for UTF-8) first.
+    guarded(|| unsafe {
         let out = out_arg(out, "out")?;
         *out = handle(movielens, "movielens")?.inner.users();
         Ok(())
@@ -127,7 +139,9 @@ pub unsafe extern "C" fn zipp_movielens_users(movielens: *const zipp_movielens, 
 /// `movielens` is NULL or a live handle; `out` is valid for writes.
 #[no_mangle]
 pub unsafe extern "C" fn zipp_movielens_movies(movielens: *const zipp_movielens, out: *mut usize) -> i32 {
-    guarded(|| {
+    // SAFETY: the caller keeps this function's `# Safety` contract; every pointer is read
+    // through the `call` helpers, which check it for NULL (strings for UTF-8) first.
+    guarded(|| unsafe {
         let out = out_arg(out, "out")?;
         *out = handle(movielens, "movielens")?.inner.movies();
         Ok(())
@@ -140,7 +154,9 @@ pub unsafe extern "C" fn zipp_movielens_movies(movielens: *const zipp_movielens,
 /// `movielens` is NULL or a live handle; `out` is valid for writes.
 #[no_mangle]
 pub unsafe extern "C" fn zipp_movielens_ratings(movielens: *const zipp_movielens, out: *mut usize) -> i32 {
-    guarded(|| {
+    // SAFETY: the caller keeps this function's `# Safety` contract; every pointer is read
+    // through the `call` helpers, which check it for NULL (strings for UTF-8) first.
+    guarded(|| unsafe {
         let out = out_arg(out, "out")?;
         *out = handle(movielens, "movielens")?.inner.ratings();
         Ok(())
@@ -163,7 +179,9 @@ pub unsafe extern "C" fn zipp_movielens_persona(
     options_json: *const c_char,
     out: *mut *mut zipp_persona,
 ) -> i32 {
-    guarded(|| {
+    // SAFETY: the caller keeps this function's `# Safety` contract; every pointer is read
+    // through the `call` helpers, which check it for NULL (strings for UTF-8) first.
+    guarded(|| unsafe {
         let out = out_ptr(out, "out")?;
         let movielens = handle(movielens, "movielens")?;
         let options: MovieLensOptions = opt_json(options_json, "options_json", "MovieLens options")?;
@@ -178,5 +196,7 @@ pub unsafe extern "C" fn zipp_movielens_persona(
 /// `movielens` is NULL or a live handle no other thread is using.
 #[no_mangle]
 pub unsafe extern "C" fn zipp_movielens_free(movielens: *mut zipp_movielens) {
-    free_handle(movielens)
+    // SAFETY: the caller passes NULL or a live handle of this type that no other thread uses
+    // (this function\'s `# Safety` contract), as `free_handle` requires.
+    unsafe { free_handle(movielens) }
 }

@@ -105,7 +105,8 @@ pub(crate) unsafe fn str_arg<'a>(p: *const c_char, name: &str) -> CallResult<&'a
     if p.is_null() {
         return Err(fail(zipp_status::ZIPP_ERR_NULL_POINTER, format!("`{name}` is NULL")));
     }
-    CStr::from_ptr(p).to_str().map_err(|e| {
+    // SAFETY: `p` is non-null and NUL-terminated, valid for the call (the caller's contract).
+    unsafe { CStr::from_ptr(p) }.to_str().map_err(|e| {
         fail(
             zipp_status::ZIPP_ERR_INVALID_UTF8,
             format!("`{name}` is not valid UTF-8 (invalid byte at offset {})", e.valid_up_to()),
@@ -121,7 +122,8 @@ pub(crate) unsafe fn opt_str_arg<'a>(p: *const c_char, name: &str) -> CallResult
     if p.is_null() {
         Ok(None)
     } else {
-        str_arg(p, name).map(Some)
+        // SAFETY: forwarded caller contract.
+        unsafe { str_arg(p, name) }.map(Some)
     }
 }
 
@@ -130,7 +132,8 @@ pub(crate) unsafe fn opt_str_arg<'a>(p: *const c_char, name: &str) -> CallResult
 /// # Safety
 /// `p` is null or a live handle of type `T` returned by this library and not yet freed.
 pub(crate) unsafe fn handle<'a, T>(p: *const T, name: &str) -> CallResult<&'a T> {
-    p.as_ref().ok_or_else(|| fail(zipp_status::ZIPP_ERR_NULL_POINTER, format!("`{name}` is NULL")))
+    // SAFETY: `p` is NULL or a live handle of type `T` (the caller's contract).
+    unsafe { p.as_ref() }.ok_or_else(|| fail(zipp_status::ZIPP_ERR_NULL_POINTER, format!("`{name}` is NULL")))
 }
 
 /// A mutable handle argument.
@@ -138,7 +141,9 @@ pub(crate) unsafe fn handle<'a, T>(p: *const T, name: &str) -> CallResult<&'a T>
 /// # Safety
 /// As [`handle`], and no other thread uses the handle during the call.
 pub(crate) unsafe fn handle_mut<'a, T>(p: *mut T, name: &str) -> CallResult<&'a mut T> {
-    p.as_mut().ok_or_else(|| fail(zipp_status::ZIPP_ERR_NULL_POINTER, format!("`{name}` is NULL")))
+    // SAFETY: `p` is NULL or a live handle of type `T` no other thread uses (the caller's
+    // contract).
+    unsafe { p.as_mut() }.ok_or_else(|| fail(zipp_status::ZIPP_ERR_NULL_POINTER, format!("`{name}` is NULL")))
 }
 
 /// An out-parameter: checked for NULL and cleared first, so a failed call leaves it

@@ -39,7 +39,9 @@ pub unsafe extern "C" fn zipp_scorer_new(
     options_json: *const c_char,
     out: *mut *mut zipp_scorer,
 ) -> i32 {
-    guarded(|| {
+    // SAFETY: the caller keeps this function's `# Safety` contract; every pointer is read
+    // through the `call` helpers, which check it for NULL (strings for UTF-8) first.
+    guarded(|| unsafe {
         let out = out_ptr(out, "out")?;
         let (models, persona) = (handle(models, "models")?, handle(persona, "persona")?);
         let options = vptt_options(opt_str_arg(options_json, "options_json")?)?;
@@ -62,7 +64,9 @@ pub unsafe extern "C" fn zipp_scorer_score(
     prompt: *const c_char,
     out_json: *mut *mut c_char,
 ) -> i32 {
-    guarded(|| {
+    // SAFETY: the caller keeps this function's `# Safety` contract; every pointer is read
+    // through the `call` helpers, which check it for NULL (strings for UTF-8) first.
+    guarded(|| unsafe {
         let out = out_ptr(out_json, "out_json")?;
         let scorer = handle(scorer, "scorer")?;
         let prompt = str_arg(prompt, "prompt")?;
@@ -83,7 +87,9 @@ pub unsafe extern "C" fn zipp_scorer_score_batch(
     prompts_json: *const c_char,
     out_json: *mut *mut c_char,
 ) -> i32 {
-    guarded(|| {
+    // SAFETY: the caller keeps this function's `# Safety` contract; every pointer is read
+    // through the `call` helpers, which check it for NULL (strings for UTF-8) first.
+    guarded(|| unsafe {
         let out = out_ptr(out_json, "out_json")?;
         let scorer = handle(scorer, "scorer")?;
         let prompts: Vec<String> = json::parse(str_arg(prompts_json, "prompts_json")?, "prompt list")?;
@@ -99,7 +105,9 @@ pub unsafe extern "C" fn zipp_scorer_score_batch(
 /// `scorer` is NULL or a live handle; `out` is valid for writes.
 #[no_mangle]
 pub unsafe extern "C" fn zipp_scorer_rank(scorer: *const zipp_scorer, out: *mut usize) -> i32 {
-    guarded(|| {
+    // SAFETY: the caller keeps this function's `# Safety` contract; every pointer is read
+    // through the `call` helpers, which check it for NULL (strings for UTF-8) first.
+    guarded(|| unsafe {
         let out = out_arg(out, "out")?;
         *out = handle(scorer, "scorer")?.inner.scorer().rank();
         Ok(())
@@ -112,7 +120,9 @@ pub unsafe extern "C" fn zipp_scorer_rank(scorer: *const zipp_scorer, out: *mut 
 /// `scorer` is NULL or a live handle; `out` is valid for writes.
 #[no_mangle]
 pub unsafe extern "C" fn zipp_scorer_clusters(scorer: *const zipp_scorer, out: *mut usize) -> i32 {
-    guarded(|| {
+    // SAFETY: the caller keeps this function's `# Safety` contract; every pointer is read
+    // through the `call` helpers, which check it for NULL (strings for UTF-8) first.
+    guarded(|| unsafe {
         let out = out_arg(out, "out")?;
         *out = handle(scorer, "scorer")?.inner.scorer().clusters();
         Ok(())
@@ -125,7 +135,9 @@ pub unsafe extern "C" fn zipp_scorer_clusters(scorer: *const zipp_scorer, out: *
 /// `scorer` is NULL or a live handle no other thread is using.
 #[no_mangle]
 pub unsafe extern "C" fn zipp_scorer_free(scorer: *mut zipp_scorer) {
-    free_handle(scorer)
+    // SAFETY: the caller passes NULL or a live handle of this type that no other thread uses
+    // (this function\'s `# Safety` contract), as `free_handle` requires.
+    unsafe { free_handle(scorer) }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -157,7 +169,9 @@ pub unsafe extern "C" fn zipp_evaluation_new(
     config_json: *const c_char,
     out: *mut *mut zipp_evaluation,
 ) -> i32 {
-    guarded(|| {
+    // SAFETY: the caller keeps this function's `# Safety` contract; every pointer is read
+    // through the `call` helpers, which check it for NULL (strings for UTF-8) first.
+    guarded(|| unsafe {
         let out = out_ptr(out, "out")?;
         let models = handle(models, "models")?;
         let inner = SharedEvaluation::from_json(&models.inner, opt_str_arg(config_json, "config_json")?)?;
@@ -181,7 +195,9 @@ pub unsafe extern "C" fn zipp_evaluation_add_persona(
     persona: *const zipp_persona,
     out_samples_json: *mut *mut c_char,
 ) -> i32 {
-    guarded(|| {
+    // SAFETY: the caller keeps this function's `# Safety` contract; every pointer is read
+    // through the `call` helpers, which check it for NULL (strings for UTF-8) first.
+    guarded(|| unsafe {
         let out = if out_samples_json.is_null() { None } else { Some(out_ptr(out_samples_json, "out_samples_json")?) };
         // Shared, not `&mut`: the lock inside serialises concurrent calls on one handle.
         let (evaluation, persona) = (handle(evaluation.cast_const(), "evaluation")?, handle(persona, "persona")?);
@@ -200,7 +216,9 @@ pub unsafe extern "C" fn zipp_evaluation_add_persona(
 /// `evaluation` is NULL or a live handle; `out_json` is valid for writes.
 #[no_mangle]
 pub unsafe extern "C" fn zipp_evaluation_config(evaluation: *const zipp_evaluation, out_json: *mut *mut c_char) -> i32 {
-    guarded(|| {
+    // SAFETY: the caller keeps this function's `# Safety` contract; every pointer is read
+    // through the `call` helpers, which check it for NULL (strings for UTF-8) first.
+    guarded(|| unsafe {
         let out = out_ptr(out_json, "out_json")?;
         *out = result_json(handle(evaluation, "evaluation")?.inner.config())?;
         Ok(())
@@ -213,7 +231,9 @@ pub unsafe extern "C" fn zipp_evaluation_config(evaluation: *const zipp_evaluati
 /// `evaluation` is NULL or a live handle; `out` is valid for writes.
 #[no_mangle]
 pub unsafe extern "C" fn zipp_evaluation_personas(evaluation: *const zipp_evaluation, out: *mut u64) -> i32 {
-    guarded(|| {
+    // SAFETY: the caller keeps this function's `# Safety` contract; every pointer is read
+    // through the `call` helpers, which check it for NULL (strings for UTF-8) first.
+    guarded(|| unsafe {
         let out = out_arg(out, "out")?;
         *out = handle(evaluation, "evaluation")?.inner.personas()?;
         Ok(())
@@ -230,7 +250,9 @@ pub unsafe extern "C" fn zipp_evaluation_personas(evaluation: *const zipp_evalua
 /// `evaluation` is NULL or a live handle; `out_json` is valid for writes.
 #[no_mangle]
 pub unsafe extern "C" fn zipp_evaluation_report(evaluation: *const zipp_evaluation, out_json: *mut *mut c_char) -> i32 {
-    guarded(|| {
+    // SAFETY: the caller keeps this function's `# Safety` contract; every pointer is read
+    // through the `call` helpers, which check it for NULL (strings for UTF-8) first.
+    guarded(|| unsafe {
         let out = out_ptr(out_json, "out_json")?;
         let report = handle(evaluation, "evaluation")?.inner.report()?;
         *out = c_string(report.to_json(false)?)?;
@@ -244,7 +266,9 @@ pub unsafe extern "C" fn zipp_evaluation_report(evaluation: *const zipp_evaluati
 /// `evaluation` is NULL or a live handle; `out_text` is valid for writes.
 #[no_mangle]
 pub unsafe extern "C" fn zipp_evaluation_table(evaluation: *const zipp_evaluation, out_text: *mut *mut c_char) -> i32 {
-    guarded(|| {
+    // SAFETY: the caller keeps this function's `# Safety` contract; every pointer is read
+    // through the `call` helpers, which check it for NULL (strings for UTF-8) first.
+    guarded(|| unsafe {
         let out = out_ptr(out_text, "out_text")?;
         let report = handle(evaluation, "evaluation")?.inner.report()?;
         *out = c_string(report.table())?;
@@ -259,7 +283,9 @@ pub unsafe extern "C" fn zipp_evaluation_table(evaluation: *const zipp_evaluatio
 /// `report_json` is a NUL-terminated string; `out_text` is valid for writes.
 #[no_mangle]
 pub unsafe extern "C" fn zipp_report_table(report_json: *const c_char, out_text: *mut *mut c_char) -> i32 {
-    guarded(|| {
+    // SAFETY: the caller keeps this function's `# Safety` contract; every pointer is read
+    // through the `call` helpers, which check it for NULL (strings for UTF-8) first.
+    guarded(|| unsafe {
         let out = out_ptr(out_text, "out_text")?;
         let report = Report::from_json(str_arg(report_json, "report_json")?)?;
         *out = c_string(report.table())?;
@@ -273,7 +299,9 @@ pub unsafe extern "C" fn zipp_report_table(report_json: *const c_char, out_text:
 /// `evaluation` is NULL or a live handle no other thread is using.
 #[no_mangle]
 pub unsafe extern "C" fn zipp_evaluation_free(evaluation: *mut zipp_evaluation) {
-    free_handle(evaluation)
+    // SAFETY: the caller passes NULL or a live handle of this type that no other thread uses
+    // (this function\'s `# Safety` contract), as `free_handle` requires.
+    unsafe { free_handle(evaluation) }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -290,7 +318,8 @@ unsafe fn doubles<'a>(p: *const f64, n: usize, name: &str) -> CallResult<&'a [f6
     if p.is_null() {
         return Err(fail(zipp_status::ZIPP_ERR_NULL_POINTER, format!("`{name}` is NULL with {n} values")));
     }
-    Ok(std::slice::from_raw_parts(p, n))
+    // SAFETY: `p` is non-null and points to `n` readable doubles (the caller's contract).
+    Ok(unsafe { std::slice::from_raw_parts(p, n) })
 }
 
 /// The arithmetic mean of `n` values (compensated sum). `n == 0` or a NaN/±∞ value is
@@ -300,7 +329,9 @@ unsafe fn doubles<'a>(p: *const f64, n: usize, name: &str) -> CallResult<&'a [f6
 /// `xs` points to `n` doubles (NULL allowed when `n == 0`); `out` is valid for writes.
 #[no_mangle]
 pub unsafe extern "C" fn zipp_stats_mean(xs: *const f64, n: usize, out: *mut f64) -> i32 {
-    guarded(|| {
+    // SAFETY: the caller keeps this function's `# Safety` contract; every pointer is read
+    // through the `call` helpers, which check it for NULL (strings for UTF-8) first.
+    guarded(|| unsafe {
         let out = out_arg(out, "out")?;
         *out = stats::mean(doubles(xs, n, "xs")?)?;
         Ok(())
@@ -317,7 +348,9 @@ pub unsafe extern "C" fn zipp_stats_mean(xs: *const f64, n: usize, out: *mut f64
 /// valid for writes.
 #[no_mangle]
 pub unsafe extern "C" fn zipp_stats_cohens_d(a: *const f64, na: usize, b: *const f64, nb: usize, out: *mut f64) -> i32 {
-    guarded(|| {
+    // SAFETY: the caller keeps this function's `# Safety` contract; every pointer is read
+    // through the `call` helpers, which check it for NULL (strings for UTF-8) first.
+    guarded(|| unsafe {
         let out = out_arg(out, "out")?;
         let (a, b) = (doubles(a, na, "a")?, doubles(b, nb, "b")?);
         *out = stats::cohens_d(&stats::Moments::from_slice(a), &stats::Moments::from_slice(b)).unwrap_or(f64::NAN);
@@ -333,7 +366,9 @@ pub unsafe extern "C" fn zipp_stats_cohens_d(a: *const f64, na: usize, b: *const
 /// `out` is valid for writes.
 #[no_mangle]
 pub unsafe extern "C" fn zipp_stats_binomial_test(k: u64, n: u64, p: f64, out: *mut f64) -> i32 {
-    guarded(|| {
+    // SAFETY: the caller keeps this function's `# Safety` contract; every pointer is read
+    // through the `call` helpers, which check it for NULL (strings for UTF-8) first.
+    guarded(|| unsafe {
         let out = out_arg(out, "out")?;
         *out = stats::binomial_test(k, n, p)?;
         Ok(())
@@ -354,7 +389,9 @@ pub unsafe extern "C" fn zipp_stats_wilson_interval(
     lo: *mut f64,
     hi: *mut f64,
 ) -> i32 {
-    guarded(|| {
+    // SAFETY: the caller keeps this function's `# Safety` contract; every pointer is read
+    // through the `call` helpers, which check it for NULL (strings for UTF-8) first.
+    guarded(|| unsafe {
         let lo = out_arg(lo, "lo")?;
         let hi = out_arg(hi, "hi")?;
         (*lo, *hi) = stats::wilson_interval(k, n, confidence)?;
@@ -371,7 +408,9 @@ pub unsafe extern "C" fn zipp_stats_wilson_interval(
 /// `n == 0`).
 #[no_mangle]
 pub unsafe extern "C" fn zipp_stats_average_ranks(xs: *const f64, n: usize, out: *mut f64) -> i32 {
-    guarded(|| {
+    // SAFETY: the caller keeps this function's `# Safety` contract; every pointer is read
+    // through the `call` helpers, which check it for NULL (strings for UTF-8) first.
+    guarded(|| unsafe {
         let xs = doubles(xs, n, "xs")?;
         if n == 0 {
             return Ok(());
@@ -394,7 +433,9 @@ pub unsafe extern "C" fn zipp_stats_average_ranks(xs: *const f64, n: usize, out:
 /// writes.
 #[no_mangle]
 pub unsafe extern "C" fn zipp_stats_spearman(x: *const f64, y: *const f64, n: usize, out: *mut f64) -> i32 {
-    guarded(|| {
+    // SAFETY: the caller keeps this function's `# Safety` contract; every pointer is read
+    // through the `call` helpers, which check it for NULL (strings for UTF-8) first.
+    guarded(|| unsafe {
         let out = out_arg(out, "out")?;
         *out = stats::spearman(doubles(x, n, "x")?, doubles(y, n, "y")?)?;
         Ok(())

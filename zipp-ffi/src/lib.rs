@@ -183,7 +183,9 @@ pub extern "C" fn zipp_last_error_message() -> *const c_char {
 #[no_mangle]
 pub unsafe extern "C" fn zipp_string_free(s: *mut c_char) {
     if !s.is_null() {
-        quietly(|| drop(CString::from_raw(s)));
+        // SAFETY: `s` came from `CString::into_raw` in `c_string` and is freed once (this
+        // function's contract).
+        quietly(|| drop(unsafe { CString::from_raw(s) }));
     }
 }
 
@@ -199,7 +201,9 @@ pub unsafe extern "C" fn zipp_string_free(s: *mut c_char) {
 /// `root` is NULL or a NUL-terminated string; `out` is valid for writes.
 #[no_mangle]
 pub unsafe extern "C" fn zipp_models_new(root: *const c_char, out: *mut *mut zipp_models) -> i32 {
-    guarded(|| {
+    // SAFETY: the caller keeps this function's `# Safety` contract; every pointer is read
+    // through the `call` helpers, which check it for NULL (strings for UTF-8) first.
+    guarded(|| unsafe {
         let out = out_ptr(out, "out")?;
         let root = opt_str_arg(root, "root")?;
         register_fork_handlers();
@@ -218,7 +222,9 @@ pub unsafe extern "C" fn zipp_models_new(root: *const c_char, out: *mut *mut zip
 /// `models` is NULL or a live handle.
 #[no_mangle]
 pub unsafe extern "C" fn zipp_models_load(models: *const zipp_models) -> i32 {
-    guarded(|| Ok(handle(models, "models")?.inner.load_all()?))
+    // SAFETY: the caller keeps this function's `# Safety` contract; every pointer is read
+    // through the `call` helpers, which check it for NULL (strings for UTF-8) first.
+    guarded(|| unsafe { Ok(handle(models, "models")?.inner.load_all()?) })
 }
 
 /// Frees a models handle. NULL is ignored.
@@ -227,7 +233,9 @@ pub unsafe extern "C" fn zipp_models_load(models: *const zipp_models) -> i32 {
 /// `models` is NULL or a live handle no other thread is using.
 #[no_mangle]
 pub unsafe extern "C" fn zipp_models_free(models: *mut zipp_models) {
-    free_handle(models)
+    // SAFETY: the caller passes NULL or a live handle of this type that no other thread uses
+    // (this function\'s `# Safety` contract), as `free_handle` requires.
+    unsafe { free_handle(models) }
 }
 
 /// The models' root directory as a new string (free with `zipp_string_free`).
@@ -236,7 +244,9 @@ pub unsafe extern "C" fn zipp_models_free(models: *mut zipp_models) {
 /// `models` is NULL or a live handle; `out` is valid for writes.
 #[no_mangle]
 pub unsafe extern "C" fn zipp_models_root(models: *const zipp_models, out: *mut *mut c_char) -> i32 {
-    guarded(|| {
+    // SAFETY: the caller keeps this function's `# Safety` contract; every pointer is read
+    // through the `call` helpers, which check it for NULL (strings for UTF-8) first.
+    guarded(|| unsafe {
         let out = out_ptr(out, "out")?;
         let models = handle(models, "models")?;
         *out = c_string(path_string(models.inner.root())?)?;
@@ -256,7 +266,9 @@ fn path_string(p: &Path) -> CallResult<String> {
 /// `models` is NULL or a live handle; `out` is valid for writes.
 #[no_mangle]
 pub unsafe extern "C" fn zipp_models_dim(models: *const zipp_models, out: *mut usize) -> i32 {
-    guarded(|| {
+    // SAFETY: the caller keeps this function's `# Safety` contract; every pointer is read
+    // through the `call` helpers, which check it for NULL (strings for UTF-8) first.
+    guarded(|| unsafe {
         let out = out_arg(out, "out")?;
         *out = zipp_core::embed::Embedder::dim(&*handle(models, "models")?.inner.minilm()?);
         Ok(())
@@ -277,7 +289,9 @@ pub unsafe extern "C" fn zipp_embed(
     out: *mut f32,
     out_len: usize,
 ) -> i32 {
-    guarded(|| {
+    // SAFETY: the caller keeps this function's `# Safety` contract; every pointer is read
+    // through the `call` helpers, which check it for NULL (strings for UTF-8) first.
+    guarded(|| unsafe {
         let models = handle(models, "models")?;
         if n == 0 {
             return Ok(());
@@ -315,7 +329,9 @@ pub unsafe extern "C" fn zipp_embed(
 /// `models` is NULL or a live handle; `text` a NUL-terminated string; `out` writable.
 #[no_mangle]
 pub unsafe extern "C" fn zipp_count_tokens(models: *const zipp_models, text: *const c_char, out: *mut usize) -> i32 {
-    guarded(|| {
+    // SAFETY: the caller keeps this function's `# Safety` contract; every pointer is read
+    // through the `call` helpers, which check it for NULL (strings for UTF-8) first.
+    guarded(|| unsafe {
         let out = out_arg(out, "out")?;
         let models = handle(models, "models")?;
         let text = str_arg(text, "text")?;
@@ -337,7 +353,9 @@ fn new_persona(p: Persona) -> *mut zipp_persona {
 /// `json` is a NUL-terminated string; `out` is valid for writes.
 #[no_mangle]
 pub unsafe extern "C" fn zipp_persona_from_json(json: *const c_char, out: *mut *mut zipp_persona) -> i32 {
-    guarded(|| {
+    // SAFETY: the caller keeps this function's `# Safety` contract; every pointer is read
+    // through the `call` helpers, which check it for NULL (strings for UTF-8) first.
+    guarded(|| unsafe {
         let out = out_ptr(out, "out")?;
         *out = new_persona(Persona::from_json_str(str_arg(json, "json")?)?);
         Ok(())
@@ -350,7 +368,9 @@ pub unsafe extern "C" fn zipp_persona_from_json(json: *const c_char, out: *mut *
 /// `path` is a NUL-terminated string; `out` is valid for writes.
 #[no_mangle]
 pub unsafe extern "C" fn zipp_persona_load(path: *const c_char, out: *mut *mut zipp_persona) -> i32 {
-    guarded(|| {
+    // SAFETY: the caller keeps this function's `# Safety` contract; every pointer is read
+    // through the `call` helpers, which check it for NULL (strings for UTF-8) first.
+    guarded(|| unsafe {
         let out = out_ptr(out, "out")?;
         *out = new_persona(Persona::from_json_file(str_arg(path, "path")?)?);
         Ok(())
@@ -363,7 +383,9 @@ pub unsafe extern "C" fn zipp_persona_load(path: *const c_char, out: *mut *mut z
 /// `persona` is NULL or a live handle; `out` is valid for writes.
 #[no_mangle]
 pub unsafe extern "C" fn zipp_persona_to_json(persona: *const zipp_persona, pretty: i32, out: *mut *mut c_char) -> i32 {
-    guarded(|| {
+    // SAFETY: the caller keeps this function's `# Safety` contract; every pointer is read
+    // through the `call` helpers, which check it for NULL (strings for UTF-8) first.
+    guarded(|| unsafe {
         let out = out_ptr(out, "out")?;
         *out = c_string(handle(persona, "persona")?.inner.persona().to_json_string(pretty != 0)?)?;
         Ok(())
@@ -376,7 +398,9 @@ pub unsafe extern "C" fn zipp_persona_to_json(persona: *const zipp_persona, pret
 /// `persona` is NULL or a live handle; `out` is valid for writes.
 #[no_mangle]
 pub unsafe extern "C" fn zipp_persona_id(persona: *const zipp_persona, out: *mut *mut c_char) -> i32 {
-    guarded(|| {
+    // SAFETY: the caller keeps this function's `# Safety` contract; every pointer is read
+    // through the `call` helpers, which check it for NULL (strings for UTF-8) first.
+    guarded(|| unsafe {
         let out = out_ptr(out, "out")?;
         *out = c_string(handle(persona, "persona")?.inner.persona().id.clone())?;
         Ok(())
@@ -389,7 +413,9 @@ pub unsafe extern "C" fn zipp_persona_id(persona: *const zipp_persona, out: *mut
 /// `persona` is NULL or a live handle no other thread is using.
 #[no_mangle]
 pub unsafe extern "C" fn zipp_persona_free(persona: *mut zipp_persona) {
-    free_handle(persona)
+    // SAFETY: the caller passes NULL or a live handle of this type that no other thread uses
+    // (this function\'s `# Safety` contract), as `free_handle` requires.
+    unsafe { free_handle(persona) }
 }
 
 /// Opens a JSONL persona file for streaming (one persona per line).
@@ -398,7 +424,9 @@ pub unsafe extern "C" fn zipp_persona_free(persona: *mut zipp_persona) {
 /// `path` is a NUL-terminated string; `out` is valid for writes.
 #[no_mangle]
 pub unsafe extern "C" fn zipp_jsonl_open(path: *const c_char, out: *mut *mut zipp_jsonl_reader) -> i32 {
-    guarded(|| {
+    // SAFETY: the caller keeps this function's `# Safety` contract; every pointer is read
+    // through the `call` helpers, which check it for NULL (strings for UTF-8) first.
+    guarded(|| unsafe {
         let out = out_ptr(out, "out")?;
         let inner = JsonlReader::open(str_arg(path, "path")?)?;
         *out = into_handle(zipp_jsonl_reader { inner });
@@ -413,7 +441,9 @@ pub unsafe extern "C" fn zipp_jsonl_open(path: *const c_char, out: *mut *mut zip
 /// `reader` is NULL or a live handle used by this thread only; `out` is valid for writes.
 #[no_mangle]
 pub unsafe extern "C" fn zipp_jsonl_next(reader: *mut zipp_jsonl_reader, out: *mut *mut zipp_persona) -> i32 {
-    guarded(|| {
+    // SAFETY: the caller keeps this function's `# Safety` contract; every pointer is read
+    // through the `call` helpers, which check it for NULL (strings for UTF-8) first.
+    guarded(|| unsafe {
         let out = out_ptr(out, "out")?;
         if let Some(p) = handle_mut(reader, "reader")?.inner.next() {
             *out = new_persona(p?);
@@ -428,7 +458,9 @@ pub unsafe extern "C" fn zipp_jsonl_next(reader: *mut zipp_jsonl_reader, out: *m
 /// `reader` is NULL or a live handle no other thread is using.
 #[no_mangle]
 pub unsafe extern "C" fn zipp_jsonl_free(reader: *mut zipp_jsonl_reader) {
-    free_handle(reader)
+    // SAFETY: the caller passes NULL or a live handle of this type that no other thread uses
+    // (this function\'s `# Safety` contract), as `free_handle` requires.
+    unsafe { free_handle(reader) }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -447,7 +479,9 @@ pub unsafe extern "C" fn zipp_personalizer_new(
     spec: *const c_char,
     out: *mut *mut zipp_personalizer,
 ) -> i32 {
-    guarded(|| {
+    // SAFETY: the caller keeps this function's `# Safety` contract; every pointer is read
+    // through the `call` helpers, which check it for NULL (strings for UTF-8) first.
+    guarded(|| unsafe {
         let out = out_ptr(out, "out")?;
         let models = handle(models, "models")?;
         let spec = MethodSpec::from_json(str_arg(spec, "spec")?)?;
@@ -464,7 +498,9 @@ pub unsafe extern "C" fn zipp_personalizer_new(
 /// `personalizer` is NULL or a live handle; `out` is valid for writes.
 #[no_mangle]
 pub unsafe extern "C" fn zipp_personalizer_spec(personalizer: *const zipp_personalizer, out: *mut *mut c_char) -> i32 {
-    guarded(|| {
+    // SAFETY: the caller keeps this function's `# Safety` contract; every pointer is read
+    // through the `call` helpers, which check it for NULL (strings for UTF-8) first.
+    guarded(|| unsafe {
         let out = out_ptr(out, "out")?;
         *out = c_string(handle(personalizer, "personalizer")?.spec.to_json())?;
         Ok(())
@@ -477,7 +513,9 @@ pub unsafe extern "C" fn zipp_personalizer_spec(personalizer: *const zipp_person
 /// `personalizer` is NULL or a live handle no other thread is using.
 #[no_mangle]
 pub unsafe extern "C" fn zipp_personalizer_free(personalizer: *mut zipp_personalizer) {
-    free_handle(personalizer)
+    // SAFETY: the caller passes NULL or a live handle of this type that no other thread uses
+    // (this function\'s `# Safety` contract), as `free_handle` requires.
+    unsafe { free_handle(personalizer) }
 }
 
 /// A result (or list of results) as a JSON C string.
@@ -499,7 +537,9 @@ pub unsafe extern "C" fn zipp_personalize(
     request: *const c_char,
     out: *mut *mut c_char,
 ) -> i32 {
-    guarded(|| {
+    // SAFETY: the caller keeps this function's `# Safety` contract; every pointer is read
+    // through the `call` helpers, which check it for NULL (strings for UTF-8) first.
+    guarded(|| unsafe {
         let out = out_ptr(out, "out")?;
         let (p, persona) = (handle(personalizer, "personalizer")?, handle(persona, "persona")?);
         let request = Request::from_json(str_arg(request, "request")?)?;
@@ -519,7 +559,9 @@ pub unsafe extern "C" fn zipp_personalize_prompt(
     prompt: *const c_char,
     out: *mut *mut c_char,
 ) -> i32 {
-    guarded(|| {
+    // SAFETY: the caller keeps this function's `# Safety` contract; every pointer is read
+    // through the `call` helpers, which check it for NULL (strings for UTF-8) first.
+    guarded(|| unsafe {
         let out = out_ptr(out, "out")?;
         let (p, persona) = (handle(personalizer, "personalizer")?, handle(persona, "persona")?);
         let request = Request::generate(str_arg(prompt, "prompt")?);
@@ -541,7 +583,9 @@ pub unsafe extern "C" fn zipp_personalize_batch(
     requests: *const c_char,
     out: *mut *mut c_char,
 ) -> i32 {
-    guarded(|| {
+    // SAFETY: the caller keeps this function's `# Safety` contract; every pointer is read
+    // through the `call` helpers, which check it for NULL (strings for UTF-8) first.
+    guarded(|| unsafe {
         let out = out_ptr(out, "out")?;
         let (p, persona) = (handle(personalizer, "personalizer")?, handle(persona, "persona")?);
         let requests = Request::list_from_json(str_arg(requests, "requests")?)?;
@@ -557,7 +601,9 @@ pub unsafe extern "C" fn zipp_personalize_batch(
 /// `result_json` is a NUL-terminated string; `out` is valid for writes.
 #[no_mangle]
 pub unsafe extern "C" fn zipp_explain(result_json: *const c_char, out: *mut *mut c_char) -> i32 {
-    guarded(|| {
+    // SAFETY: the caller keeps this function's `# Safety` contract; every pointer is read
+    // through the `call` helpers, which check it for NULL (strings for UTF-8) first.
+    guarded(|| unsafe {
         let out = out_ptr(out, "out")?;
         let p = Personalization::from_json(str_arg(result_json, "result_json")?)?;
         *out = c_string(p.explain())?;
@@ -572,7 +618,9 @@ pub unsafe extern "C" fn zipp_explain(result_json: *const c_char, out: *mut *mut
 /// `result_json` is a NUL-terminated string; `out` is valid for writes.
 #[no_mangle]
 pub unsafe extern "C" fn zipp_result_prompt(result_json: *const c_char, out: *mut *mut c_char) -> i32 {
-    guarded(|| {
+    // SAFETY: the caller keeps this function's `# Safety` contract; every pointer is read
+    // through the `call` helpers, which check it for NULL (strings for UTF-8) first.
+    guarded(|| unsafe {
         let out = out_ptr(out, "out")?;
         let p = Personalization::from_json(str_arg(result_json, "result_json")?)?;
         *out = c_string(p.prompt)?;
