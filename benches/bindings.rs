@@ -27,6 +27,8 @@ fn bindings(c: &mut Criterion) {
     // C side: its own handles, built through the ABI.
     let mut c_models = null_mut();
     let mut c_persona = null_mut();
+    // SAFETY: NULL is the documented "default models folder"; the out-pointers and the
+    // NUL-terminated JSON are valid for the calls.
     unsafe {
         assert_eq!(zipp_models_new(std::ptr::null(), &mut c_models), zipp_status::ZIPP_OK);
         let pj = CString::new(persona_json).unwrap();
@@ -37,9 +39,13 @@ fn bindings(c: &mut Criterion) {
         let native = MethodSpec::from_json(method).unwrap().build(&models).unwrap();
         let mut c_p = null_mut();
         let spec = CString::new(method).unwrap();
+        // SAFETY: `c_models` is a live handle from zipp_models_new; `spec` is NUL-terminated;
+        // `c_p` is a valid out-pointer.
         assert_eq!(unsafe { zipp_personalizer_new(c_models, spec.as_ptr(), &mut c_p) }, zipp_status::ZIPP_OK);
         // Warm both indexes.
         native.personalize(&persona, &request).unwrap();
+        // SAFETY: live handles from the calls above; `prompt` is NUL-terminated; the result
+        // string is freed once, by zipp_string_free.
         let call_c = || unsafe {
             let mut out: *mut c_char = null_mut();
             let s = zipp_personalize_prompt(c_p, c_persona, prompt.as_ptr(), &mut out);
@@ -55,8 +61,10 @@ fn bindings(c: &mut Criterion) {
         let result = native.personalize(&persona, &request).unwrap();
         g.bench_function("result_to_json", |b| b.iter(|| serde_json::to_string(&result).unwrap()));
         g.finish();
+        // SAFETY: `c_p` is a live handle, freed once and not used after.
         unsafe { zipp_personalizer_free(c_p) };
     }
+    // SAFETY: live handles, each freed once and not used after.
     unsafe {
         zipp_persona_free(c_persona);
         zipp_models_free(c_models);
