@@ -31,7 +31,10 @@ fn real_captions_score_as_the_definitions_say() {
     let raw = VpttOptions { cp_unit_coordinates: false, ..VpttOptions::default() };
     let sr = PersonaScorer::new(&p, &*m, &raw).unwrap();
     let r = sr.score(&*m, &[&caption, "A spreadsheet of quarterly tax figures."]).unwrap();
-    println!("CP unit coordinates: caption {} vs off-topic {}; raw: {} vs {}", scores[0].cp, scores[1].cp, r[0].cp, r[1].cp);
+    println!(
+        "CP unit coordinates: caption {} vs off-topic {}; raw: {} vs {}",
+        scores[0].cp, scores[1].cp, r[0].cp, r[1].cp
+    );
     assert!(r[1].cp > r[0].cp, "{r:?}");
     // Only CP (and the sums it enters) depends on the choice.
     assert_eq!((r[0].pa, r[0].gs, r[0].nv), (scores[0].pa, scores[0].gs, scores[0].nv));

@@ -39,11 +39,11 @@ fn forked_child_computes_the_same_candle_embeddings() {
     let pid = unsafe { libc::fork() };
     assert!(pid >= 0, "fork failed");
     if pid == 0 {
-        let code = std::panic::catch_unwind(|| match m.embed(&refs) {
+        let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match m.embed(&refs) {
             Ok(got) if got.as_slice() == want.as_slice() => 0,
             Ok(_) => 1,
             Err(_) => 2,
-        })
+        }))
         .unwrap_or(3);
         // SAFETY: ends the child at once, as a forked child of a multithreaded process must.
         unsafe { libc::_exit(code) };

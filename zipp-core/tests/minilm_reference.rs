@@ -64,7 +64,8 @@ fn portable_kernel_matches_sentence_transformers() {
 #[test]
 fn avx2_kernel_matches_sentence_transformers_or_is_refused() {
     let options = MiniLmOptions { kernel: CpuKernel::Avx2, ..Default::default() };
-    let avx2 = cfg!(target_arch = "x86_64") && std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma");
+    let avx2 =
+        cfg!(target_arch = "x86_64") && std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma");
     match MiniLm::load_with(&ModelSource::Default, options) {
         Ok(m) => {
             assert!(avx2, "loaded an AVX2 kernel on a CPU without AVX2/FMA");

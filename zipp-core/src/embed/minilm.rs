@@ -79,7 +79,9 @@ impl CpuKernel {
             other => other,
         };
         match chosen {
-            CpuKernel::Auto => Ok(if super::bert_cpu::avx2_available() { CpuKernel::Avx2 } else { CpuKernel::Portable }),
+            CpuKernel::Auto => {
+                Ok(if super::bert_cpu::avx2_available() { CpuKernel::Avx2 } else { CpuKernel::Portable })
+            }
             CpuKernel::Avx2 if !super::bert_cpu::avx2_available() => {
                 Err(Error::InvalidInput("the AVX2 MiniLM kernel needs a CPU with AVX2 and FMA".into()))
             }
