@@ -198,7 +198,7 @@ impl Linear {
             y.extend_from_slice(&self.b);
         }
         let yp = SendPtr(y.as_mut_ptr());
-        // SAFETY (both calls): y is m×n and x is m×k row-major; Wᵀ is read as k×n with
+        // SAFETY: y is m×n and x is m×k row-major; Wᵀ is read as k×n with
         // column stride k and row stride 1, i.e. exactly the n×k buffer `w`. A block call
         // touches columns c0..c0+nb of y and rows c0..c0+nb of w only, so concurrent blocks
         // write disjoint memory.
