@@ -47,8 +47,9 @@ fn gemm_ceiling(c: &mut Criterion) {
     g.sample_size(20);
     g.throughput(Throughput::Elements(2 * (n * n * n) as u64)); // elements = FLOP
     g.bench_function("sgemm_1024", |bench| {
+        // SAFETY: all three buffers are n×n row-major (strides n, 1), alive for the call, and
+        // `out` is written by this call only.
         bench.iter(|| unsafe {
-            // SAFETY: all three buffers are n×n row-major.
             gemm::gemm(
                 n,
                 n,

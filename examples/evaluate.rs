@@ -20,6 +20,7 @@
 //!
 //! Memory stays bounded: personas stream from their source one at a time and only running
 //! aggregates are kept. Progress (rate, ETA, peak memory) goes to stderr.
+#![forbid(unsafe_code)]
 
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;

@@ -6,6 +6,7 @@
 //! cargo run --release -p zipp-examples --bin quickstart -- [--personas FILE] [--prompts FILE]
 //!                                            [--limit-personas N] [--limit-prompts N] [--json]
 //! ```
+#![forbid(unsafe_code)]
 
 use std::path::PathBuf;
 use std::time::Instant;

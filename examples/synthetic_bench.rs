@@ -9,6 +9,7 @@
 //! ```
 //!
 //! Progress goes to stderr every 1000 personas, then one line with the count, bytes and time.
+#![forbid(unsafe_code)]
 
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;

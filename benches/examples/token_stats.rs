@@ -20,13 +20,13 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::BufRead;
 use std::sync::Arc;
 
-use zipp_eval::datasets::movielens::{MovieLens, MovieLensOptions};
-use zipp_eval::datasets::synthetic::{SyntheticBench, SyntheticOptions, Vocabulary};
 use zipp_core::embed::MiniLm;
 use zipp_core::models::ModelSource;
 use zipp_core::persona::JsonlReader;
 use zipp_core::retrieve::categories;
 use zipp_core::{Error, Persona, Result};
+use zipp_eval::datasets::movielens::{MovieLens, MovieLensOptions};
+use zipp_eval::datasets::synthetic::{SyntheticBench, SyntheticOptions, Vocabulary};
 
 const USAGE: &str = "usage: token_stats [--bench synthetic|movielens|FILE.jsonl] [--personas N] [--seed S] \
 [--samples FILE.jsonl]";

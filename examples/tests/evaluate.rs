@@ -1,6 +1,7 @@
 //! The `evaluate` example end to end on both benches (small), with the real models and the
 //! provisioned bench data: tables on stdout, the JSON report, the samples stream, and the
 //! same report for the same seed.
+#![forbid(unsafe_code)]
 
 use std::process::Command;
 

@@ -1,5 +1,6 @@
 //! The main job runs end to end: the quick-start binary over the example personas, with the
 //! real default models (provisioned by `scripts/provision-models.sh`).
+#![forbid(unsafe_code)]
 
 use std::collections::BTreeSet;
 use std::process::Command;

@@ -5,18 +5,26 @@
 //! of its threads, so the first parallel job waits forever; and a lock another thread held at
 //! the moment of the fork stays locked in the child. zipp avoids both:
 //!
-//! - Every parallel computation (the MiniLM forward pass, the tokenizer's batch encoding,
-//!   candle's CPU kernels) runs inside [`install`], in a pool owned by the *current process*:
-//!   a child sees a different pid and builds its own pool on first use. The parent's pool is
-//!   leaked in the child (its threads do not exist there, so it cannot be shut down).
+//! - Every parallel computation (the MiniLM forward pass, the tokenizer's batch encoding)
+//!   runs inside [`install`], in a pool owned by the *current process*: a child sees a
+//!   different pid and builds its own pool on first use. The parent's pool is leaked in the
+//!   child (its threads do not exist there, so it cannot be shut down).
+//! - **All candle CPU work runs through [`compute`]**, never through candle's
+//!   `Device::with_context`: that one installs candle's own process-wide rayon pool (a
+//!   `OnceLock`, sized by `RAYON_NUM_THREADS` or the physical core count, not by the settings
+//!   below), which a forked child inherits without its threads and then waits on forever.
+//!   This holds for every crate that runs candle (MiniLM here; the GGUF LLM, UNet, GATv2 and
+//!   CLIP elsewhere). See [`compute`] for what it redirects and what it cannot.
 //! - Bindings bracket each call that touches shared state with [`enter`], and register
 //!   [`before_fork`] as the fork handler before (`os.register_at_fork` in Python,
 //!   `pthread_atfork` in C), with [`after_fork_in_parent`] / [`after_fork_in_child`] after.
 //!   `before_fork` waits until no call is inside zipp and holds new ones back, so no zipp
 //!   lock can be held across the fork.
 //!
-//! Pool size: `$ZIPP_NUM_THREADS` if set to a positive integer, else
-//! `std::thread::available_parallelism()`.
+//! Pool size, first that applies: `$ZIPP_NUM_THREADS` if it is a positive integer;
+//! `$OMP_NUM_THREADS` if it is one (or a list whose first entry is: the outermost level),
+//! which Ray and other engines set per worker; `std::thread::available_parallelism()`.
+//! Read when a process builds its pool (a forked child reads them again).
 
 use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 use std::time::Duration;
@@ -28,19 +36,32 @@ struct Pool {
 
 static POOL: AtomicPtr<Pool> = AtomicPtr::new(std::ptr::null_mut());
 
+/// The pool size from the environment (see the module docs for the order).
 fn configured_threads() -> usize {
-    std::env::var("ZIPP_NUM_THREADS")
-        .ok()
-        .and_then(|v| v.trim().parse::<usize>().ok())
-        .filter(|&n| n > 0)
-        .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1))
+    threads_from(
+        std::env::var("ZIPP_NUM_THREADS").ok().as_deref(),
+        std::env::var("OMP_NUM_THREADS").ok().as_deref(),
+        || std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+    )
+}
+
+/// The pool size for the given `$ZIPP_NUM_THREADS` and `$OMP_NUM_THREADS` values: the first
+/// positive integer of the two (for `OMP_NUM_THREADS`, the first entry of a comma-separated
+/// list, i.e. the outermost nesting level), else `cores()`. Anything else (empty, `0`,
+/// negative, not a number) counts as unset.
+fn threads_from(zipp: Option<&str>, omp: Option<&str>, cores: impl FnOnce() -> usize) -> usize {
+    let positive = |v: &str| v.trim().parse::<usize>().ok().filter(|&n| n > 0);
+    zipp.and_then(positive)
+        .or_else(|| omp.and_then(|v| v.split(',').next()).and_then(positive))
+        .unwrap_or_else(|| cores().max(1))
 }
 
 /// This process's pool, built on first use (and again in a forked child).
 fn pool() -> &'static rayon::ThreadPool {
     let pid = std::process::id();
     let current = POOL.load(Ordering::Acquire);
-    // SAFETY: a non-null POOL always points to a leaked `Box<Pool>` that is never freed.
+    // SAFETY: a non-null POOL always points to a leaked `Box<Pool>` that is never freed
+    // (published below by `compare_exchange` with Release, read here with Acquire).
     if let Some(p) = unsafe { current.as_ref() } {
         if p.pid == pid {
             return &p.pool;
@@ -58,19 +79,81 @@ fn pool() -> &'static rayon::ThreadPool {
     });
     match POOL.compare_exchange(current, fresh, Ordering::AcqRel, Ordering::Acquire) {
         // The old pool (if any) belongs to the parent process; it is leaked on purpose.
+        // SAFETY: `fresh` comes from `Box::into_raw` just above and, now published in POOL,
+        // is never freed, so a `'static` borrow of it is valid.
         Ok(_) => unsafe { &(*fresh).pool },
         Err(winner) => {
             // Another thread of this process installed its pool first: use that one.
-            // SAFETY: `fresh` was never shared; `winner` is a leaked Box<Pool>.
+            // SAFETY: `fresh` comes from `Box::into_raw` above and the failed exchange
+            // never published it, so this is its only owner.
             drop(unsafe { Box::from_raw(fresh) });
+            // SAFETY: `winner` is the non-null value another thread published in POOL, a
+            // leaked `Box<Pool>` that is never freed.
             unsafe { &(*winner).pool }
         }
     }
 }
 
-/// Runs `f` inside this process's zipp pool (rayon and candle parallelism included).
+/// Runs `f` inside this process's zipp pool (rayon parallelism included). Candle work goes
+/// through [`compute`] instead, which also covers what candle does outside rayon.
 pub fn install<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     pool().install(f)
+}
+
+/// Runs a candle computation on `device`. **Every candle computation in zipp runs through
+/// this function**, never through candle's `Device::with_context` (see the module docs).
+///
+/// On the CPU, `f` runs in this process's zipp pool ([`install`]), which is what candle's
+/// CPU backend parallelises over: its `par_iter`s and `rayon::scope`s use the *current*
+/// rayon pool, and its GEMMs (the `gemm` crate, `Parallelism::Rayon(n)`) split into `n`
+/// tasks with `into_par_iter` in the current pool — `n` is candle's own thread count
+/// (`$RAYON_NUM_THREADS` or the physical cores), but only zipp's threads run those tasks.
+///
+/// candle 0.11 also has a second, private pool that rayon cannot redirect: the *barrier
+/// pool* (`candle_core::utils::barrier_pool`, a process-wide `OnceLock` of spinning
+/// threads sized by `$CANDLE_NUM_THREADS` − 1). It runs f32/f16 element-wise unary and
+/// binary ops of 64 Ki elements or more on every CPU, the quantized matmul kernels (x86 and
+/// aarch64 NEON) and the repacked quantized layouts. A forked child inherits it without its
+/// threads and spins forever on its first large element-wise op. So before the first CPU
+/// computation of the process, `compute` makes candle build that pool with **no worker
+/// threads** (everything then runs inline, on the zipp thread that calls it): if
+/// `$CANDLE_NUM_THREADS` is unset it is set to `1`, then the pool is built. Set
+/// `CANDLE_NUM_THREADS` yourself (to 1) if other code in the process may run candle before
+/// zipp does: a barrier pool built with workers before this point cannot be replaced.
+/// [`candle_barrier_workers`] says how many it has.
+///
+/// On other devices (CUDA, Metal) `f` runs on the calling thread, as `with_context` does:
+/// the work is queued to the device by the calling thread, no CPU pool is involved, and
+/// moving the call to a pool thread would only add a hand-off (and change which thread
+/// holds the device context). A forked child cannot use its parent's GPU context anyway.
+pub fn compute<R: Send>(device: &candle_core::Device, f: impl FnOnce() -> R + Send) -> R {
+    if device.is_cpu() {
+        candle_barrier_pool_inline();
+        install(f)
+    } else {
+        f()
+    }
+}
+
+/// Threads of candle's barrier pool (see [`compute`]); 0 once zipp has run CPU work, unless
+/// candle built that pool before zipp did with `$CANDLE_NUM_THREADS` unset or above 1.
+pub fn candle_barrier_workers() -> usize {
+    candle_core::utils::barrier_pool().n_workers()
+}
+
+/// Builds candle's barrier pool without worker threads, once per process (a forked child
+/// inherits the parent's pool, already built).
+fn candle_barrier_pool_inline() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
+            // The only way to size candle's barrier pool is this variable, read when the
+            // pool is built. Setting the environment races with C code reading it in another
+            // thread; it happens once, at the process's first candle CPU computation.
+            std::env::set_var("CANDLE_NUM_THREADS", "1");
+        }
+        let _ = candle_core::utils::barrier_pool();
+    });
 }
 
 /// Threads of this process's zipp pool.

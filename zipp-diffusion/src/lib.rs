@@ -7,6 +7,7 @@
 //!
 //! Status: placeholder. The runner lands with the diffusion issue; today the crate only
 //! fixes its place in the workspace and its dependency direction.
+#![forbid(unsafe_code)]
 
 /// Image sizes handed to a UNet must be multiples of this (the VAE downsamples by 8).
 pub const LATENT_SCALE: u32 = 8;

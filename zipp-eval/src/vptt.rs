@@ -7,10 +7,11 @@
 //! - **GS** (subspace fidelity): `B` an orthonormal basis of `span(V)` by modified
 //!   Gram–Schmidt (a vector whose residual norm is below [`VpttOptions::gs_tolerance`] is
 //!   dropped, so duplicated or dependent captions are safe); `GS = cos(v, B Bᵀ v) = ‖Bᵀ v‖`.
-//! - **CP** (cluster proximity): caption coordinates `x_i = Bᵀ v_i` are clustered by k-means
-//!   (deterministic k-means++ seeding, `k = clamp(round(sqrt(N/2)), 1, N)`); with
-//!   `x = Bᵀ v` and `d_k = ‖x − c_k‖`, hard `CP = exp(−min_k d_k)`, soft
-//!   `CP~ = Σ_k π_k exp(−d_k)`, `π = softmax(−d/τ)`.
+//! - **CP** (cluster proximity): caption coordinates `x_i = unit(Bᵀ v_i)` are clustered by
+//!   k-means (deterministic k-means++ seeding, `k = clamp(round(sqrt(N/2)), 1, N)`); with
+//!   `x = unit(Bᵀ v)` and `d_k = ‖x − c_k‖`, hard `CP = exp(−min_k d_k)`, soft
+//!   `CP~ = Σ_k π_k exp(−d_k)`, `π = softmax(−d/τ)`. The paper's raw coordinates `x = Bᵀ v`
+//!   are [`VpttOptions::cp_unit_coordinates`]` = false`.
 //! - **NV** (novelty) `= 1 − max_i |Tri(p') ∩ Tri(c_i)| / |Tri(p')|` over sets of lower-cased
 //!   word trigrams; `NV = 1` when `p'` has fewer than three words. The soft variant
 //!   ([`Novelty::Soft`]) replaces exact trigram matches by embedding similarity:
@@ -27,14 +28,23 @@
 //! applied here (a score is a score) but by the evaluation, as an explicit option, through
 //! [`VpttScore::with_novelty`].
 //!
+//! With vectors from any embedder (here three made-up 3-D ones):
+//!
 //! ```
+//! use zipp_core::embed::Embeddings;
 //! use zipp_eval::vptt::{PersonaScorer, VpttOptions};
-//! # fn demo(captions: &zipp_core::embed::Embeddings, persona_vec: &[f32]) -> zipp_core::Result<()> {
+//!
 //! let texts = ["a red bicycle leaning on a blue wall", "morning light over the harbour"];
-//! let scorer = PersonaScorer::from_parts("ana", persona_vec, captions, &texts, &VpttOptions::default())?;
+//! let captions = Embeddings::new(3, vec![1.0, 0.0, 0.0, 0.0, 1.0, 0.0])?;
+//! let persona_vec = [0.6, 0.8, 0.0];
+//! let scorer = PersonaScorer::from_parts("ana", &persona_vec, &captions, &texts, &VpttOptions::default())?;
+//! // A caption itself: inside the span (GS = 1), all of its trigrams seen (NV = 0).
 //! let s = scorer.score_vector(captions.row(0), texts[0])?;
-//! assert!((s.gs - 1.0).abs() < 1e-6 && s.nv == 0.0);
-//! # Ok(()) }
+//! assert!((s.gs - 1.0).abs() < 1e-12 && s.nv == 0.0 && (s.pa - 0.6).abs() < 1e-6);
+//! // A prompt half outside the span: GS = cos 45°, and new words (NV = 1).
+//! let s = scorer.score_vector(&[1.0, 0.0, 1.0], "a quiet library at night")?;
+//! assert!((s.gs - std::f64::consts::FRAC_1_SQRT_2).abs() < 1e-6 && s.nv == 1.0);
+//! # Ok::<(), zipp_core::Error>(())
 //! ```
 
 use std::collections::{HashMap, HashSet};
@@ -90,11 +100,13 @@ pub struct VpttOptions {
     pub seed: u64,
     /// Temperature τ of the soft CP.
     pub soft_cp_temperature: f64,
-    /// CP on the direction of `x = Bᵀv` (`x/‖x‖`) instead of `x` itself. Off by default
-    /// (SPEC §4 uses `x`). With `x` as is, a prompt far outside the caption span has `x`
-    /// near the origin, which can be closer to the (shrunken) centroids of diverse captions
-    /// than a caption itself is; this variant removes that effect. Caption coordinates are
-    /// unit already (captions lie in their own span).
+    /// CP on the direction of `x = Bᵀv` (`x/‖x‖`, SPEC §4; the default) instead of `x`
+    /// itself (`false`: the paper's raw form, for comparison). With `x` as is, a prompt far
+    /// outside the caption span has `x` near the origin, which can be closer to the
+    /// (shrunken) centroids of diverse captions than a caption itself is; unit coordinates
+    /// remove that effect. Caption coordinates are unit either way (captions lie in their
+    /// own span); a prompt orthogonal to the span (`x = 0`, no direction) is scored at the
+    /// origin in both forms.
     pub cp_unit_coordinates: bool,
     pub novelty: Novelty,
 }
@@ -108,7 +120,7 @@ impl Default for VpttOptions {
             kmeans_iterations: 100,
             seed: 0,
             soft_cp_temperature: 0.1,
-            cp_unit_coordinates: false,
+            cp_unit_coordinates: true,
             novelty: Novelty::Hard,
         }
     }

@@ -226,9 +226,7 @@ pub enum ComposerSpec {
 #[serde(untagged)]
 enum ComposerJson {
     Name(String),
-    Object {
-        kind: String,
-    },
+    Object { kind: String },
 }
 
 impl TryFrom<ComposerJson> for ComposerSpec {
@@ -464,7 +462,12 @@ mod tests {
         // Identity by stages: no retriever, the verbatim composer, and no model at all.
         let verbatim = MethodSpec::from_json(r#"{"method":"pipeline","composer":"verbatim"}"#).unwrap();
         let p = verbatim.build(&nowhere).unwrap();
-        let out = p.personalize(&zipp_core::IndexedPersona::new(zipp_core::Persona::new("a")), &zipp_core::personalize::Request::generate("a red bike")).unwrap();
+        let out = p
+            .personalize(
+                &zipp_core::IndexedPersona::new(zipp_core::Persona::new("a")),
+                &zipp_core::personalize::Request::generate("a red bike"),
+            )
+            .unwrap();
         assert_eq!((out.method.as_str(), out.prompt.as_str()), ("pipeline", "a red bike"));
         // A composer that counts tokens needs the CLIP vocabulary.
         let concat = MethodSpec::from_json(r#"{"method":"pipeline"}"#).unwrap();

@@ -24,7 +24,7 @@ pub struct zipp_scorer {
 /// Builds the VPTT scorer of `persona` (SPEC §4) with the models' embedder. `options_json`
 /// is a JSON object of VPTT options, every field optional:
 /// `{"weights": {"pa": 0.2, "gs": 0.3, "cp": 0.3, "nv": 0.2}, "clusters": 3, "seed": 0,
-/// "novelty": "hard"|"soft", "cp_unit_coordinates": false, "gs_tolerance": 1e-6,
+/// "novelty": "hard"|"soft", "cp_unit_coordinates": true, "gs_tolerance": 1e-6,
 /// "kmeans_iterations": 100, "soft_cp_temperature": 0.1}`; NULL means the defaults.
 /// Embeds the persona's memory and text (once per persona handle for the memory). A persona
 /// without posts is `ZIPP_ERR_INVALID_INPUT`.

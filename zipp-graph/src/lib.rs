@@ -8,6 +8,7 @@
 //! Status: placeholder. The encoder lands with the persona-mining issue; today the crate
 //! only fixes its place in the workspace and its dependency direction (it depends on
 //! `zipp-core`, never the reverse).
+#![forbid(unsafe_code)]
 
 /// The persona schema version this crate produces, re-exported so dependants can check
 /// that the miner and the core agree.

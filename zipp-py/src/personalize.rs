@@ -38,9 +38,13 @@ impl Personalizer {
 
     /// An instance of the subclass that matches the spec's method.
     fn into_instance(self, py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
-        let method = self.spec.name();
+        // By the spec's variant, not its name: a pipeline may be called anything.
+        let method = match &self.spec {
+            MethodSpec::Pipeline { .. } => String::new(),
+            flat => flat.name().to_string(),
+        };
         let init = PyClassInitializer::from(self);
-        Ok(match method {
+        Ok(match method.as_str() {
             "identity" => Bound::new(py, init.add_subclass(Identity))?.into_any(),
             "persona_only" => Bound::new(py, init.add_subclass(PersonaOnly))?.into_any(),
             "brag" => Bound::new(py, init.add_subclass(Brag))?.into_any(),

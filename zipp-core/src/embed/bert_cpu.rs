@@ -49,6 +49,13 @@ pub(crate) struct CpuBert {
     token_type0: Vec<f32>,
     emb_ln: LayerNorm,
     layers: Vec<Layer>,
+    /// The AVX2 small-batch kernel, or `None` for gemm's portable one.
+    small: Option<small_m::Kernel>,
+}
+
+/// Whether this CPU can run the AVX2 small-batch kernel.
+pub(crate) fn avx2_available() -> bool {
+    small_m::Kernel::detect().is_some()
 }
 
 /// Minimum multiply-adds before a GEMM is split across threads; below it the hand-off
@@ -93,8 +100,9 @@ mod small_m {
         /// covering `w.len() / k` columns, written by no one else meanwhile.
         pub(super) unsafe fn run(self, x: &[f32], m: usize, k: usize, w: &[f32], y: *mut f32, ldy: usize) {
             assert!(x.len() >= m * k && w.len().is_multiple_of(k) && m > 0);
+            // SAFETY: a `Kernel` exists only where detect() saw AVX2 and FMA; the slices and
+            // `y` are as `avx2` needs by this function's own contract.
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: a `Kernel` exists only where detect() saw AVX2 and FMA.
             unsafe {
                 avx2(x, m, k, w, y, ldy)
             }
@@ -109,51 +117,61 @@ mod small_m {
         use std::arch::x86_64::*;
         #[inline(always)]
         unsafe fn hsum(v: __m256) -> f32 {
-            let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-            let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-            _mm_cvtss_f32(_mm_add_ss(s, _mm_shuffle_ps(s, s, 1)))
-        }
-        let rows = w.len() / k;
-        let k8 = k - k % 8;
-        let xp = x.as_ptr();
-        let mut j = 0;
-        while j < rows {
-            let two = j + 1 < rows;
-            let w0 = w.as_ptr().add(j * k);
-            let w1 = if two { w0.add(k) } else { w0 };
-            let mut i0 = 0;
-            while i0 < m {
-                let live = (m - i0).min(4);
-                // Rows past `live` re-read row i0 (valid memory) and are not stored.
-                let xr: [*const f32; 4] = std::array::from_fn(|r| xp.add((i0 + if r < live { r } else { 0 }) * k));
-                let mut a0 = [_mm256_setzero_ps(); 4];
-                let mut a1 = [_mm256_setzero_ps(); 4];
-                let mut c = 0;
-                while c < k8 {
-                    let v0 = _mm256_loadu_ps(w0.add(c));
-                    let v1 = _mm256_loadu_ps(w1.add(c));
-                    for r in 0..4 {
-                        let xv = _mm256_loadu_ps(xr[r].add(c));
-                        a0[r] = _mm256_fmadd_ps(xv, v0, a0[r]);
-                        a1[r] = _mm256_fmadd_ps(xv, v1, a1[r]);
-                    }
-                    c += 8;
-                }
-                for r in 0..live {
-                    let (mut s0, mut s1) = (hsum(a0[r]), hsum(a1[r]));
-                    for t in k8..k {
-                        s0 += *xr[r].add(t) * *w0.add(t);
-                        s1 += *xr[r].add(t) * *w1.add(t);
-                    }
-                    let out = y.add((i0 + r) * ldy + j);
-                    *out += s0;
-                    if two {
-                        *out.add(1) += s1;
-                    }
-                }
-                i0 += 4;
+            // SAFETY: AVX intrinsics on registers only; called (inlined) from `avx2` alone,
+            // which runs where the CPU has AVX2.
+            unsafe {
+                let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+                let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                _mm_cvtss_f32(_mm_add_ss(s, _mm_shuffle_ps(s, s, 1)))
             }
-            j += 2;
+        }
+        // SAFETY: the caller upholds `Kernel::run`'s contract (x holds m·k values; y has m
+        // rows of stride ldy covering w.len()/k columns, written by no one else) and runs on
+        // a CPU with AVX2 and FMA. Every read is then inside x (rows i0..i0+4 clamped to m−1,
+        // columns < k) or w (rows j, j+1 < rows, columns < k), every write inside y's block.
+        unsafe {
+            let rows = w.len() / k;
+            let k8 = k - k % 8;
+            let xp = x.as_ptr();
+            let mut j = 0;
+            while j < rows {
+                let two = j + 1 < rows;
+                let w0 = w.as_ptr().add(j * k);
+                let w1 = if two { w0.add(k) } else { w0 };
+                let mut i0 = 0;
+                while i0 < m {
+                    let live = (m - i0).min(4);
+                    // Rows past `live` re-read row i0 (valid memory) and are not stored.
+                    let xr: [*const f32; 4] = std::array::from_fn(|r| xp.add((i0 + if r < live { r } else { 0 }) * k));
+                    let mut a0 = [_mm256_setzero_ps(); 4];
+                    let mut a1 = [_mm256_setzero_ps(); 4];
+                    let mut c = 0;
+                    while c < k8 {
+                        let v0 = _mm256_loadu_ps(w0.add(c));
+                        let v1 = _mm256_loadu_ps(w1.add(c));
+                        for r in 0..4 {
+                            let xv = _mm256_loadu_ps(xr[r].add(c));
+                            a0[r] = _mm256_fmadd_ps(xv, v0, a0[r]);
+                            a1[r] = _mm256_fmadd_ps(xv, v1, a1[r]);
+                        }
+                        c += 8;
+                    }
+                    for r in 0..live {
+                        let (mut s0, mut s1) = (hsum(a0[r]), hsum(a1[r]));
+                        for t in k8..k {
+                            s0 += *xr[r].add(t) * *w0.add(t);
+                            s1 += *xr[r].add(t) * *w1.add(t);
+                        }
+                        let out = y.add((i0 + r) * ldy + j);
+                        *out += s0;
+                        if two {
+                            *out.add(1) += s1;
+                        }
+                    }
+                    i0 += 4;
+                }
+                j += 2;
+            }
         }
     }
 }
@@ -171,7 +189,8 @@ impl Linear {
     /// arithmetic. For m ≤ [`SMALL_M`] the product is instead cut into column blocks with
     /// `m · block ≤ 256`, which gemm runs with its "horizontal" dot-product kernel straight
     /// from the weights, without packing; blocks are shared out across threads.
-    fn forward(&self, x: &[f32], m: usize) -> Vec<f32> {
+    /// `small` is the AVX2 kernel for that path, `None` for gemm's portable one.
+    fn forward(&self, x: &[f32], m: usize, small: Option<small_m::Kernel>) -> Vec<f32> {
         let (k, n) = (self.k, self.n);
         assert_eq!(x.len(), m * k, "activation shape");
         let mut y = Vec::with_capacity(m * n);
@@ -179,7 +198,7 @@ impl Linear {
             y.extend_from_slice(&self.b);
         }
         let yp = SendPtr(y.as_mut_ptr());
-        // SAFETY (both calls): y is m×n and x is m×k row-major; Wᵀ is read as k×n with
+        // SAFETY: y is m×n and x is m×k row-major; Wᵀ is read as k×n with
         // column stride k and row stride 1, i.e. exactly the n×k buffer `w`. A block call
         // touches columns c0..c0+nb of y and rows c0..c0+nb of w only, so concurrent blocks
         // write disjoint memory.
@@ -212,11 +231,13 @@ impl Linear {
         }
         // Small batch: column blocks of Wᵀ (rows of W) handed out across threads.
         let parallel = m * n * k >= PARALLEL_MIN_FLOPS && rayon::current_num_threads() > 1;
-        let (block, kernel): (usize, &(dyn Fn(usize, usize) + Sync)) = match small_m::Kernel::detect() {
+        let (block, kernel): (usize, &(dyn Fn(usize, usize) + Sync)) = match small {
             // Reads each weight once from memory and keeps it in L1 while all m rows use it.
-            Some(kern) => {
-                (64, &move |c0, nb| unsafe { kern.run(x, m, k, &self.w[c0 * k..(c0 + nb) * k], yp.get().add(c0), n) })
-            }
+            Some(kern) => (64, &move |c0, nb| {
+                // SAFETY: x is m×k; the weight rows c0..c0+nb are the columns c0..c0+nb of
+                // y (m rows of stride n, inside the m×n buffer), which only this block writes.
+                unsafe { kern.run(x, m, k, &self.w[c0 * k..(c0 + nb) * k], yp.get().add(c0), n) }
+            }),
             // gemm's un-packed "horizontal" kernel needs m · block ≤ 256.
             None => ((256 / m.max(1)).max(1), &|c0, nb| block_gemm(c0, nb, Parallelism::None)),
         };
@@ -297,7 +318,10 @@ fn gelu(x: &mut [f32]) {
 /// Raw pointer that may cross threads: each task writes a disjoint column block.
 #[derive(Clone, Copy)]
 struct SendPtr(*mut f32);
+// SAFETY: the pointer is only dereferenced by tasks that write disjoint blocks of a buffer
+// that outlives them (the callers' join points: `for_each` returns after every task).
 unsafe impl Send for SendPtr {}
+// SAFETY: as for Send; sharing the pointer value itself does not touch the memory.
 unsafe impl Sync for SendPtr {}
 
 impl SendPtr {
@@ -310,7 +334,9 @@ impl SendPtr {
 impl CpuBert {
     /// Builds the encoder from safetensors tensors (names as in the HF checkpoint, with or
     /// without a `bert.` prefix). Errors name the missing or mis-shaped tensor.
-    pub(crate) fn new(tensors: &HashMap<String, Tensor>, cfg: &Config) -> Result<CpuBert, String> {
+    /// `avx2`: use the AVX2 small-batch kernel (ignored where the CPU lacks AVX2 or FMA; the
+    /// caller checks first).
+    pub(crate) fn new(tensors: &HashMap<String, Tensor>, cfg: &Config, avx2: bool) -> Result<CpuBert, String> {
         if cfg.hidden_act != HiddenAct::Gelu {
             return Err(format!("hidden_act {:?} is not supported by the CPU encoder (only gelu)", cfg.hidden_act));
         }
@@ -367,6 +393,7 @@ impl CpuBert {
             token_type0: token_types[..h].to_vec(),
             emb_ln: ln("embeddings.LayerNorm")?,
             layers,
+            small: if avx2 { small_m::Kernel::detect() } else { None },
         })
     }
 
@@ -418,15 +445,15 @@ impl CpuBert {
     fn layer(&self, l: &Layer, x: Vec<f32>, offsets: &[usize]) -> Vec<f32> {
         let h = self.hidden;
         let total = x.len() / h;
-        let qkv = l.qkv.forward(&x, total);
+        let qkv = l.qkv.forward(&x, total, self.small);
         let mut ctx = vec![0f32; total * h];
         self.attention(&qkv, &mut ctx, offsets);
-        let mut x1 = l.attn_out.forward(&ctx, total);
+        let mut x1 = l.attn_out.forward(&ctx, total, self.small);
         x1.iter_mut().zip(&x).for_each(|(a, b)| *a += b);
         l.ln1.apply(&mut x1);
-        let mut inter = l.inter.forward(&x1, total);
+        let mut inter = l.inter.forward(&x1, total, self.small);
         gelu(&mut inter);
-        let mut x2 = l.out.forward(&inter, total);
+        let mut x2 = l.out.forward(&inter, total, self.small);
         x2.iter_mut().zip(&x1).for_each(|(a, b)| *a += b);
         l.ln2.apply(&mut x2);
         x2
@@ -515,7 +542,7 @@ impl CpuBert {
 mod tests {
     use super::*;
 
-    /// The small-batch path (AVX2 kernel or gemm's un-packed one) and the packed GEMM agree
+    /// The small-batch paths (AVX2 kernel and gemm's un-packed one) and the packed GEMM agree
     /// with a plain triple loop, for every m on both sides of SMALL_M and ragged shapes.
     #[test]
     fn linear_paths_agree_with_a_naive_product() {
@@ -525,11 +552,15 @@ mod tests {
         let lin = Linear::new(std::slice::from_ref(&w), std::slice::from_ref(&b), k);
         for m in [1, 2, 3, 4, 5, 10, 16, 17, 40] {
             let x: Vec<f32> = (0..m * k).map(|i| ((i * 104_729 % 997) as f32 / 498.5) - 1.0).collect();
-            let y = lin.forward(&x, m);
-            for i in 0..m {
-                for j in 0..n {
-                    let want: f32 = b[j] + (0..k).map(|c| x[i * k + c] * w[j * k + c]).sum::<f32>();
-                    assert!((y[i * n + j] - want).abs() < 1e-4, "m={m} ({i},{j}): {} vs {want}", y[i * n + j]);
+            // Both small-batch kernels, whatever this CPU would pick (AVX2 only where present).
+            for small in [None, small_m::Kernel::detect()] {
+                let y = lin.forward(&x, m, small);
+                for i in 0..m {
+                    for j in 0..n {
+                        let want: f32 = b[j] + (0..k).map(|c| x[i * k + c] * w[j * k + c]).sum::<f32>();
+                        let got = y[i * n + j];
+                        assert!((got - want).abs() < 1e-4, "m={m} avx2={} ({i},{j}): {got} vs {want}", small.is_some());
+                    }
                 }
             }
         }

@@ -8,7 +8,7 @@
 //! Batches are sorted by token length before padding ("batch-longest" padding per chunk),
 //! so a batch of mixed lengths wastes little compute on padding; results come back in the
 //! caller's order. Agreement with sentence-transformers itself is tested against a fixture
-//! (`tests/fixtures/minilm_reference.json`, cosine ≥ 0.9999 per sentence).
+//! (`tests/fixtures/minilm_reference.json`, cosine ≥ 0.9999998 per sentence, every encoder and kernel).
 
 use std::hash::{Hash, Hasher};
 
@@ -39,12 +39,76 @@ pub struct MiniLmOptions {
     /// On CPU, run candle's generic `BertModel` instead of the packed CPU encoder
     /// (`bert_cpu`). For comparisons and tests; slower.
     pub force_candle: bool,
+    /// The small-batch kernel of the packed CPU encoder (what every short query runs).
+    pub kernel: CpuKernel,
 }
 
 impl Default for MiniLmOptions {
     fn default() -> Self {
-        MiniLmOptions { max_tokens: 256, batch_size: 64, device: Device::Cpu, force_candle: false }
+        MiniLmOptions {
+            max_tokens: 256,
+            batch_size: 64,
+            device: Device::Cpu,
+            force_candle: false,
+            kernel: CpuKernel::Auto,
+        }
     }
+}
+
+/// The kernel the packed CPU encoder runs for batches of at most 16 token rows (a short
+/// query or two): both compute the same product, in a different summation order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CpuKernel {
+    /// `$ZIPP_KERNEL` (`portable`, `avx2` or `auto`, read once per process) if set, else
+    /// [`CpuKernel::Avx2`] where the CPU has AVX2 and FMA (checked at run time) and
+    /// [`CpuKernel::Portable`] elsewhere.
+    #[default]
+    Auto,
+    /// gemm's un-packed kernel, what aarch64 and x86 CPUs without AVX2 run.
+    Portable,
+    /// The hand-written AVX2+FMA kernel; loading fails on a CPU without both.
+    Avx2,
+}
+
+impl CpuKernel {
+    /// `Auto` resolved: the environment variable, then the CPU's features. Errors name the
+    /// bad `$ZIPP_KERNEL` value or the missing CPU feature.
+    pub fn resolve(self) -> Result<CpuKernel> {
+        let chosen = match self {
+            CpuKernel::Auto => kernel_from_env()?,
+            other => other,
+        };
+        match chosen {
+            CpuKernel::Auto => {
+                Ok(if super::bert_cpu::avx2_available() { CpuKernel::Avx2 } else { CpuKernel::Portable })
+            }
+            CpuKernel::Avx2 if !super::bert_cpu::avx2_available() => {
+                Err(Error::InvalidInput("the AVX2 MiniLM kernel needs a CPU with AVX2 and FMA".into()))
+            }
+            k => Ok(k),
+        }
+    }
+
+    /// `portable`, `avx2` or `auto` (what `$ZIPP_KERNEL` accepts).
+    pub fn parse(s: &str) -> Option<CpuKernel> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "auto" | "" => Some(CpuKernel::Auto),
+            "portable" => Some(CpuKernel::Portable),
+            "avx2" => Some(CpuKernel::Avx2),
+            _ => None,
+        }
+    }
+}
+
+/// `$ZIPP_KERNEL`, read once per process.
+fn kernel_from_env() -> Result<CpuKernel> {
+    static ENV: std::sync::OnceLock<std::result::Result<CpuKernel, String>> = std::sync::OnceLock::new();
+    ENV.get_or_init(|| match std::env::var("ZIPP_KERNEL") {
+        Err(_) => Ok(CpuKernel::Auto),
+        Ok(v) => CpuKernel::parse(&v).ok_or_else(|| format!("ZIPP_KERNEL={v:?}: expected portable, avx2 or auto")),
+    })
+    .clone()
+    .map_err(Error::InvalidInput)
 }
 
 /// Which forward pass runs the model.
@@ -138,9 +202,10 @@ impl MiniLm {
         weights.hash(&mut fingerprint);
         tok_bytes.hash(&mut fingerprint);
         let encoder = if options.device.is_cpu() && !options.force_candle {
+            let kernel = options.kernel.resolve()?;
             let tensors = candle_core::safetensors::load_buffer(&weights, &Device::Cpu)
                 .map_err(|e| files.invalid("weights", format!("not a readable safetensors file: {e}")))?;
-            let bert = CpuBert::new(&tensors, &config)
+            let bert = CpuBert::new(&tensors, &config, kernel == CpuKernel::Avx2)
                 .map_err(|e| files.invalid("weights", format!("weights do not match config.json: {e}")))?;
             Encoder::Packed(bert)
         } else {
@@ -186,7 +251,7 @@ impl MiniLm {
             mask[r * t..r * t + toks.len()].iter_mut().for_each(|m| *m = 1);
         }
         let dev = &self.options.device;
-        dev.with_context(|| -> Result<Vec<f32>> {
+        crate::runtime::compute(dev, || -> Result<Vec<f32>> {
             let ids = Tensor::from_vec(ids, (b, t), dev)?;
             let mask = Tensor::from_vec(mask, (b, t), dev)?;
             let types = ids.zeros_like()?;

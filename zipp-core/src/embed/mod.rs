@@ -10,7 +10,7 @@
 mod bert_cpu;
 mod minilm;
 
-pub use minilm::{MiniLm, MiniLmOptions};
+pub use minilm::{CpuKernel, MiniLm, MiniLmOptions};
 
 use crate::error::{Error, Result};
 

@@ -178,3 +178,33 @@ fn the_reservoir_keeps_spearman_bounded() {
     let (r, _) = run(EvalOptions { spearman_sample: 10, ..EvalOptions::default() }, 30);
     assert!(r.tables[0].spearman_vptt_vs_vptt_c.is_some());
 }
+
+/// The report's ρ is Spearman's ρ of the (VPTT, VPTT_c) pairs of that query's samples,
+/// recomputed here with `stats::spearman` from the per-sample stream — with the reservoir
+/// larger than the stream and exactly as large (Algorithm R then keeps every pair).
+#[test]
+fn the_reported_spearman_is_that_of_the_samples() {
+    let n = 12;
+    let per_query = n * methods().len();
+    for cap in [EvalOptions::default().spearman_sample, per_query] {
+        let (r, samples) = run(EvalOptions { spearman_sample: cap, ..EvalOptions::default() }, n);
+        for q in queries() {
+            let (a, b): (Vec<f64>, Vec<f64>) =
+                samples.iter().filter(|s| s.query == q.name).map(|s| (s.score.vptt, s.score.vptt_c)).unzip();
+            assert_eq!(a.len(), per_query);
+            let want = stats::spearman(&a, &b).unwrap();
+            let table = r.tables.iter().find(|t| t.name == q.name).unwrap();
+            let got = table.spearman_vptt_vs_vptt_c.unwrap();
+            assert!((got - want).abs() < 1e-12, "{} (cap {cap}): report {got}, samples {want}", q.name);
+        }
+    }
+    // One pair fewer than the stream: ρ comes from a strict subset (bounded memory).
+    let (r, samples) = run(EvalOptions { spearman_sample: per_query - 1, ..EvalOptions::default() }, n);
+    let q = &queries()[0].name;
+    let (a, b): (Vec<f64>, Vec<f64>) =
+        samples.iter().filter(|s| &s.query == q).map(|s| (s.score.vptt, s.score.vptt_c)).unzip();
+    let full = stats::spearman(&a, &b).unwrap();
+    let got = r.tables.iter().find(|t| &t.name == q).unwrap().spearman_vptt_vs_vptt_c.unwrap();
+    assert!((-1.0..=1.0).contains(&got));
+    println!("ρ over all {per_query} pairs {full}, over a reservoir of {} {got}", per_query - 1);
+}

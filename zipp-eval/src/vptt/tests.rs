@@ -50,27 +50,43 @@ fn gs_is_one_for_a_prompt_identical_to_a_caption_and_zero_orthogonal_to_the_span
 #[test]
 fn a_worked_example_of_every_component() {
     // Captions e0 and e1; persona text vector e0; prompt v = (1,1,1,1,0,0)/2.
-    // PA = 1/2. GS = ‖(1/2, 1/2)‖ = 1/√2. N = 2 → k = round(√1) = 1, the centroid of the
-    // coordinates (1,0) and (0,1) is (1/2, 1/2) = the prompt's coordinates, so CP = e⁰ = 1
-    // and the soft CP (one cluster) is 1 too.
+    // PA = 1/2. GS = ‖(1/2, 1/2)‖ = 1/√2. N = 2 → k = round(√1) = 1; the centroid of the
+    // caption coordinates (1,0) and (0,1) is c = (1/2, 1/2).
+    // CP (unit coordinates, the default): x = unit(1/2, 1/2) = (1,1)/√2, ‖x − c‖ =
+    // √2 (1/√2 − 1/2) = 1 − 1/√2, so CP = exp(−(1 − 1/√2)); one cluster, so CP~ = CP.
     let texts = ["the cat sat on the mat", "a dog ran in the park"];
     let s = scorer(&[e(0), e(1)], &texts, &e(0));
     assert_eq!(s.clusters(), 1);
     let v = vec![1.0, 1.0, 1.0, 1.0, 0.0, 0.0];
     // Prompt trigrams: "the cat sat", "cat sat on", "sat on a", "on a hill": 2 of 4 in caption 0.
     let sc = s.score_vector(&v, "The cat sat on a hill").unwrap();
+    let r2 = 0.5f64.sqrt();
+    let cp = (-(1.0 - r2)).exp();
     assert!(close(sc.pa, 0.5));
-    assert!(close(sc.gs, 0.5f64.sqrt()));
-    assert!(close(sc.cp, 1.0) && close(sc.cp_soft, 1.0));
+    assert!(close(sc.gs, r2));
+    assert!(close(sc.cp, cp) && close(sc.cp_soft, cp), "CP {} {}", sc.cp, sc.cp_soft);
     assert!(close(sc.nv, 0.5), "NV {}", sc.nv);
-    let want = 0.2 * 0.5 + 0.3 * 0.5f64.sqrt() + 0.3 * 1.0 + 0.2 * 0.5;
+    let want = 0.2 * 0.5 + 0.3 * r2 + 0.3 * cp + 0.2 * 0.5;
     assert!(close(sc.vptt, want));
-    assert!(close(sc.vptt_c, (0.5 + 0.5f64.sqrt() + 1.0) / 3.0));
+    assert!(close(sc.vptt_c, (0.5 + r2 + cp) / 3.0));
     // The paper's convention for methods that never saw the captions.
     let z = sc.with_novelty(0.0, &Weights::default());
     assert_eq!(z.nv, 0.0);
     assert!(close(z.vptt, want - 0.2 * 0.5));
     assert_eq!(z.vptt_c, sc.vptt_c);
+    // The raw form (the paper's x = Bᵀv): x = (1/2, 1/2) is the centroid, CP = e⁰ = 1.
+    let raw = VpttOptions { cp_unit_coordinates: false, ..VpttOptions::default() };
+    let s = PersonaScorer::from_parts("t", &e(0), &rows(&[e(0), e(1)]), &texts, &raw).unwrap();
+    let sr = s.score_vector(&v, "The cat sat on a hill").unwrap();
+    assert!(close(sr.cp, 1.0) && close(sr.cp_soft, 1.0), "raw CP {} {}", sr.cp, sr.cp_soft);
+    assert_eq!((sr.pa, sr.gs, sr.nv), (sc.pa, sc.gs, sc.nv));
+}
+
+#[test]
+fn unit_coordinates_are_the_default_in_code_and_json() {
+    assert!(VpttOptions::default().cp_unit_coordinates);
+    assert!(VpttOptions::from_json("{}").unwrap().cp_unit_coordinates);
+    assert!(!VpttOptions::from_json(r#"{"cp_unit_coordinates": false}"#).unwrap().cp_unit_coordinates);
 }
 
 #[test]
