@@ -208,6 +208,20 @@ void zipp_string_free(char *s);
 int32_t zipp_models_new(const char *root, struct zipp_models **out);
 
 /*
+ As `zipp_models_new`, with options for how the models run: `options_json` (NULL: the
+ defaults) is `{"max_tokens": 256, "batch_size": 64, "force_candle": false, "kernel":
+ "auto" | "portable" | "avx2"}`, every field optional. Unknown fields are
+ `ZIPP_ERR_SCHEMA`, malformed JSON `ZIPP_ERR_PARSE`, out-of-range values
+ `ZIPP_ERR_INVALID_INPUT`, all before any model loads.
+
+ # Safety
+ `root` and `options_json` are NULL or NUL-terminated strings; `out` is valid for writes.
+ */
+int32_t zipp_models_new_with_options(const char *root,
+                                     const char *options_json,
+                                     struct zipp_models **out);
+
+/*
  Loads every model now, so the first personalization does not pay for it and a missing
  or corrupt file is reported up front.
 

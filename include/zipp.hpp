@@ -68,9 +68,12 @@ inline std::string take(char *s) {
 class Models {
  public:
   // `root` empty: the default directory ($ZIPP_MODELS_DIR or ~/.cache/zipp/models).
-  explicit Models(const std::string &root = std::string()) {
+  // `options_json` empty: the defaults; else {"max_tokens", "batch_size", "force_candle",
+  // "kernel"} (see zipp_models_new_with_options), checked before anything loads.
+  explicit Models(const std::string &root = std::string(), const std::string &options_json = std::string()) {
     zipp_models *h = nullptr;
-    detail::check(zipp_models_new(root.empty() ? nullptr : root.c_str(), &h));
+    detail::check(zipp_models_new_with_options(root.empty() ? nullptr : root.c_str(),
+                                               options_json.empty() ? nullptr : options_json.c_str(), &h));
     handle_.reset(h, zipp_models_free);
   }
   // Loads every model now (reports a missing file up front).

@@ -33,5 +33,5 @@ pub mod shared;
 mod spec;
 
 pub use eval::{eval_method, eval_methods, EvalConfig};
-pub use models::{ClipBpeKind, KindEntry, MiniLmKind, ModelKind, Models, KINDS};
+pub use models::{ClipBpeKind, KernelName, KindEntry, MiniLmKind, ModelKind, Models, ModelsOptions, KINDS};
 pub use spec::MethodSpec;

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use zipp_core::embed::{Embedder, MiniLm, MiniLmOptions};
+use zipp_core::embed::{CpuKernel, Embedder, MiniLm, MiniLmOptions};
 use zipp_core::error::{Error, Result};
 use zipp_core::models::{default_models_dir, ModelSource, CLIP_BPE_FILE, MINILM_DIR, PROVISION_HINT};
 use zipp_core::tokenize::{ClipTokenizer, TokenCounter};
@@ -74,6 +74,84 @@ pub const KINDS: &[KindEntry] = &[
 
 type Shared = Arc<dyn Any + Send + Sync>;
 
+/// How the registry's models run, as data (JSON in C and for Python's keyword arguments):
+/// `{"max_tokens": 256, "batch_size": 64, "force_candle": false, "kernel": "auto"}`, every
+/// field optional. Checked when given, before any model loads (the limits that depend on the
+/// model file, such as `max_tokens` against its position table, when it loads).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ModelsOptions {
+    /// MiniLM tokens per text including `[CLS]`/`[SEP]` (longer texts are truncated).
+    pub max_tokens: usize,
+    /// MiniLM texts per forward pass.
+    pub batch_size: usize,
+    /// Run candle's generic `BertModel` instead of the packed CPU encoder (slower; for
+    /// comparisons).
+    pub force_candle: bool,
+    /// The packed encoder's small-batch kernel: `"auto"`, `"portable"` or `"avx2"`.
+    pub kernel: KernelName,
+}
+
+/// [`CpuKernel`] by name.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KernelName {
+    #[default]
+    Auto,
+    Portable,
+    Avx2,
+}
+
+impl Default for ModelsOptions {
+    fn default() -> Self {
+        let d = MiniLmOptions::default();
+        ModelsOptions {
+            max_tokens: d.max_tokens,
+            batch_size: d.batch_size,
+            force_candle: d.force_candle,
+            kernel: KernelName::Auto,
+        }
+    }
+}
+
+impl ModelsOptions {
+    /// Parses options (located errors) and checks them.
+    pub fn from_json(json: &str) -> Result<ModelsOptions> {
+        let options: ModelsOptions = zipp_core::json::from_str(json, "models options")?;
+        options.validate()?;
+        Ok(options)
+    }
+
+    /// Checks what can be checked without the model files.
+    pub fn validate(&self) -> Result<()> {
+        if self.batch_size == 0 {
+            return Err(Error::InvalidInput("batch_size must be at least 1".into()));
+        }
+        if self.max_tokens < 2 {
+            return Err(Error::InvalidInput(format!(
+                "max_tokens {} leaves no room for text (it counts [CLS] and [SEP])",
+                self.max_tokens
+            )));
+        }
+        Ok(())
+    }
+
+    fn minilm(&self) -> MiniLmOptions {
+        let kernel = match self.kernel {
+            KernelName::Auto => CpuKernel::Auto,
+            KernelName::Portable => CpuKernel::Portable,
+            KernelName::Avx2 => CpuKernel::Avx2,
+        };
+        MiniLmOptions {
+            max_tokens: self.max_tokens,
+            batch_size: self.batch_size,
+            force_candle: self.force_candle,
+            kernel,
+            ..MiniLmOptions::default()
+        }
+    }
+}
+
 /// The models personalizers and evaluations need, found under one root folder laid out as
 /// `scripts/provision-models.sh` leaves it.
 ///
@@ -130,6 +208,12 @@ impl Models {
 
     fn build(root: PathBuf, explicit_root: bool) -> Models {
         Models { root, explicit_root, minilm_options: MiniLmOptions::default(), slots: Mutex::new(HashMap::new()) }
+    }
+
+    /// The registry's options (validated), e.g. from a binding. Only before first use.
+    pub fn with_options(self, options: &ModelsOptions) -> Result<Models> {
+        options.validate()?;
+        Ok(self.with_minilm_options(options.minilm()))
     }
 
     /// Options for MiniLM (device, batch size, token limit, kernel). Only before first use.
@@ -236,6 +320,20 @@ fn downcast<K: ModelKind>(model: Shared) -> Result<Arc<K::Model>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn options_parse_validate_and_reach_minilm() {
+        let o = ModelsOptions::from_json(r#"{"force_candle": true, "kernel": "portable", "batch_size": 8}"#).unwrap();
+        let m = o.minilm();
+        assert!(m.force_candle && m.kernel == CpuKernel::Portable && m.batch_size == 8 && m.max_tokens == 256);
+        assert_eq!(ModelsOptions::from_json("{}").unwrap(), ModelsOptions::default());
+        let e = ModelsOptions::from_json(r#"{"force_candel": true}"#).unwrap_err();
+        assert_eq!(e.kind(), "schema");
+        assert!(e.to_string().contains("force_candel"), "{e}");
+        assert_eq!(ModelsOptions::from_json(r#"{"kernel": "sse"}"#).unwrap_err().kind(), "schema");
+        assert_eq!(ModelsOptions::from_json(r#"{"batch_size": 0}"#).unwrap_err().kind(), "invalid_input");
+        assert_eq!(ModelsOptions::from_json(r#"{"max_tokens": 1}"#).unwrap_err().kind(), "invalid_input");
+    }
 
     #[test]
     fn missing_root_names_that_root_in_the_hint() {

@@ -45,7 +45,7 @@ use zipp_core::persona::JsonlReader;
 use zipp_core::personalize::{Personalization, Personalizer, Request};
 use zipp_core::{IndexedPersona, Persona};
 use zipp_factory::MethodSpec;
-use zipp_factory::Models;
+use zipp_factory::{Models, ModelsOptions};
 
 /// Version of the C ABI described by this header. It changes only when an existing
 /// function's signature or meaning changes (adding functions or status codes does not).
@@ -211,6 +211,39 @@ pub unsafe extern "C" fn zipp_models_new(root: *const c_char, out: *mut *mut zip
             return Err(fail(zipp_status::ZIPP_ERR_INVALID_INPUT, "`root` is empty"));
         }
         *out = into_handle(zipp_models { inner: Models::at(root) });
+        Ok(())
+    })
+}
+
+/// As `zipp_models_new`, with options for how the models run: `options_json` (NULL: the
+/// defaults) is `{"max_tokens": 256, "batch_size": 64, "force_candle": false, "kernel":
+/// "auto" | "portable" | "avx2"}`, every field optional. Unknown fields are
+/// `ZIPP_ERR_SCHEMA`, malformed JSON `ZIPP_ERR_PARSE`, out-of-range values
+/// `ZIPP_ERR_INVALID_INPUT`, all before any model loads.
+///
+/// # Safety
+/// `root` and `options_json` are NULL or NUL-terminated strings; `out` is valid for writes.
+#[no_mangle]
+pub unsafe extern "C" fn zipp_models_new_with_options(
+    root: *const c_char,
+    options_json: *const c_char,
+    out: *mut *mut zipp_models,
+) -> i32 {
+    // SAFETY: the caller keeps this function's `# Safety` contract; every pointer is read
+    // through the `call` helpers, which check it for NULL (strings for UTF-8) first.
+    guarded(|| unsafe {
+        let out = out_ptr(out, "out")?;
+        let root = opt_str_arg(root, "root")?;
+        if root == Some("") {
+            return Err(fail(zipp_status::ZIPP_ERR_INVALID_INPUT, "`root` is empty"));
+        }
+        let options = match opt_str_arg(options_json, "options_json")? {
+            Some(text) => ModelsOptions::from_json(text)?,
+            None => ModelsOptions::default(),
+        };
+        let inner = Models::at(root).with_options(&options)?;
+        register_fork_handlers();
+        *out = into_handle(zipp_models { inner });
         Ok(())
     })
 }

@@ -6,10 +6,11 @@ use numpy::ndarray::Array2;
 use numpy::{IntoPyArray, PyArray2};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
-use zipp_core::embed::{Embedder, MiniLmOptions};
+use zipp_core::embed::Embedder;
 use zipp_core::tokenize::TokenCounter;
-use zipp_factory::Models as CoreModels;
+use zipp_factory::{Models as CoreModels, ModelsOptions};
 
+use crate::error::to_py_err;
 use crate::zipp_call;
 
 /// The models personalizers share, read from one folder (default: `default_models_dir()`).
@@ -31,16 +32,17 @@ impl Models {
         max_tokens: Option<usize>,
         batch_size: Option<usize>,
         force_candle: Option<bool>,
-    ) -> Models {
-        let models = CoreModels::at(root);
-        let defaults = MiniLmOptions::default();
-        let options = MiniLmOptions {
+    ) -> PyResult<Models> {
+        let defaults = ModelsOptions::default();
+        let options = ModelsOptions {
             max_tokens: max_tokens.unwrap_or(defaults.max_tokens),
             batch_size: batch_size.unwrap_or(defaults.batch_size),
             force_candle: force_candle.unwrap_or(defaults.force_candle),
             ..defaults
         };
-        Models { inner: models.with_minilm_options(options) }
+        // Checked here, before any model loads (zipp-factory's one rule for every binding).
+        let inner = CoreModels::at(root).with_options(&options).map_err(to_py_err)?;
+        Ok(Models { inner })
     }
 
     /// The folder models are read from.

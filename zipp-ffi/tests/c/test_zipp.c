@@ -429,6 +429,48 @@ static void test_end_to_end(const char *personas_path, int quick) {
   zipp_models_free(models);
 }
 
+/* The candle path (force_candle) in a forked child: every candle computation runs in zipp's
+ * per-process pool (zipp_core::runtime::compute), so a child forked after the parent used it
+ * embeds the same vectors instead of waiting on a pool whose threads it does not have. A
+ * child that hangs is killed by alarm() and fails the check. */
+static void test_fork_on_the_candle_path(void) {
+  zipp_models *m = NULL;
+  CHECK(zipp_models_new_with_options(NULL, "{\"force_candle\": true, \"nope\": 1}", &m) == ZIPP_ERR_SCHEMA && m == NULL,
+        "unknown models option is a schema error, before loading");
+  CHECK(zipp_models_new_with_options(NULL, "{\"batch_size\": 0}", &m) == ZIPP_ERR_INVALID_INPUT && m == NULL,
+        "batch_size 0 is invalid input, before loading");
+  if (zipp_models_new_with_options(NULL, "{\"force_candle\": true}", &m) != ZIPP_OK) {
+    CHECK(0, "models with force_candle");
+    return;
+  }
+  const char *texts[2] = {"a red bicycle leaning on a blue wall",
+                          "morning light over the harbour, long exposure, fishing boats and gulls"};
+  enum { N = 2, DIM = 384 };
+  static float want[N * DIM], got[N * DIM];
+  CHECK(zipp_embed(m, texts, N, want, N * DIM) == ZIPP_OK, "candle-path embedding in the parent");
+  int fds[2];
+  CHECK(pipe(fds) == 0, "pipe");
+  fflush(NULL);
+  pid_t child = fork();
+  if (child == 0) {
+    alarm(120);
+    close(fds[0]);
+    int ok = zipp_embed(m, texts, N, got, N * DIM) == ZIPP_OK && memcmp(got, want, sizeof want) == 0;
+    char verdict = ok ? 'y' : 'n';
+    ssize_t written = write(fds[1], &verdict, 1);
+    _exit(written == 1 ? 0 : 1);
+  }
+  close(fds[1]);
+  char verdict = 0;
+  ssize_t n = read(fds[0], &verdict, 1);
+  close(fds[0]);
+  int status = 0;
+  CHECK(child > 0 && waitpid(child, &status, 0) == child, "fork and wait (candle path)");
+  CHECK(WIFEXITED(status), "the forked child exits on the candle path (no hang)");
+  CHECK(n == 1 && verdict == 'y', "the forked child embeds the parent's vectors on the candle path");
+  zipp_models_free(m);
+}
+
 int main(int argc, char **argv) {
   if (argc < 2) {
     fprintf(stderr, "usage: %s PERSONAS.jsonl [--quick]\n", argv[0]);
@@ -439,6 +481,7 @@ int main(int argc, char **argv) {
   test_bad_input();
   test_stats();
   test_end_to_end(argv[1], quick);
+  if (!quick) test_fork_on_the_candle_path(); /* not under valgrind: candle's path is ~30x slower there */
   printf("c tests: %d passed, %d failed\n", passed, failed);
   return failed == 0 ? 0 : 1;
 }
