@@ -66,8 +66,12 @@ def test_scorer_options_from_a_dict_or_json_text(models, personas):
     same = zipp.PersonaScorer(models, persona, '{"novelty": "soft", "clusters": 2, '
                                                '"weights": {"pa": 0, "gs": 1, "cp": 0, "nv": 0}}')
     assert same.score_one(persona.memory[2]["caption"]) == s
-    unit = zipp.PersonaScorer(models, persona, {"cp_unit_coordinates": True})
-    assert unit.options["cp_unit_coordinates"] is True
+    # Unit-coordinate CP is the default (SPEC §4); the raw form stays an option and differs.
+    assert zipp.PersonaScorer(models, persona).options["cp_unit_coordinates"] is True
+    raw = zipp.PersonaScorer(models, persona, {"cp_unit_coordinates": False})
+    assert raw.options["cp_unit_coordinates"] is False
+    prompt = "A spreadsheet of quarterly tax figures."
+    assert raw.score_one(prompt).cp != zipp.PersonaScorer(models, persona).score_one(prompt).cp
 
 
 def test_scorer_option_errors(models, personas):
