@@ -41,11 +41,11 @@ pub fn vptt_options(json: Option<&str>) -> Result<VpttOptions> {
 
 /// The synthetic persona dataset: phrase lists from `vocabulary_dir` (`None`: the provisioned
 /// default), options from optional JSON — parsed and validated *before* the phrase lists load.
-pub fn synthetic_bench(vocabulary_dir: Option<&str>, options_json: Option<&str>) -> Result<SyntheticBench> {
+pub fn synthetic_bench(vocabulary_dir: Option<&Path>, options_json: Option<&str>) -> Result<SyntheticBench> {
     let options: SyntheticOptions = options_or_default(options_json, "synthetic bench options")?;
     options.validate()?;
     let vocabulary = match vocabulary_dir {
-        Some(dir) => Vocabulary::load(Path::new(dir))?,
+        Some(dir) => Vocabulary::load(dir)?,
         None => Vocabulary::load_default()?,
     };
     SyntheticBench::new(Arc::new(vocabulary), options)
@@ -53,10 +53,10 @@ pub fn synthetic_bench(vocabulary_dir: Option<&str>, options_json: Option<&str>)
 
 /// MovieLens 100K from `dir` (`None`: the provisioned default).
 #[cfg(feature = "movielens")]
-pub fn movielens(dir: Option<&str>) -> Result<zipp_eval::datasets::movielens::MovieLens> {
+pub fn movielens(dir: Option<&Path>) -> Result<zipp_eval::datasets::movielens::MovieLens> {
     use zipp_eval::datasets::movielens::MovieLens;
     match dir {
-        Some(dir) => MovieLens::load(Path::new(dir)),
+        Some(dir) => MovieLens::load(dir),
         None => MovieLens::load_default(),
     }
 }
@@ -150,14 +150,39 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_poisoned_evaluation_is_an_internal_error_from_then_on() {
-        // Identity only: builds without any model file (queries are embedded, though, so use
-        // a root without models and expect the embedder to be missing instead).
+    fn configs_are_validated_before_any_model_loads() {
         let nowhere = Models::in_dir("/nonexistent/zipp-models");
-        let e = SharedEvaluation::from_json(&nowhere, Some(r#"{"methods": ["identity"]}"#)).err().unwrap();
-        assert_eq!(e.kind(), "model_not_found");
         let e = SharedEvaluation::from_json(&nowhere, Some(r#"{"methods": ["nope"]}"#)).err().unwrap();
         assert_eq!(e.kind(), "schema", "options are validated before anything loads: {e}");
+        // A valid config then needs the embedder (the queries are embedded up front).
+        let e = SharedEvaluation::from_json(&nowhere, Some(r#"{"methods": ["identity"]}"#)).err().unwrap();
+        assert_eq!(e.kind(), "model_not_found");
+    }
+
+    #[test]
+    fn a_poisoned_evaluation_is_an_internal_error_from_then_on() {
+        use zipp_core::personalize::Identity;
+        use zipp_core::rng::HashingEmbedder;
+        use zipp_eval::{EvalMethod, EvalOptions, Query};
+        let methods = vec![EvalMethod::from_personalizer(Arc::new(Identity::new()))];
+        let options = EvalOptions { baseline: None, ..EvalOptions::default() };
+        let ev = Evaluation::new(Arc::new(HashingEmbedder(8)), methods, Query::vptt(), options).unwrap();
+        let shared = SharedEvaluation { inner: Mutex::new(ev), config: EvalConfig::default() };
+        assert_eq!(shared.personas().unwrap(), 0);
+        // A panic while the lock is held (contained by a binding) poisons it.
+        let panicked = std::thread::scope(|s| {
+            s.spawn(|| {
+                let _held = shared.lock().unwrap();
+                panic!("inside a call");
+            })
+            .join()
+            .is_err()
+        });
+        assert!(panicked);
+        for e in [shared.personas().unwrap_err(), shared.report().unwrap_err()] {
+            assert_eq!(e.kind(), "internal", "{e}");
+            assert!(e.to_string().contains("start a new one"), "{e}");
+        }
     }
 
     #[test]

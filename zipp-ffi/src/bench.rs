@@ -2,6 +2,7 @@
 //! Both hand out personas one at a time, so a C host streams them into an evaluation.
 
 use std::ffi::c_char;
+use std::path::Path;
 
 use zipp_eval::datasets::movielens::{MovieLens, MovieLensOptions};
 use zipp_eval::datasets::synthetic::SyntheticBench;
@@ -40,7 +41,8 @@ pub unsafe extern "C" fn zipp_synthetic_bench_new(
     guarded(|| unsafe {
         let out = out_ptr(out, "out")?;
         let dir = opt_str_arg(vocabulary_dir, "vocabulary_dir")?;
-        let inner = zipp_factory::shared::synthetic_bench(dir, opt_str_arg(options_json, "options_json")?)?;
+        let inner =
+            zipp_factory::shared::synthetic_bench(dir.map(Path::new), opt_str_arg(options_json, "options_json")?)?;
         *out = into_handle(zipp_synthetic_bench { inner });
         Ok(())
     })
@@ -112,7 +114,7 @@ pub unsafe extern "C" fn zipp_movielens_load(dir: *const c_char, out: *mut *mut 
     // through the `call` helpers, which check it for NULL (strings for UTF-8) first.
     guarded(|| unsafe {
         let out = out_ptr(out, "out")?;
-        let inner = zipp_factory::shared::movielens(opt_str_arg(dir, "dir")?)?;
+        let inner = zipp_factory::shared::movielens(opt_str_arg(dir, "dir")?.map(Path::new))?;
         *out = into_handle(zipp_movielens { inner });
         Ok(())
     })

@@ -62,9 +62,8 @@ impl SyntheticBench {
             d.set_item("posts_per_persona", v)?;
         }
         let text = json::dumps(d.as_any())?;
-        let dir = vocabulary_dir.map(|d| d.to_string_lossy().into_owned());
         let inner = zipp_call(py, || {
-            zipp_factory::shared::synthetic_bench(dir.as_deref(), Some(&text)).map_err(json::unlocated_text)
+            zipp_factory::shared::synthetic_bench(vocabulary_dir.as_deref(), Some(&text)).map_err(json::unlocated_text)
         })?;
         Ok(SyntheticBench { inner: Arc::new(inner) })
     }
@@ -130,7 +129,6 @@ impl MovieLens {
     #[staticmethod]
     #[pyo3(signature = (dir = None))]
     fn load(py: Python<'_>, dir: Option<PathBuf>) -> PyResult<MovieLens> {
-        let dir = dir.map(|d| d.to_string_lossy().into_owned());
         let inner = zipp_call(py, || zipp_factory::shared::movielens(dir.as_deref()))?;
         Ok(MovieLens { inner: Arc::new(inner) })
     }
