@@ -201,18 +201,9 @@ pub unsafe extern "C" fn zipp_string_free(s: *mut c_char) {
 /// `root` is NULL or a NUL-terminated string; `out` is valid for writes.
 #[no_mangle]
 pub unsafe extern "C" fn zipp_models_new(root: *const c_char, out: *mut *mut zipp_models) -> i32 {
-    // SAFETY: the caller keeps this function's `# Safety` contract; every pointer is read
-    // through the `call` helpers, which check it for NULL (strings for UTF-8) first.
-    guarded(|| unsafe {
-        let out = out_ptr(out, "out")?;
-        let root = opt_str_arg(root, "root")?;
-        register_fork_handlers();
-        if root == Some("") {
-            return Err(fail(zipp_status::ZIPP_ERR_INVALID_INPUT, "`root` is empty"));
-        }
-        *out = into_handle(zipp_models { inner: Models::at(root) });
-        Ok(())
-    })
+    // SAFETY: the same contract as `zipp_models_new_with_options`, whose NULL options are the
+    // defaults.
+    unsafe { zipp_models_new_with_options(root, std::ptr::null(), out) }
 }
 
 /// As `zipp_models_new`, with options for how the models run: `options_json` (NULL: the
