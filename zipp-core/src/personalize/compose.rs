@@ -234,11 +234,12 @@ impl Composer for Verbatim {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    /// One token per word and one per comma: predictable by hand.
-    struct Words;
+    /// One token per word and one per comma: predictable by hand (the pipeline tests use it
+    /// too).
+    pub(in crate::personalize) struct Words;
     impl TokenCounter for Words {
         fn count(&self, text: &str) -> usize {
             let words = text.split(|c: char| c.is_whitespace() || c == ',').filter(|w| !w.is_empty()).count();

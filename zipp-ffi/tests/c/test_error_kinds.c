@@ -13,10 +13,11 @@
  * - tokenizer.json with "post_processor": null  -> ZIPP_ERR_TOKENIZER for an empty text
  * - embeddings.LayerNorm.weight all NaN         -> ZIPP_ERR_COMPUTE (non-finite output)
  *
- * Prints "ok: ..." for each passed check (stdout), "FAIL ..." for each failed one (stderr),
- * and ends with "c tests: N passed, M failed". */
+ * Prints one line per failed check (stderr) and ends with "c tests: N passed, M failed". */
 #define _POSIX_C_SOURCE 200809L
 #include "zipp.h"
+
+#include "check.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -29,24 +30,6 @@
 #include <unistd.h>
 
 #define DIM 384 /* MiniLM's embedding dimension */
-
-static int passed, failed;
-
-#define CHECK(cond, what)                                                                      \
-  do {                                                                                         \
-    if (cond) {                                                                                \
-      passed++;                                                                                \
-    } else {                                                                                   \
-      failed++;                                                                                \
-      const char *m_ = zipp_last_error_message();                                              \
-      fprintf(stderr, "FAIL %s:%d: %s (%s) last error: %s\n", __FILE__, __LINE__, what, #cond, \
-              m_ ? m_ : "(none)");                                                             \
-    }                                                                                          \
-  } while (0)
-
-static int contains(const char *haystack, const char *needle) {
-  return haystack != NULL && strstr(haystack, needle) != NULL;
-}
 
 /* A failed call's status, its name, and its message, which must contain `needle` and, when
  * not NULL, `needle2`. The message is copied first: the next zipp call on this thread may

@@ -12,6 +12,8 @@
 #define _POSIX_C_SOURCE 200809L
 #include "zipp.h"
 
+#include "check.h"
+
 #include <math.h>
 #include <pthread.h>
 #include <signal.h>
@@ -21,22 +23,61 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static int passed, failed;
+/* Runs body(arg) in a child forked now and checks that the child exits (no deadlock: a child
+ * still running after alarm_s seconds is killed and fails) and that body returned nonzero.
+ * The child reports through a pipe, not its exit status: under valgrind the child's exit
+ * status reflects the parent's thread pool it inherited but cannot free (leaked on purpose).
+ * `what` names the checks. */
+static void check_in_forked_child(int (*body)(void *), void *arg, unsigned alarm_s, const char *what) {
+  int fds[2];
+  CHECK(pipe(fds) == 0, "pipe");
+  fflush(NULL);
+  pid_t child = fork();
+  if (child == 0) {
+    alarm(alarm_s);
+    close(fds[0]);
+    char verdict = body(arg) ? 'y' : 'n';
+    ssize_t written = write(fds[1], &verdict, 1);
+    _exit(written == 1 ? 0 : 1);
+  }
+  close(fds[1]);
+  char verdict = 0;
+  ssize_t got = read(fds[0], &verdict, 1);
+  close(fds[0]);
+  int status = 0;
+  char label[160];
+  snprintf(label, sizeof label, "fork and wait (%s)", what);
+  CHECK(child > 0 && waitpid(child, &status, 0) == child, label);
+  snprintf(label, sizeof label, "the forked child exits, no deadlock, no crash (%s)", what);
+  CHECK(WIFEXITED(status), label);
+  snprintf(label, sizeof label, "the forked child's result (%s)", what);
+  CHECK(got == 1 && verdict == 'y', label);
+}
 
-#define CHECK(cond, what)                                                                      \
-  do {                                                                                         \
-    if (cond) {                                                                                \
-      passed++;                                                                                \
-    } else {                                                                                   \
-      failed++;                                                                                \
-      const char *m_ = zipp_last_error_message();                                              \
-      fprintf(stderr, "FAIL %s:%d: %s (%s) last error: %s\n", __FILE__, __LINE__, what, #cond, \
-              m_ ? m_ : "(none)");                                                             \
-    }                                                                                          \
-  } while (0)
-
-static int contains(const char *haystack, const char *needle) {
-  return haystack != NULL && strstr(haystack, needle) != NULL;
+/* The forked children's work (see check_in_forked_child). */
+struct fork_personalize {
+  const zipp_personalizer *p;
+  const zipp_persona *persona;
+  const char *prompt, *expected;
+};
+static int personalize_matches(void *arg) {
+  const struct fork_personalize *j = arg;
+  char *out = NULL;
+  return zipp_personalize_prompt(j->p, j->persona, j->prompt, &out) == ZIPP_OK && j->expected != NULL &&
+         strcmp(out, j->expected) == 0;
+}
+struct fork_embed {
+  const zipp_models *m;
+  const char *const *texts;
+  size_t n;
+  float *got;
+  const float *want;
+  size_t bytes;
+};
+static int embed_matches(void *arg) {
+  const struct fork_embed *j = arg;
+  return zipp_embed(j->m, j->texts, j->n, j->got, j->bytes / sizeof(float)) == ZIPP_OK &&
+         memcmp(j->got, j->want, j->bytes) == 0;
 }
 
 static void test_library(void) {
@@ -389,31 +430,9 @@ static void test_end_to_end(const char *personas_path, int quick) {
   }
   CHECK(mismatches == 0, "concurrent results equal the single-thread result");
 
-  /* fork() after the pool has been used: the child personalizes and gets the same answer.
-   * It reports through a pipe, not its exit status: under valgrind the child's exit status
-   * reflects the parent's thread pool it inherited but cannot free (leaked on purpose). */
-  int fds[2];
-  CHECK(pipe(fds) == 0, "pipe");
-  fflush(NULL);
-  pid_t child = fork();
-  if (child == 0) {
-    alarm(300); /* a deadlock kills the child instead of hanging the test */
-    close(fds[0]);
-    char *out = NULL;
-    int ok = zipp_personalize_prompt(vprag, subject[2], prompt, &out) == ZIPP_OK && expected != NULL &&
-             strcmp(out, expected) == 0;
-    char verdict = ok ? 'y' : 'n';
-    ssize_t written = write(fds[1], &verdict, 1);
-    _exit(written == 1 ? 0 : 1);
-  }
-  close(fds[1]);
-  char verdict = 0;
-  ssize_t got = read(fds[0], &verdict, 1);
-  close(fds[0]);
-  int status = 0;
-  CHECK(child > 0 && waitpid(child, &status, 0) == child, "fork and wait");
-  CHECK(WIFEXITED(status), "the forked child exits (no deadlock, no crash)");
-  CHECK(got == 1 && verdict == 'y', "the forked child personalizes correctly");
+  /* fork() after the pool has been used: the child personalizes and gets the same answer. */
+  struct fork_personalize job = {vprag, subject[2], prompt, expected};
+  check_in_forked_child(personalize_matches, &job, 300, "personalizes as the parent did");
   zipp_string_free(expected);
 
   if (quick) {
@@ -448,26 +467,8 @@ static void test_fork_on_the_candle_path(void) {
   enum { N = 2, DIM = 384 };
   static float want[N * DIM], got[N * DIM];
   CHECK(zipp_embed(m, texts, N, want, N * DIM) == ZIPP_OK, "candle-path embedding in the parent");
-  int fds[2];
-  CHECK(pipe(fds) == 0, "pipe");
-  fflush(NULL);
-  pid_t child = fork();
-  if (child == 0) {
-    alarm(120);
-    close(fds[0]);
-    int ok = zipp_embed(m, texts, N, got, N * DIM) == ZIPP_OK && memcmp(got, want, sizeof want) == 0;
-    char verdict = ok ? 'y' : 'n';
-    ssize_t written = write(fds[1], &verdict, 1);
-    _exit(written == 1 ? 0 : 1);
-  }
-  close(fds[1]);
-  char verdict = 0;
-  ssize_t n = read(fds[0], &verdict, 1);
-  close(fds[0]);
-  int status = 0;
-  CHECK(child > 0 && waitpid(child, &status, 0) == child, "fork and wait (candle path)");
-  CHECK(WIFEXITED(status), "the forked child exits on the candle path (no hang)");
-  CHECK(n == 1 && verdict == 'y', "the forked child embeds the parent's vectors on the candle path");
+  struct fork_embed job = {m, texts, N, got, want, sizeof want};
+  check_in_forked_child(embed_matches, &job, 120, "the candle path embeds the parent's vectors");
   zipp_models_free(m);
 }
 

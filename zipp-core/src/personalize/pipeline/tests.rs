@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use super::*;
 use crate::embed::Embedder;
+use crate::personalize::compose::tests::Words;
 use crate::personalize::compose::Concat;
 use crate::personalize::stages::{Composer, Context, Retrieved, Source};
 use crate::personalize::{
@@ -14,18 +15,6 @@ use crate::personalize::{
 };
 use crate::rng::HashingEmbedder;
 use crate::tokenize::TokenCounter;
-
-/// One token per word and one per comma: predictable by hand.
-struct Words;
-impl TokenCounter for Words {
-    fn count(&self, text: &str) -> usize {
-        let words = text.split(|c: char| c.is_whitespace() || c == ',').filter(|w| !w.is_empty()).count();
-        words + text.matches(',').count()
-    }
-    fn context_length(&self) -> usize {
-        77
-    }
-}
 
 /// Counts `embed` calls and texts; `id` decides which embedders count as the same.
 struct Counting {
