@@ -6,4 +6,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/provision-models.sh >/dev/null
-exec cargo run --quiet -p zipp-examples --bin quickstart -- "$@"
+exec cargo run --quiet --release -p zipp-examples --bin quickstart -- "$@"

@@ -5,10 +5,12 @@
 #              crates (`cargo fetch`), the C toolchain and the Python test venv: the only
 #              phase that uses the network; the later ones run offline (CARGO_NET_OFFLINE,
 #              PIP_NO_INDEX)
-#   build      the Rust test binaries (`cargo test --no-run`), then one release build of
-#              libzipp and the wheel (one cargo invocation, so both share one compile of
-#              candle & co.), the wheel packed by maturin and installed, libzipp installed
-#              into a prefix and the C/C++ programs compiled
+#   build      a check that the quick start and the wheel share the test build's compiled
+#              dependencies (scripts/check-pins.sh); one `cargo test --release --no-run` over
+#              the workspace: the Rust test binaries and libzipp (zipp-ffi's cdylib and
+#              staticlib) from one compile of candle & co.; maturin builds the wheel (pyo3,
+#              numpy, zipp-py: every other dependency is compiled already) and installs it;
+#              libzipp is installed into a prefix and the C/C++ programs are compiled
 #   rust tests every cargo test binary (the quick start and the cbindgen header drift check
 #              are among them), the doc tests and the format check
 #   python     the installed wheel (scripts/test-python.sh test)
@@ -16,8 +18,8 @@
 #   valgrind   the C test under valgrind (scripts/test-c.sh valgrind)
 # Every phase runs even when an earlier one failed. Ends with a table of each phase's wall
 # time, then one summary line "tests: N passed, M failed" summed over every cargo test
-# binary, the provisioning check, pytest and the C checks (a step that fails without counting
-# a failed test counts one); exits non-zero when M > 0 or N = 0.
+# binary, the provisioning and pins checks, pytest and the C checks (a step that fails without
+# counting a failed test counts one); exits non-zero when M > 0 or N = 0.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -65,15 +67,20 @@ step py-venv bash scripts/test-python.sh venv
 # From here on, nothing reaches a registry: a test that would download fails.
 export CARGO_NET_OFFLINE=true PIP_NO_INDEX=1
 
-# Every crate but the Python extension module (built by maturin below).
-rust=(--locked --workspace --exclude zipp-py)
+# One build, in the release profile: the tests test what ships (libzipp is this very
+# compile, and the wheel's dependencies are too), and a second profile would compile
+# candle & co. (~3/4 of the build) a second time. Every cargo command here passes the same
+# arguments, and maturin, building zipp-py alone, resolves the same dependency features
+# through the pins of workspace-hack/ (checked by check-pins above), so it compiles only
+# pyo3, numpy and zipp-py. Debug assertions and overflow checks are off in these tests, as
+# in what ships; plain `cargo test` (the dev profile) keeps them on.
+rust=(--locked --release --workspace --exclude zipp-py)
 phase build
+step check-pins bash scripts/check-pins.sh
 step rust-build cargo test "${rust[@]}" --all-targets --no-run
-# libzipp and the Python module in one invocation: cargo unifies their dependencies'
-# features (zipp-py's numpy turns on num-complex's `std`, which candle's gemm sees), so the
-# maturin build after it finds every dependency compiled; built separately, each would
-# compile candle & co. on its own.
-step release-build cargo build --locked --release -p zipp-ffi -p zipp-py --features pyo3/extension-module
+# Compiles nothing new: copies libzipp.so and libzipp.a, which the test build made, out of
+# target/release/deps to where scripts/install-c.sh takes them.
+step lib-build cargo build "${rust[@]}" --lib
 step py-build bash scripts/test-python.sh build
 step c-build bash scripts/test-c.sh build --prebuilt
 
@@ -102,15 +109,16 @@ awk -F'\t' 'BEGIN { printf "  %-11s %9s %9s\n", "phase", "wall s", "CPU s" }
             END { printf "  %-11s %9.1f %9.1f\n", "total", tw, tc }' "$logs/times" |
   { echo "scripts/test.sh: time per phase ($(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg))"; cat; } >&2
 
-# Per step: cargo's "test result:" lines and the scripts' "(provision|python|c) tests:" lines.
+# Per step: cargo's "test result:" lines and the scripts' "(provision|build|python|c) tests:"
+# lines.
 # A step that failed without counting a failure adds one, and so does a test step that printed
 # no summary line of its own.
 while read -r name; do
   awk -v name="$name" -v rc="$(cat "$logs/$name.rc")" '
     /^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
-    /^(provision|python|c) tests:/ { p += $3; f += $5; seen = 1 }
+    /^(provision|build|python|c) tests:/ { p += $3; f += $5; seen = 1 }
     END {
-      if (name ~ /^(provision-check|py-test|c-test|c-valgrind)$/ && !seen) { print "scripts/test.sh: " name " printed no summary line" > "/dev/stderr"; f += 1 }
+      if (name ~ /^(provision-check|check-pins|py-test|c-test|c-valgrind)$/ && !seen) { print "scripts/test.sh: " name " printed no summary line" > "/dev/stderr"; f += 1 }
       else if (rc != 0 && f == 0) { print "scripts/test.sh: step " name " failed (exit status " rc ")" > "/dev/stderr"; f += 1 }
       print p + 0, f + 0
     }' "$logs/$name.log"
