@@ -14,6 +14,10 @@
 //!                               Personalization { prompt, evidence }
 //! ```
 //!
+//! [`lm`] is the language-model boundary (chat messages in, text out) that the LLM methods
+//! of `zipp-lm` (the ZIPP rewriter, the verbalizer, preference extraction) are written
+//! against.
+//!
 //! ```no_run
 //! use std::sync::Arc;
 //! use zipp_core::{embed::MiniLm, models, personalize::{Personalizer, Request, Vprag}, IndexedPersona, Persona};
@@ -30,6 +34,7 @@
 pub mod embed;
 pub mod error;
 pub mod json;
+pub mod lm;
 pub mod models;
 pub mod persona;
 pub mod personalize;

@@ -1,0 +1,25 @@
+//! # zipp-lm — language models for zipp (SPEC §5–7)
+//!
+//! Everything that needs a chat language model, written against
+//! [`zipp_core::lm::LanguageModel`] so any backend serves every method:
+//!
+//! - [`ScriptedModel`]: a deterministic scripted model for tests and examples (replies from
+//!   a list; it records what it was sent);
+//! - [`clean`]: turning a model's raw answer into a prompt (think blocks, chat chatter,
+//!   quotes and markdown stripped, and a record of what was);
+//! - [`subjects`]: the subjects and objects of a base prompt, and which of them a rewrite
+//!   lost (ViPer's critique of LLM rewriting);
+//! - [`structured`]: JSON answers validated against the expected shape, with bounded
+//!   retries that feed the error back, failing with a typed error.
+//!
+//! Still to come (language-model issue): the local GGUF backend on candle, the
+//! OpenAI-compatible client, the ZIPP rewriter composer, the persona verbalizer and ViPer
+//! extraction, and their registration in `zipp-factory`.
+#![forbid(unsafe_code)]
+
+pub mod clean;
+mod scripted;
+pub mod structured;
+pub mod subjects;
+
+pub use scripted::ScriptedModel;
