@@ -10,16 +10,19 @@
 //! - [`subjects`]: the subjects and objects of a base prompt, and which of them a rewrite
 //!   lost (ViPer's critique of LLM rewriting);
 //! - [`structured`]: JSON answers validated against the expected shape, with bounded
-//!   retries that feed the error back, failing with a typed error.
+//!   retries that feed the error back, failing with a typed error;
+//! - [`rewrite`]: the ZIPP roleplay rewriter, a `Composer` that follows any retriever.
 //!
 //! Still to come (language-model issue): the local GGUF backend on candle, the
-//! OpenAI-compatible client, the ZIPP rewriter composer, the persona verbalizer and ViPer
-//! extraction, and their registration in `zipp-factory`.
+//! OpenAI-compatible client, the persona verbalizer and ViPer extraction, and their
+//! registration in `zipp-factory` and the bindings.
 #![forbid(unsafe_code)]
 
 pub mod clean;
+pub mod rewrite;
 mod scripted;
 pub mod structured;
 pub mod subjects;
 
+pub use rewrite::{RewriteOptions, Rewriter, Strength};
 pub use scripted::ScriptedModel;

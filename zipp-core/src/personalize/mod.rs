@@ -255,6 +255,50 @@ pub struct Evidence {
     pub cut_piece: Option<CutPiece>,
     /// Anything else a reader should know (e.g. the base prompt alone exceeds the budget).
     pub notes: Vec<String>,
+    /// What a language-model composer (the ZIPP rewriter) did; absent for the others.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rewrite: Option<RewriteEvidence>,
+}
+
+/// How a language-model rewrite ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RewriteOutcome {
+    /// The model's cleaned answer is the prompt.
+    Rewritten,
+    /// The answer lost subjects of the base prompt; the base prompt was put back in front.
+    Repaired,
+    /// The answer was unusable (see `fallback_reason`); the prompt is the fallback
+    /// composition of the same retrieved pieces.
+    Fallback,
+    /// Rewriting was switched off for this call; the prompt is the fallback composition.
+    Off,
+}
+
+/// What the rewriter sent, got and changed (SPEC §5).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RewriteEvidence {
+    /// The language model's id.
+    pub model: String,
+    /// "off", "light" or "full".
+    pub strength: String,
+    pub outcome: RewriteOutcome,
+    /// The conversation sent (empty when rewriting was off).
+    pub messages: Vec<crate::lm::Message>,
+    /// The model's answer as generated.
+    pub raw: String,
+    /// What cleaning removed (chatter, labels, quotes, markdown, think blocks) and what the
+    /// budget cut.
+    pub stripped: Vec<String>,
+    /// Subjects of the base prompt the cleaned answer did not contain.
+    pub missing_subjects: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback_reason: Option<String>,
+    /// Tokens the model read and wrote.
+    pub prompt_tokens: usize,
+    pub completion_tokens: usize,
+    /// Wall time of the generation.
+    pub generation_ms: f64,
 }
 
 /// A retrieved post.
