@@ -9,8 +9,9 @@
 //! - [`Sampling::validate`] passes before any work starts (a bad value is
 //!   [`Error::InvalidInput`] naming the field);
 //! - the same messages, sampling and seed give the same text;
-//! - `on_text` receives the generated text in order, piece by piece, and the pieces
-//!   concatenate to [`Generation::text`];
+//! - `on_text` receives the generated text in order, piece by piece, as it is generated
+//!   (possibly on another thread: backends compute in zipp's pool, hence `Send`), and the
+//!   pieces concatenate to [`Generation::text`];
 //! - generation stops at the end-of-turn token, at the first stop sequence (which is not
 //!   part of the text), after `max_tokens` tokens, or when [`Cancel`] is set (checked at least
 //!   once per token): [`Generation::finish`] says which, and a cancelled generation returns
@@ -200,7 +201,7 @@ pub trait LanguageModel: Send + Sync {
         messages: &[Message],
         sampling: &Sampling,
         cancel: &Cancel,
-        on_text: &mut dyn FnMut(&str),
+        on_text: &mut (dyn FnMut(&str) + Send),
     ) -> Result<Generation>;
 }
 

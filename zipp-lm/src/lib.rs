@@ -13,16 +13,20 @@
 //!   retries that feed the error back, failing with a typed error;
 //! - [`rewrite`]: the ZIPP roleplay rewriter, a `Composer` that follows any retriever.
 //!
-//! Still to come (language-model issue): the local GGUF backend on candle, the
-//! OpenAI-compatible client, the persona verbalizer and ViPer extraction, and their
+//! - [`gguf`]: the local backend, a quantized GGUF chat model on candle (llama
+//!   architecture, byte-level BPE; the embedded default SmolLM2-135M-Instruct).
+//!
+//! Still to come (language-model issue): the OpenAI-compatible client, the persona verbalizer and ViPer extraction, and their
 //! registration in `zipp-factory` and the bindings.
 #![forbid(unsafe_code)]
 
 pub mod clean;
+pub mod gguf;
 pub mod rewrite;
 mod scripted;
 pub mod structured;
 pub mod subjects;
 
+pub use gguf::GgufModel;
 pub use rewrite::{RewriteOptions, Rewriter, Strength};
 pub use scripted::ScriptedModel;

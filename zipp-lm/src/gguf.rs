@@ -1,0 +1,412 @@
+//! The local backend: a quantized GGUF chat model on candle's CPU kernels (SPEC §5, §11).
+//!
+//! Everything comes from the GGUF file itself: the architecture and hyper-parameters, the
+//! weights, the tokenizer (vocabulary, merges, special tokens and pre-tokenizer from the
+//! `tokenizer.ggml.*` metadata; no tokenizer.json needed) and the chat template
+//! (`tokenizer.chat_template`, rendered with minijinja; ChatML when absent). Supported today:
+//! the llama architecture with a byte-level BPE vocabulary (`gpt2` model) and the `smollm`,
+//! `gpt-2` or `default` pre-tokenizer — the embedded default SmolLM2-135M-Instruct. Anything
+//! else is a clear [`Error::ModelInvalid`] naming what is missing.
+//!
+//! One [`GgufModel`] is shared between threads: each generation clones the weights handle
+//! (the quantized tensors are reference-counted, not copied) with its own KV cache, reused
+//! across the tokens of that call. All tensor work runs through
+//! [`zipp_core::runtime::compute`] (zipp's per-process pool: thread counts honoured, safe
+//! in a forked child).
+
+use std::path::{Path, PathBuf};
+
+use candle_core::quantized::gguf_file;
+use candle_core::{Device, Tensor};
+use candle_transformers::generation::{LogitsProcessor, Sampling as CandleSampling};
+use candle_transformers::models::quantized_llama::{ModelWeights, MAX_SEQ_LEN};
+use zipp_core::error::{Error, Result};
+use zipp_core::lm::{validate_messages, Cancel, Finish, Generation, LanguageModel, Message, Sampling};
+
+/// Folder and file of the embedded default inside `zipp_core::models::default_models_dir()`.
+pub const SMOLLM2_FILE: &str = "smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf";
+
+/// Tokens before the next one whose repetition `repeat_penalty` penalises (llama.cpp's
+/// `repeat_last_n` default).
+pub const REPEAT_LAST_N: usize = 64;
+
+/// A GGUF chat model (module documentation).
+pub struct GgufModel {
+    weights: ModelWeights,
+    tokenizer: tokenizers::Tokenizer,
+    template: Template,
+    /// Tokens that end the assistant's turn.
+    end_ids: Vec<u32>,
+    bos: Option<String>,
+    eos: Option<String>,
+    id: String,
+    device: Device,
+}
+
+impl std::fmt::Debug for GgufModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GgufModel").field("id", &self.id).finish()
+    }
+}
+
+enum Template {
+    Jinja(String),
+    ChatMl,
+}
+
+impl GgufModel {
+    /// The embedded default, SmolLM2-135M-Instruct Q4_1, from the provisioned models folder.
+    pub fn load_default() -> Result<GgufModel> {
+        GgufModel::load(zipp_core::models::default_models_dir().join(SMOLLM2_FILE))
+    }
+
+    /// Loads a GGUF file (module documentation for what is supported).
+    pub fn load(path: impl AsRef<Path>) -> Result<GgufModel> {
+        let path = path.as_ref();
+        let model = "gguf".to_string();
+        let invalid = |message: String| Error::ModelInvalid {
+            model: model.clone(),
+            path: path.to_path_buf(),
+            message,
+            hint: "use a GGUF chat model of the llama architecture with a byte-level BPE vocabulary".into(),
+        };
+        let mut file = std::fs::File::open(path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => Error::ModelNotFound {
+                model: model.clone(),
+                path: path.to_path_buf(),
+                hint: zipp_core::models::PROVISION_HINT.into(),
+            },
+            _ => Error::io(path, e),
+        })?;
+        let content =
+            gguf_file::Content::read(&mut file).map_err(|e| invalid(format!("not a readable GGUF file: {e}")))?;
+        let md = |key: &str| content.metadata.get(key);
+        let arch = md("general.architecture").and_then(|v| v.to_string().ok()).cloned().unwrap_or_default();
+        if arch != "llama" {
+            return Err(invalid(format!("architecture {arch:?} is not supported yet (llama is)")));
+        }
+        let tok = build_tokenizer(&content.metadata).map_err(invalid)?;
+        let template = match md("tokenizer.chat_template").and_then(|v| v.to_string().ok()) {
+            Some(t) => {
+                let t = t.clone();
+                // Fail at load, not at the first call, on a template minijinja cannot parse.
+                minijinja::Environment::new()
+                    .template_from_str(&t)
+                    .map_err(|e| invalid(format!("chat template: {e}")))?;
+                Template::Jinja(t)
+            }
+            None => Template::ChatMl,
+        };
+        let token_str = |key: &str| -> Option<String> {
+            let id = md(key)?.to_u32().ok()?;
+            tok.tokenizer.id_to_token(id)
+        };
+        let bos = token_str("tokenizer.ggml.bos_token_id");
+        let eos = token_str("tokenizer.ggml.eos_token_id");
+        let mut end_ids: Vec<u32> = ["tokenizer.ggml.eos_token_id", "tokenizer.ggml.eot_token_id"]
+            .iter()
+            .filter_map(|k| md(k).and_then(|v| v.to_u32().ok()))
+            .collect();
+        if let Some(id) = tok.tokenizer.token_to_id("<|im_end|>") {
+            end_ids.push(id);
+        }
+        end_ids.sort_unstable();
+        end_ids.dedup();
+        if end_ids.is_empty() {
+            return Err(invalid("no end-of-turn token (tokenizer.ggml.eos_token_id)".into()));
+        }
+        let name = md("general.name").and_then(|v| v.to_string().ok()).cloned().unwrap_or_default();
+        let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+        let device = Device::Cpu;
+        let weights = zipp_core::runtime::compute(&device, || ModelWeights::from_gguf(content, &mut file, &device))
+            .map_err(|e| invalid(format!("weights: {e}")))?;
+        Ok(GgufModel {
+            weights,
+            tokenizer: tok.tokenizer,
+            template,
+            end_ids,
+            bos,
+            eos,
+            id: format!("gguf:{name}:{size}:{}", file_name(path)),
+            device,
+        })
+    }
+
+    /// The conversation as the model reads it (the chat template applied, the assistant's
+    /// turn opened).
+    pub fn render(&self, messages: &[Message]) -> Result<String> {
+        match &self.template {
+            Template::ChatMl => {
+                let mut s = String::new();
+                for m in messages {
+                    s.push_str(&format!("<|im_start|>{}\n{}<|im_end|>\n", role(m), m.content));
+                }
+                s.push_str("<|im_start|>assistant\n");
+                Ok(s)
+            }
+            Template::Jinja(t) => {
+                let mut env = minijinja::Environment::new();
+                env.add_template("chat", t).map_err(|e| Error::Internal(format!("chat template: {e}")))?;
+                let msgs: Vec<_> = messages
+                    .iter()
+                    .map(|m| minijinja::context! { role => role(m), content => m.content.as_str() })
+                    .collect();
+                env.get_template("chat")
+                    .and_then(|tpl| {
+                        tpl.render(minijinja::context! {
+                            messages => msgs,
+                            add_generation_prompt => true,
+                            bos_token => self.bos.as_deref().unwrap_or(""),
+                            eos_token => self.eos.as_deref().unwrap_or(""),
+                        })
+                    })
+                    .map_err(|e| Error::InvalidInput(format!("the chat template failed on these messages: {e}")))
+            }
+        }
+    }
+
+    /// Token ids of `text`; special tokens written in the text (`<|im_start|>`) are matched.
+    pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
+        self.tokenizer
+            .encode(text, false)
+            .map(|e| e.get_ids().to_vec())
+            .map_err(|e| Error::Tokenizer(format!("encoding: {e}")))
+    }
+
+    /// The text of `ids` (special tokens included as written).
+    pub fn decode(&self, ids: &[u32]) -> Result<String> {
+        self.tokenizer.decode(ids, false).map_err(|e| Error::Tokenizer(format!("decoding: {e}")))
+    }
+
+    /// Next-token logits after `ids` (for parity checks against llama.cpp).
+    pub fn logits(&self, ids: &[u32]) -> Result<Vec<f32>> {
+        if ids.is_empty() || ids.len() > MAX_SEQ_LEN {
+            return Err(Error::InvalidInput(format!("1..={MAX_SEQ_LEN} token ids are needed, got {}", ids.len())));
+        }
+        zipp_core::runtime::compute(&self.device, || {
+            let mut w = self.weights.clone();
+            let input = Tensor::new(ids, &self.device).and_then(|t| t.unsqueeze(0)).map_err(compute_err)?;
+            let logits = w.forward(&input, 0).and_then(|l| l.squeeze(0)).map_err(compute_err)?;
+            logits.to_dtype(candle_core::DType::F32).and_then(|l| l.to_vec1::<f32>()).map_err(compute_err)
+        })
+    }
+}
+
+fn compute_err(e: candle_core::Error) -> Error {
+    Error::Compute(e.to_string())
+}
+
+fn role(m: &Message) -> &'static str {
+    match m.role {
+        zipp_core::lm::Role::System => "system",
+        zipp_core::lm::Role::User => "user",
+        zipp_core::lm::Role::Assistant => "assistant",
+    }
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| PathBuf::from(path).display().to_string())
+}
+
+impl LanguageModel for GgufModel {
+    fn id(&self) -> String {
+        self.id.clone()
+    }
+
+    fn generate(
+        &self,
+        messages: &[Message],
+        sampling: &Sampling,
+        cancel: &Cancel,
+        on_text: &mut (dyn FnMut(&str) + Send),
+    ) -> Result<Generation> {
+        sampling.validate()?;
+        validate_messages(messages)?;
+        let prompt = self.render(messages)?;
+        let ids = self.encode(&prompt)?;
+        if ids.len() + sampling.max_tokens > MAX_SEQ_LEN {
+            return Err(Error::InvalidInput(format!(
+                "the conversation is {} tokens; with max_tokens {} it exceeds the context of {MAX_SEQ_LEN}",
+                ids.len(),
+                sampling.max_tokens
+            )));
+        }
+        let kind = match (sampling.temperature, sampling.top_k, sampling.top_p) {
+            (0.0, _, _) => CandleSampling::ArgMax,
+            (t, None, None) => CandleSampling::All { temperature: t.into() },
+            (t, Some(k), None) => CandleSampling::TopK { k, temperature: t.into() },
+            (t, None, Some(p)) => CandleSampling::TopP { p: p.into(), temperature: t.into() },
+            (t, Some(k), Some(p)) => CandleSampling::TopKThenTopP { k, p: p.into(), temperature: t.into() },
+        };
+        let mut sampler = LogitsProcessor::from_sampling(sampling.seed, kind);
+        let device = &self.device;
+        let weights = &self.weights;
+        let tokenizer = &self.tokenizer;
+        let end_ids = &self.end_ids;
+        let outcome = zipp_core::runtime::compute(device, || -> Result<(String, usize, Finish)> {
+            let mut w = weights.clone();
+            let mut context = ids.clone();
+            let mut generated: Vec<u32> = Vec::new();
+            let mut text = String::new();
+            let mut emitted = 0;
+            let input = Tensor::new(ids.as_slice(), device).and_then(|t| t.unsqueeze(0)).map_err(compute_err)?;
+            let mut logits = w.forward(&input, 0).map_err(compute_err)?;
+            let finish = loop {
+                if cancel.is_cancelled() {
+                    break Finish::Cancelled;
+                }
+                if generated.len() == sampling.max_tokens {
+                    break Finish::MaxTokens;
+                }
+                let mut l = logits.squeeze(0).and_then(|l| l.to_dtype(candle_core::DType::F32)).map_err(compute_err)?;
+                if sampling.repeat_penalty != 1.0 {
+                    let start = context.len().saturating_sub(REPEAT_LAST_N);
+                    l = candle_transformers::utils::apply_repeat_penalty(
+                        &l,
+                        sampling.repeat_penalty,
+                        &context[start..],
+                    )
+                    .map_err(compute_err)?;
+                }
+                let next = sampler.sample(&l).map_err(compute_err)?;
+                if end_ids.contains(&next) {
+                    break Finish::EndOfTurn;
+                }
+                generated.push(next);
+                context.push(next);
+                text = tokenizer.decode(&generated, false).map_err(|e| Error::Tokenizer(format!("decoding: {e}")))?;
+                if let Some(at) = sampling.stop.iter().filter_map(|s| text.find(s.as_str())).min() {
+                    text.truncate(at);
+                    if text.len() > emitted {
+                        on_text(&text[emitted..]);
+                    }
+                    return Ok((text, generated.len(), Finish::StopSequence));
+                }
+                // Emit what can no longer change: not a trailing partial UTF-8 character
+                // (decoded as U+FFFD) nor a suffix that could start a stop sequence.
+                let stable = stable_len(&text, &sampling.stop);
+                if stable > emitted {
+                    on_text(&text[emitted..stable]);
+                    emitted = stable;
+                }
+                let input = Tensor::new(&[next], device).and_then(|t| t.unsqueeze(0)).map_err(compute_err)?;
+                logits = w.forward(&input, context.len() - 1).map_err(compute_err)?;
+            };
+            if finish == Finish::Cancelled {
+                // What the caller saw is what it gets.
+                text.truncate(emitted);
+            } else if text.len() > emitted {
+                on_text(&text[emitted..]);
+            }
+            Ok((text, generated.len(), finish))
+        });
+        let (text, completion_tokens, finish) = outcome?;
+        Ok(Generation { text, prompt_tokens: ids.len(), completion_tokens, finish })
+    }
+}
+
+/// Bytes of `text` that later tokens cannot change: all of it but a trailing U+FFFD (a
+/// character whose bytes are not all decoded yet) and the longest suffix that is a proper
+/// prefix of a stop sequence.
+fn stable_len(text: &str, stop: &[String]) -> usize {
+    let mut end = text.len();
+    if text.ends_with('\u{FFFD}') {
+        end -= '\u{FFFD}'.len_utf8();
+    }
+    let mut hold = 0;
+    for s in stop {
+        for (i, _) in s.char_indices().skip(1) {
+            if text[..end].ends_with(&s[..i]) {
+                hold = hold.max(i);
+            }
+        }
+    }
+    end - hold
+}
+
+struct BuiltTokenizer {
+    tokenizer: tokenizers::Tokenizer,
+}
+
+/// A `tokenizers` tokenizer equivalent to llama.cpp's for the GGUF's vocabulary: byte-level
+/// BPE over `tokenizer.ggml.tokens`/`merges`, control and user-defined tokens as added
+/// tokens, and the pre-tokenizer `tokenizer.ggml.pre` names.
+fn build_tokenizer(
+    md: &std::collections::HashMap<String, gguf_file::Value>,
+) -> std::result::Result<BuiltTokenizer, String> {
+    let get = |k: &str| md.get(k).ok_or_else(|| format!("no {k} in the GGUF metadata"));
+    let model = get("tokenizer.ggml.model")?.to_string().map_err(|e| e.to_string())?;
+    if model != "gpt2" {
+        return Err(format!("tokenizer model {model:?} is not supported yet (byte-level BPE, \"gpt2\", is)"));
+    }
+    let pre =
+        md.get("tokenizer.ggml.pre").and_then(|v| v.to_string().ok()).cloned().unwrap_or_else(|| "default".into());
+    let byte_level =
+        serde_json::json!({"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true});
+    let pre_tokenizer = match pre.as_str() {
+        "smollm" => {
+            serde_json::json!({"type": "Sequence", "pretokenizers": [{"type": "Digits", "individual_digits": true}, byte_level]})
+        }
+        "gpt-2" | "default" => byte_level,
+        other => return Err(format!("pre-tokenizer {other:?} is not supported yet (smollm, gpt-2 and default are)")),
+    };
+    let strings = |k: &str| -> std::result::Result<Vec<String>, String> {
+        get(k)?
+            .to_vec()
+            .map_err(|e| e.to_string())?
+            .iter()
+            .map(|v| v.to_string().cloned().map_err(|e| e.to_string()))
+            .collect()
+    };
+    let tokens = strings("tokenizer.ggml.tokens")?;
+    let merges = strings("tokenizer.ggml.merges")?;
+    let types: Vec<i32> = match md.get("tokenizer.ggml.token_type") {
+        Some(v) => v.to_vec().map_err(|e| e.to_string())?.iter().map(|t| t.to_i32().unwrap_or(1)).collect(),
+        None => vec![1; tokens.len()],
+    };
+    let vocab: serde_json::Map<String, serde_json::Value> =
+        tokens.iter().enumerate().map(|(i, t)| (t.clone(), serde_json::Value::from(i))).collect();
+    // 3 = control, 4 = user-defined (llama.cpp's token types): matched whole in the text.
+    let added: Vec<serde_json::Value> = tokens
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| matches!(types.get(*i), Some(3) | Some(4)))
+        .map(|(i, t)| {
+            serde_json::json!({"id": i, "content": t, "single_word": false, "lstrip": false, "rstrip": false,
+                               "normalized": false, "special": types.get(i) == Some(&3)})
+        })
+        .collect();
+    let json = serde_json::json!({
+        "version": "1.0",
+        "truncation": null,
+        "padding": null,
+        "added_tokens": added,
+        "normalizer": null,
+        "pre_tokenizer": pre_tokenizer,
+        "post_processor": null,
+        "decoder": {"type": "ByteLevel", "add_prefix_space": true, "trim_offsets": true, "use_regex": true},
+        "model": {"type": "BPE", "dropout": null, "unk_token": null, "continuing_subword_prefix": null,
+                  "end_of_word_suffix": null, "fuse_unk": false, "byte_fallback": false, "ignore_merges": false,
+                  "vocab": vocab, "merges": merges},
+    });
+    let tokenizer: tokenizers::Tokenizer =
+        json.to_string().parse().map_err(|e: tokenizers::Error| format!("tokenizer from the GGUF metadata: {e}"))?;
+    Ok(BuiltTokenizer { tokenizer })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stable_text_holds_back_partial_characters_and_stop_prefixes() {
+        let stop = vec!["\n\n".to_string(), "END".to_string()];
+        assert_eq!(stable_len("abc", &stop), 3);
+        assert_eq!(stable_len("abc\n", &stop), 3);
+        assert_eq!(stable_len("abcEN", &stop), 3);
+        assert_eq!(stable_len("abc\u{FFFD}", &stop), 3);
+        assert_eq!(stable_len("abc", &[]), 3);
+    }
+}
