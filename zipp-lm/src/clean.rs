@@ -99,8 +99,60 @@ pub fn clean(raw: &str) -> Cleaned {
     joined = strip_markdown(&joined, &mut stripped);
     joined = strip_label(&joined, &mut stripped);
     joined = strip_quotes(&joined, &mut stripped);
-    let text = joined.split_whitespace().collect::<Vec<_>>().join(" ");
+    let mut text = joined.split_whitespace().collect::<Vec<_>>().join(" ");
+    text = cut_repetition(&text, &mut stripped);
+    text = drop_self_talk(&text, &mut stripped);
     Cleaned { text, stripped }
+}
+
+/// Words in a window that, seen twice, mark a degenerate loop (small models repeat
+/// themselves under greedy decoding).
+const REPEAT_WINDOW: usize = 6;
+
+/// `text` up to the second occurrence of its first repeated run of [`REPEAT_WINDOW`] words.
+fn cut_repetition(text: &str, stripped: &mut Vec<String>) -> String {
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let mut seen = std::collections::HashMap::new();
+    for start in 0..words.len().saturating_sub(REPEAT_WINDOW - 1) {
+        let window: Vec<String> = words[start..start + REPEAT_WINDOW].iter().map(|w| w.to_lowercase()).collect();
+        if let Some(&first) = seen.get(&window) {
+            // Only a repeat that does not overlap its first occurrence is a loop.
+            if start >= first + REPEAT_WINDOW {
+                stripped.push(format!("repetition ({} words from word {})", words.len() - start, start + 1));
+                return words[..start].join(" ").trim_end_matches([',', ';']).to_string();
+            }
+        } else {
+            seen.insert(window, start);
+        }
+    }
+    text.to_string()
+}
+
+/// First-person words that open a sentence about the speaker ("I'm a paper artist…"): an
+/// image prompt never talks about its writer, a roleplaying model that restates its persona
+/// does.
+const SELF_OPENINGS: &[&str] = &["i", "i'm", "i’m", "im", "i've", "i’ve", "i'd", "i'll", "my", "me", "as"];
+
+/// `text` without its sentences that open with a first-person word ([`SELF_OPENINGS`]; "as"
+/// only as "as a/an …", the "As a painter, I…" opening).
+fn drop_self_talk(text: &str, stripped: &mut Vec<String>) -> String {
+    let mut kept = Vec::new();
+    for sentence in text.split_inclusive(['.', '!', '?']) {
+        let words: Vec<String> = sentence
+            .split_whitespace()
+            .take(2)
+            .map(|w| w.trim_matches(|c: char| !c.is_alphanumeric() && c != '\'' && c != '’').to_lowercase())
+            .collect();
+        let first = words.first().map(String::as_str).unwrap_or("");
+        let second = words.get(1).map(String::as_str).unwrap_or("");
+        let is_self = SELF_OPENINGS.contains(&first) && (first != "as" || matches!(second, "a" | "an"));
+        if is_self {
+            stripped.push(format!("self-description: {}", shorten(sentence.trim())));
+        } else {
+            kept.push(sentence);
+        }
+    }
+    kept.concat().trim().to_string()
 }
 
 /// At most `max_words` whitespace-separated words of `text`, joined by single spaces; a
@@ -286,6 +338,23 @@ mod tests {
     fn a_colon_inside_a_prompt_is_not_a_label() {
         assert_eq!(text("ratio 3:2, a quiet harbour"), "ratio 3:2, a quiet harbour");
         assert_eq!(text("mood: calm, a quiet harbour"), "mood: calm, a quiet harbour");
+    }
+
+    #[test]
+    fn loops_are_cut_and_self_talk_dropped() {
+        let looped = "I'm a paper artist in Kyoto. I love pastel light, quiet harbours and film grain. I'm a paper artist in Kyoto. I love";
+        let c = clean(looped);
+        assert_eq!(c.text, "");
+        assert_eq!(c.stripped[0], "repetition (8 words from word 16)");
+        assert!(c.stripped[1].starts_with("self-description: I'm a paper artist"), "{:?}", c.stripped);
+        assert_eq!(
+            text("A teal door, soft light. I love this. As a painter, I add grain. As dusk falls, gulls circle."),
+            "A teal door, soft light. As dusk falls, gulls circle."
+        );
+        // A repeated phrase shorter than the window, or overlapping itself, is not a loop.
+        assert_eq!(text("red red red red red red red red"), "red red red red red red red red");
+        assert_eq!(text("rain, rain, soft rain on paper clouds"), "rain, rain, soft rain on paper clouds");
+        assert_eq!(text("a b c d e f x a b c d e f y"), "a b c d e f x");
     }
 
     #[test]

@@ -97,7 +97,9 @@ fn unusable_answers_fall_back_to_the_concat_composition() {
     for (answer, why) in [
         ("<think>hmm</think>", "empty after cleaning"),
         ("Certainly!\n\n", "empty after cleaning"),
-        ("I cannot help with that.", "kept none of the prompt's subjects"),
+        ("I cannot help with that.", "empty after cleaning"),
+        ("Sorry, that is not something to draw.", "kept none of the prompt's subjects"),
+        ("I'm a paper artist. I love pastel light. I'm a paper artist. I love pastel light.", "empty after cleaning"),
     ] {
         let (_, r) = rewriter(&[answer], RewriteOptions::default());
         let p = run(&r, &persona, &request, 77).unwrap();
