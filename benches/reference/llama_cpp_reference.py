@@ -55,10 +55,16 @@ def main() -> None:
     path = sys.argv[1]
     with open(path, "rb") as f:
         digest = hashlib.sha256(f.read()).hexdigest()
-    llm = llama_cpp.Llama(model_path=path, n_ctx=1024, n_threads=2, logits_all=True, verbose=False)
+    # An f32 KV cache (llama.cpp's default is f16): zipp keeps keys and values in f32, and
+    # the comparison is about the model's arithmetic, not cache precision.
+    kv = 0 if "--kv-f16" not in sys.argv else 1  # GGML_TYPE_F32 = 0, GGML_TYPE_F16 = 1
+    llm = llama_cpp.Llama(
+        model_path=path, n_ctx=1024, n_threads=2, logits_all=True, verbose=False, type_k=kv, type_v=kv, flash_attn=False
+    )
     eos = llm.token_eos()
     out = {
-        "generator": f"benches/reference/llama_cpp_reference.py, llama-cpp-python {llama_cpp.__version__}",
+        "generator": f"benches/reference/llama_cpp_reference.py, llama-cpp-python {llama_cpp.__version__}, "
+        f"KV cache {'f16' if kv else 'f32'}",
         "model_sha256": digest,
         "tokenize": [
             {"text": t, "ids": llm.tokenize(t.encode("utf-8"), add_bos=False, special=True)} for t in TRICKY

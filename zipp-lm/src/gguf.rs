@@ -178,6 +178,37 @@ impl GgufModel {
         self.tokenizer.decode(ids, false).map_err(|e| Error::Tokenizer(format!("decoding: {e}")))
     }
 
+    /// The greedy continuation of `ids`: up to `max_tokens` token ids, ending before an
+    /// end-of-turn token (for parity checks against llama.cpp, which work on ids).
+    pub fn greedy_ids(&self, ids: &[u32], max_tokens: usize) -> Result<Vec<u32>> {
+        if ids.is_empty() || ids.len() + max_tokens > MAX_SEQ_LEN {
+            return Err(Error::InvalidInput(format!(
+                "1..={MAX_SEQ_LEN} tokens with the continuation, got {}",
+                ids.len()
+            )));
+        }
+        zipp_core::runtime::compute(&self.device, || {
+            let mut w = self.weights.clone();
+            let mut out = Vec::new();
+            let input = Tensor::new(ids, &self.device).and_then(|t| t.unsqueeze(0)).map_err(compute_err)?;
+            let mut logits = w.forward(&input, 0).map_err(compute_err)?;
+            while out.len() < max_tokens {
+                let next = logits
+                    .squeeze(0)
+                    .and_then(|l| l.argmax(0))
+                    .and_then(|t| t.to_scalar::<u32>())
+                    .map_err(compute_err)?;
+                if self.end_ids.contains(&next) {
+                    break;
+                }
+                out.push(next);
+                let input = Tensor::new(&[next], &self.device).and_then(|t| t.unsqueeze(0)).map_err(compute_err)?;
+                logits = w.forward(&input, ids.len() + out.len() - 1).map_err(compute_err)?;
+            }
+            Ok(out)
+        })
+    }
+
     /// Next-token logits after `ids` (for parity checks against llama.cpp).
     pub fn logits(&self, ids: &[u32]) -> Result<Vec<f32>> {
         if ids.is_empty() || ids.len() > MAX_SEQ_LEN {
