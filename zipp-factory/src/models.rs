@@ -50,6 +50,18 @@ impl ModelKind for ClipBpeKind {
     }
 }
 
+/// SmolLM2-135M-Instruct Q4_1, the embedded default language model (the ZIPP rewriter's),
+/// file [`zipp_lm::gguf::SMOLLM2_FILE`] under the root.
+pub struct SmolLm2Kind;
+
+impl ModelKind for SmolLm2Kind {
+    const NAME: &'static str = "smollm2";
+    type Model = zipp_lm::GgufModel;
+    fn load(models: &Models) -> Result<zipp_lm::GgufModel> {
+        zipp_lm::GgufModel::load(models.root.join(zipp_lm::gguf::SMOLLM2_FILE))
+    }
+}
+
 /// A registered kind, by name: what [`Models::load`] and [`Models::loaded`] go through.
 pub struct KindEntry {
     pub name: &'static str,
@@ -69,6 +81,11 @@ pub const KINDS: &[KindEntry] = &[
         name: MiniLmKind::NAME,
         description: "all-MiniLM-L6-v2 sentence embedder: retrieval and VPTT scoring",
         load: |m| m.get::<MiniLmKind>().map(drop),
+    },
+    KindEntry {
+        name: SmolLm2Kind::NAME,
+        description: "SmolLM2-135M-Instruct (GGUF, Q4_1): the language model of the ZIPP rewriter",
+        load: |m| m.get::<SmolLm2Kind>().map(drop),
     },
 ];
 
@@ -283,6 +300,11 @@ impl Models {
         self.get::<ClipBpeKind>()
     }
 
+    /// The embedded default language model (SmolLM2-135M-Instruct), as a trait object.
+    pub fn language_model(&self) -> Result<Arc<dyn zipp_core::lm::LanguageModel>> {
+        Ok(self.get::<SmolLm2Kind>()?)
+    }
+
     /// [`Models::clip`] as a trait object.
     pub fn token_counter(&self) -> Result<Arc<dyn TokenCounter>> {
         Ok(self.clip()?)
@@ -348,7 +370,7 @@ mod tests {
         assert_eq!(models.load("minilm").unwrap_err().kind(), "model_not_found");
         let e = models.load("unet").unwrap_err();
         assert_eq!(e.kind(), "invalid_input");
-        assert!(e.to_string().contains("clip_bpe, minilm"), "{e}");
+        assert!(e.to_string().contains("clip_bpe, minilm, smollm2"), "{e}");
     }
 
     /// A kind that counts its loads: shows the registry loads once under contention and

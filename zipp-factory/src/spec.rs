@@ -211,42 +211,62 @@ impl RetrieverSpec {
     }
 }
 
-/// A composer stage as data: `"concat"` (SPEC §3 step 6, the default) or `"verbatim"` (the
-/// base prompt unchanged), as a name or `{"kind": …}`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(try_from = "ComposerJson", into = "ComposerJson")]
+/// A composer stage as data: `"concat"` (SPEC §3 step 6, the default), `"verbatim"` (the
+/// base prompt unchanged), as a name or `{"kind": …}`, or the ZIPP rewriter with its options
+/// (SPEC §5; the embedded default language model, SmolLM2-135M-Instruct):
+/// `{"kind": "zipp_rewrite", "strength": "light", "shots": 2, "max_words": 60,
+///   "sampling": {"max_tokens": 120, "seed": 0}}` (every option optional).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "serde_json::Value", into = "serde_json::Value")]
 #[non_exhaustive]
 pub enum ComposerSpec {
     #[default]
     Concat,
     Verbatim,
+    ZippRewrite(zipp_lm::RewriteOptions),
 }
 
-#[derive(Serialize, Deserialize)]
-#[serde(untagged)]
-enum ComposerJson {
-    Name(String),
-    Object { kind: String },
-}
-
-impl TryFrom<ComposerJson> for ComposerSpec {
+impl TryFrom<serde_json::Value> for ComposerSpec {
     type Error = String;
-    fn try_from(json: ComposerJson) -> std::result::Result<ComposerSpec, String> {
-        let (ComposerJson::Name(kind) | ComposerJson::Object { kind }) = json;
+    fn try_from(json: serde_json::Value) -> std::result::Result<ComposerSpec, String> {
+        const KNOWN: &str = "expected `concat`, `verbatim` or `zipp_rewrite`";
+        let mut object = match json {
+            serde_json::Value::String(kind) => serde_json::Map::from_iter([("kind".to_string(), kind.into())]),
+            serde_json::Value::Object(o) => o,
+            other => return Err(format!("a composer is a name or an object, not {other}")),
+        };
+        let kind = match object.remove("kind") {
+            Some(serde_json::Value::String(k)) => k,
+            _ => return Err(format!("a composer object needs a string `kind` ({KNOWN})")),
+        };
+        let plain = |spec: ComposerSpec| match object.keys().next() {
+            Some(key) => Err(format!("composer `{kind}` has no option `{key}`")),
+            None => Ok(spec),
+        };
         match kind.as_str() {
-            "concat" => Ok(ComposerSpec::Concat),
-            "verbatim" => Ok(ComposerSpec::Verbatim),
-            other => Err(format!("unknown composer `{other}` (expected `concat` or `verbatim`)")),
+            "concat" => plain(ComposerSpec::Concat),
+            "verbatim" => plain(ComposerSpec::Verbatim),
+            "zipp_rewrite" => serde_json::from_value(serde_json::Value::Object(object.clone()))
+                .map(ComposerSpec::ZippRewrite)
+                .map_err(|e| format!("composer `zipp_rewrite`: {e}")),
+            other => Err(format!("unknown composer `{other}` ({KNOWN})")),
         }
     }
 }
 
-impl From<ComposerSpec> for ComposerJson {
-    fn from(spec: ComposerSpec) -> ComposerJson {
-        ComposerJson::Name(match spec {
+impl From<ComposerSpec> for serde_json::Value {
+    fn from(spec: ComposerSpec) -> serde_json::Value {
+        match spec {
             ComposerSpec::Concat => "concat".into(),
             ComposerSpec::Verbatim => "verbatim".into(),
-        })
+            ComposerSpec::ZippRewrite(options) => {
+                let mut v = serde_json::to_value(options).unwrap_or_else(|_| serde_json::json!({}));
+                if let Some(o) = v.as_object_mut() {
+                    o.insert("kind".into(), "zipp_rewrite".into());
+                }
+                v
+            }
+        }
     }
 }
 
@@ -310,9 +330,12 @@ impl MethodSpec {
     /// Checks the options without loading any model.
     pub fn validate(&self) -> Result<()> {
         let (k, vprag, budget) = match self {
-            MethodSpec::Pipeline { name, retrievers, token_budget, .. } => {
+            MethodSpec::Pipeline { name, retrievers, composer, token_budget } => {
                 if name.trim().is_empty() {
                     return Err(zipp_core::Error::InvalidInput("a pipeline's name must not be empty".into()));
+                }
+                if let ComposerSpec::ZippRewrite(options) = composer {
+                    options.validate()?;
                 }
                 for r in retrievers {
                     r.validate()?;
@@ -366,6 +389,12 @@ impl MethodSpec {
                         (Arc::new(Concat::new(counter)) as Arc<dyn Composer>, context)
                     }
                     ComposerSpec::Verbatim => (Arc::new(Verbatim) as Arc<dyn Composer>, ClipTokenizer::CONTEXT_LENGTH),
+                    ComposerSpec::ZippRewrite(options) => {
+                        let counter = models.token_counter()?;
+                        let context = counter.context_length();
+                        let rewriter = zipp_lm::Rewriter::new(models.language_model()?, counter, options.clone())?;
+                        (Arc::new(rewriter) as Arc<dyn Composer>, context)
+                    }
                 };
                 Arc::new(Pipeline::new(name.clone(), stages, composer, token_budget.unwrap_or(context))?)
             }
@@ -432,7 +461,7 @@ mod tests {
         )
         .unwrap();
         let MethodSpec::Pipeline { name, retrievers, composer, token_budget } = &p else { panic!("{p:?}") };
-        assert_eq!((name.as_str(), *composer, *token_budget), ("mine", ComposerSpec::Concat, Some(60)));
+        assert_eq!((name.as_str(), composer, *token_budget), ("mine", &ComposerSpec::Concat, Some(60)));
         assert_eq!(retrievers[1], RetrieverSpec::Brag { k: 2 });
         assert!(matches!(retrievers[2], RetrieverSpec::Vprag { temperature, .. } if temperature == 0.1));
         assert!(p.reads_memory());
@@ -472,6 +501,41 @@ mod tests {
         // A composer that counts tokens needs the CLIP vocabulary.
         let concat = MethodSpec::from_json(r#"{"method":"pipeline"}"#).unwrap();
         assert_eq!(concat.build(&nowhere).err().unwrap().kind(), "model_not_found");
+    }
+
+    #[test]
+    fn the_zipp_rewriter_is_a_composer_with_options() {
+        let p = MethodSpec::from_json(
+            r#"{"method":"pipeline","name":"zipp","retrievers":["persona_facts"],
+                "composer":{"kind":"zipp_rewrite","strength":"light","shots":1,"sampling":{"max_tokens":24}}}"#,
+        )
+        .unwrap();
+        let MethodSpec::Pipeline { composer: ComposerSpec::ZippRewrite(o), .. } = &p else { panic!("{p:?}") };
+        assert_eq!((o.strength, o.shots, o.max_words, o.sampling.max_tokens), (zipp_lm::Strength::Light, 1, 60, 24));
+        assert_eq!(MethodSpec::from_json(&p.to_json()).unwrap(), p, "round trip");
+        let bare = MethodSpec::from_json(r#"{"method":"pipeline","composer":"zipp_rewrite"}"#).unwrap();
+        let MethodSpec::Pipeline { composer, .. } = &bare else { panic!() };
+        assert_eq!(composer, &ComposerSpec::ZippRewrite(zipp_lm::RewriteOptions::default()));
+        for (bad, needle) in [
+            (r#"{"method":"pipeline","composer":{"kind":"zipp_rewrite","strenght":"light"}}"#, "strenght"),
+            (r#"{"method":"pipeline","composer":{"kind":"concat","shots":1}}"#, "no option `shots`"),
+            (r#"{"method":"pipeline","composer":{"strength":"light"}}"#, "string `kind`"),
+            (r#"{"method":"pipeline","composer":{"kind":"zipp_rewrite","sampling":{"top_q":1}}}"#, "top_q"),
+        ] {
+            let e = MethodSpec::from_json(bad).unwrap_err();
+            assert_eq!(e.kind(), "schema", "{bad}: {e}");
+            assert!(e.to_string().contains(needle), "{bad}: {e}");
+        }
+        // Options are checked before any model loads.
+        let nowhere = Models::in_dir("/nonexistent/zipp-models");
+        for bad in [
+            r#"{"method":"pipeline","composer":{"kind":"zipp_rewrite","max_words":0}}"#,
+            r#"{"method":"pipeline","composer":{"kind":"zipp_rewrite","sampling":{"temperature":-1}}}"#,
+        ] {
+            let e = MethodSpec::from_json(bad).unwrap().build(&nowhere).err().unwrap();
+            assert_eq!(e.kind(), "invalid_input", "{bad}: {e}");
+        }
+        assert_eq!(bare.build(&nowhere).err().unwrap().kind(), "model_not_found");
     }
 
     #[test]

@@ -27,8 +27,8 @@ def test_embeddings_are_unit_float32_rows(models):
 
 def test_embedder_identity_and_token_counts(models):
     assert models.embedder_id.startswith("minilm:h384l6:max256:")
-    assert models.loaded == {"clip_bpe": True, "minilm": True}
-    assert "loaded={'clip_bpe': True, 'minilm': True}" in repr(models)
+    assert models.loaded == {"clip_bpe": True, "minilm": True, "smollm2": True}
+    assert "loaded={'clip_bpe': True, 'minilm': True, 'smollm2': True}" in repr(models)
     assert models.context_length == 77
     # open_clip: "a photo of a cat" is 5 BPE tokens between the start/end markers.
     assert models.count_tokens("a photo of a cat") == 5

@@ -117,7 +117,7 @@ def test_model_not_found_in_an_empty_folder(tmp_path):
     assert f"ZIPP_MODELS_DIR={tmp_path}" in e.value.hint
     with pytest.raises(FileNotFoundError):
         models.embed(["a cat"])
-    assert models.loaded == {"clip_bpe": False, "minilm": False}
+    assert models.loaded == {"clip_bpe": False, "minilm": False, "smollm2": False}
     # Identity needs no model at all.
     assert zipp.Personalizer.from_spec(models, "identity").name == "identity"
 

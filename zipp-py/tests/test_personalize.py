@@ -218,3 +218,32 @@ def test_native_benchmark_helper_runs_the_same_call(personas, personalizers):
     assert len(times) == 5 and all(isinstance(t, int) and t > 0 for t in times)
     with pytest.raises(zipp.InvalidInputError):
         _zipp._bench_native(personalizers["identity"], personas[0], " ", 1)
+
+
+def test_the_zipp_rewriter_is_a_composer_spec(models, personas):
+    """The ZIPP rewriter (SPEC §5) with the embedded SmolLM2, through the same JSON spec as
+    Rust and C: whatever the small model answers, the base prompt's subjects survive, the
+    CLIP budget holds, and the evidence says what happened."""
+    spec = {
+        "method": "pipeline",
+        "name": "zipp",
+        "retrievers": ["persona_facts"],
+        "composer": {"kind": "zipp_rewrite", "strength": "light", "sampling": {"max_tokens": 24}},
+    }
+    p = zipp.Personalizer.from_spec(models, spec)
+    assert p.name == "zipp" and p.spec["composer"]["kind"] == "zipp_rewrite"
+    assert p.spec["composer"]["strength"] == "light" and p.spec["composer"]["sampling"]["max_tokens"] == 24
+    out = p.personalize(personas[0], "a teal door in Lisbon", seed=3)
+    rw = out.evidence.to_dict()["rewrite"]
+    assert rw["model"].startswith("gguf:") and rw["strength"] == "light"
+    assert rw["outcome"] in ("rewritten", "repaired", "fallback")
+    assert rw["messages"][1] == {"role": "user", "content": "Prompt: a teal door in Lisbon"}
+    assert "<persona>" in rw["messages"][0]["content"]
+    assert all(word in out.prompt.lower() for word in ("teal", "door", "lisbon")), out.prompt
+    assert models.count_tokens(out.prompt) <= 75
+    # The same seed, the same result.
+    assert p.personalize(personas[0], "a teal door in Lisbon", seed=3).prompt == out.prompt
+    with pytest.raises(zipp.SchemaError, match="strenght"):
+        zipp.Personalizer.from_spec(models, {"method": "pipeline", "composer": {"kind": "zipp_rewrite", "strenght": "x"}})
+    with pytest.raises(zipp.InvalidInputError, match="max_words"):
+        zipp.Personalizer.from_spec(models, {"method": "pipeline", "composer": {"kind": "zipp_rewrite", "max_words": 0}})
