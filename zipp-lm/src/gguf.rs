@@ -34,7 +34,8 @@ pub const REPEAT_LAST_N: usize = 64;
 pub struct GgufModel {
     weights: ModelWeights,
     tokenizer: tokenizers::Tokenizer,
-    template: Template,
+    /// The file's chat template, parsed once at load; `None`: ChatML.
+    template: Option<minijinja::Environment<'static>>,
     /// Tokens that end the assistant's turn.
     end_ids: Vec<u32>,
     bos: Option<String>,
@@ -49,10 +50,8 @@ impl std::fmt::Debug for GgufModel {
     }
 }
 
-enum Template {
-    Jinja(String),
-    ChatMl,
-}
+/// The name of the chat template inside its environment.
+const CHAT: &str = "chat";
 
 impl GgufModel {
     /// The embedded default, SmolLM2-135M-Instruct Q4_1, from the provisioned models folder.
@@ -85,21 +84,20 @@ impl GgufModel {
         if arch != "llama" {
             return Err(invalid(format!("architecture {arch:?} is not supported yet (llama is)")));
         }
-        let tok = build_tokenizer(&content.metadata).map_err(invalid)?;
+        let tokenizer = build_tokenizer(&content.metadata).map_err(invalid)?;
         let template = match md("tokenizer.chat_template").and_then(|v| v.to_string().ok()) {
             Some(t) => {
-                let t = t.clone();
-                // Fail at load, not at the first call, on a template minijinja cannot parse.
-                minijinja::Environment::new()
-                    .template_from_str(&t)
-                    .map_err(|e| invalid(format!("chat template: {e}")))?;
-                Template::Jinja(t)
+                // Parsed here, once: a template minijinja cannot parse fails the load, not the
+                // first call.
+                let mut env = minijinja::Environment::new();
+                env.add_template_owned(CHAT, t.clone()).map_err(|e| invalid(format!("chat template: {e}")))?;
+                Some(env)
             }
-            None => Template::ChatMl,
+            None => None,
         };
         let token_str = |key: &str| -> Option<String> {
             let id = md(key)?.to_u32().ok()?;
-            tok.tokenizer.id_to_token(id)
+            tokenizer.id_to_token(id)
         };
         let bos = token_str("tokenizer.ggml.bos_token_id");
         let eos = token_str("tokenizer.ggml.eos_token_id");
@@ -107,7 +105,7 @@ impl GgufModel {
             .iter()
             .filter_map(|k| md(k).and_then(|v| v.to_u32().ok()))
             .collect();
-        if let Some(id) = tok.tokenizer.token_to_id("<|im_end|>") {
+        if let Some(id) = tokenizer.token_to_id("<|im_end|>") {
             end_ids.push(id);
         }
         end_ids.sort_unstable();
@@ -122,7 +120,7 @@ impl GgufModel {
             .map_err(|e| invalid(format!("weights: {e}")))?;
         Ok(GgufModel {
             weights,
-            tokenizer: tok.tokenizer,
+            tokenizer,
             template,
             end_ids,
             bos,
@@ -136,7 +134,7 @@ impl GgufModel {
     /// turn opened).
     pub fn render(&self, messages: &[Message]) -> Result<String> {
         match &self.template {
-            Template::ChatMl => {
+            None => {
                 let mut s = String::new();
                 for m in messages {
                     s.push_str(&format!("<|im_start|>{}\n{}<|im_end|>\n", role(m), m.content));
@@ -144,14 +142,12 @@ impl GgufModel {
                 s.push_str("<|im_start|>assistant\n");
                 Ok(s)
             }
-            Template::Jinja(t) => {
-                let mut env = minijinja::Environment::new();
-                env.add_template("chat", t).map_err(|e| Error::Internal(format!("chat template: {e}")))?;
+            Some(env) => {
                 let msgs: Vec<_> = messages
                     .iter()
                     .map(|m| minijinja::context! { role => role(m), content => m.content.as_str() })
                     .collect();
-                env.get_template("chat")
+                env.get_template(CHAT)
                     .and_then(|tpl| {
                         tpl.render(minijinja::context! {
                             messages => msgs,
@@ -187,26 +183,19 @@ impl GgufModel {
                 ids.len()
             )));
         }
-        zipp_core::runtime::compute(&self.device, || {
-            let mut w = self.weights.clone();
-            let mut out = Vec::new();
-            let input = Tensor::new(ids, &self.device).and_then(|t| t.unsqueeze(0)).map_err(compute_err)?;
-            let mut logits = w.forward(&input, 0).map_err(compute_err)?;
-            while out.len() < max_tokens {
-                let next = logits
-                    .squeeze(0)
-                    .and_then(|l| l.argmax(0))
-                    .and_then(|t| t.to_scalar::<u32>())
-                    .map_err(compute_err)?;
-                if self.end_ids.contains(&next) {
-                    break;
-                }
-                out.push(next);
-                let input = Tensor::new(&[next], &self.device).and_then(|t| t.unsqueeze(0)).map_err(compute_err)?;
-                logits = w.forward(&input, ids.len() + out.len() - 1).map_err(compute_err)?;
+        let mut out = Vec::new();
+        self.run(ids, |logits, _| {
+            if out.len() == max_tokens {
+                return Ok(None);
             }
-            Ok(out)
-        })
+            let next = logits.argmax(0).and_then(|t| t.to_scalar::<u32>()).map_err(compute_err)?;
+            if self.end_ids.contains(&next) {
+                return Ok(None);
+            }
+            out.push(next);
+            Ok(Some(next))
+        })?;
+        Ok(out)
     }
 
     /// Next-token logits after `ids` (for parity checks against llama.cpp).
@@ -214,12 +203,39 @@ impl GgufModel {
         if ids.is_empty() || ids.len() > MAX_SEQ_LEN {
             return Err(Error::InvalidInput(format!("1..={MAX_SEQ_LEN} token ids are needed, got {}", ids.len())));
         }
+        let mut out = Vec::new();
+        self.run(ids, |logits, _| {
+            out = logits.to_vec1::<f32>().map_err(compute_err)?;
+            Ok(None)
+        })?;
+        Ok(out)
+    }
+
+    /// The one forward loop, in zipp's pool: the prompt `ids` through a fresh KV cache, then
+    /// `step(logits, context)` for each position (`logits`: the last position's, f32, one per
+    /// vocabulary entry; `context`: every token so far) until it returns `None`; the token it
+    /// returns is fed next, reusing the cache.
+    fn run(&self, ids: &[u32], mut step: impl FnMut(&Tensor, &[u32]) -> Result<Option<u32>> + Send) -> Result<()> {
         zipp_core::runtime::compute(&self.device, || {
             let mut w = self.weights.clone();
-            let input = Tensor::new(ids, &self.device).and_then(|t| t.unsqueeze(0)).map_err(compute_err)?;
-            let logits = w.forward(&input, 0).and_then(|l| l.squeeze(0)).map_err(compute_err)?;
-            logits.to_dtype(candle_core::DType::F32).and_then(|l| l.to_vec1::<f32>()).map_err(compute_err)
+            let mut context = ids.to_vec();
+            let mut logits = self.forward(&mut w, ids, 0)?;
+            while let Some(next) = step(&logits, &context)? {
+                context.push(next);
+                logits = self.forward(&mut w, &[next], context.len() - 1)?;
+            }
+            Ok(())
         })
+    }
+
+    /// The last position's logits (f32) after feeding `ids` at position `pos`.
+    fn forward(&self, w: &mut ModelWeights, ids: &[u32], pos: usize) -> Result<Tensor> {
+        Tensor::new(ids, &self.device)
+            .and_then(|t| t.unsqueeze(0))
+            .and_then(|t| w.forward(&t, pos))
+            .and_then(|l| l.squeeze(0))
+            .and_then(|l| l.to_dtype(candle_core::DType::F32))
+            .map_err(compute_err)
     }
 }
 
@@ -272,68 +288,60 @@ impl LanguageModel for GgufModel {
             (t, Some(k), Some(p)) => CandleSampling::TopKThenTopP { k, p: p.into(), temperature: t.into() },
         };
         let mut sampler = LogitsProcessor::from_sampling(sampling.seed, kind);
-        let device = &self.device;
-        let weights = &self.weights;
-        let tokenizer = &self.tokenizer;
-        let end_ids = &self.end_ids;
-        let outcome = zipp_core::runtime::compute(device, || -> Result<(String, usize, Finish)> {
-            let mut w = weights.clone();
-            let mut context = ids.clone();
-            let mut generated: Vec<u32> = Vec::new();
-            let mut text = String::new();
-            let mut emitted = 0;
-            let input = Tensor::new(ids.as_slice(), device).and_then(|t| t.unsqueeze(0)).map_err(compute_err)?;
-            let mut logits = w.forward(&input, 0).map_err(compute_err)?;
-            let finish = loop {
-                if cancel.is_cancelled() {
-                    break Finish::Cancelled;
-                }
-                if generated.len() == sampling.max_tokens {
-                    break Finish::MaxTokens;
-                }
-                let mut l = logits.squeeze(0).and_then(|l| l.to_dtype(candle_core::DType::F32)).map_err(compute_err)?;
-                if sampling.repeat_penalty != 1.0 {
-                    let start = context.len().saturating_sub(REPEAT_LAST_N);
-                    l = candle_transformers::utils::apply_repeat_penalty(
-                        &l,
-                        sampling.repeat_penalty,
-                        &context[start..],
-                    )
-                    .map_err(compute_err)?;
-                }
-                let next = sampler.sample(&l).map_err(compute_err)?;
-                if end_ids.contains(&next) {
-                    break Finish::EndOfTurn;
-                }
-                generated.push(next);
-                context.push(next);
-                text = tokenizer.decode(&generated, false).map_err(|e| Error::Tokenizer(format!("decoding: {e}")))?;
-                if let Some(at) = sampling.stop.iter().filter_map(|s| text.find(s.as_str())).min() {
-                    text.truncate(at);
-                    if text.len() > emitted {
-                        on_text(&text[emitted..]);
-                    }
-                    return Ok((text, generated.len(), Finish::StopSequence));
-                }
-                // Emit what can no longer change: not a trailing partial UTF-8 character
-                // (decoded as U+FFFD) nor a suffix that could start a stop sequence.
-                let stable = stable_len(&text, &sampling.stop);
-                if stable > emitted {
-                    on_text(&text[emitted..stable]);
-                    emitted = stable;
-                }
-                let input = Tensor::new(&[next], device).and_then(|t| t.unsqueeze(0)).map_err(compute_err)?;
-                logits = w.forward(&input, context.len() - 1).map_err(compute_err)?;
-            };
-            if finish == Finish::Cancelled {
-                // What the caller saw is what it gets.
-                text.truncate(emitted);
-            } else if text.len() > emitted {
-                on_text(&text[emitted..]);
+        let mut generated: Vec<u32> = Vec::new();
+        let mut text = String::new();
+        let mut emitted = 0;
+        let mut finish = Finish::EndOfTurn;
+        self.run(&ids, |logits, context| {
+            if cancel.is_cancelled() {
+                finish = Finish::Cancelled;
+                return Ok(None);
             }
-            Ok((text, generated.len(), finish))
-        });
-        let (text, completion_tokens, finish) = outcome?;
+            if generated.len() == sampling.max_tokens {
+                finish = Finish::MaxTokens;
+                return Ok(None);
+            }
+            let penalised;
+            let logits = if sampling.repeat_penalty != 1.0 {
+                let start = context.len().saturating_sub(REPEAT_LAST_N);
+                penalised = candle_transformers::utils::apply_repeat_penalty(
+                    logits,
+                    sampling.repeat_penalty,
+                    &context[start..],
+                )
+                .map_err(compute_err)?;
+                &penalised
+            } else {
+                logits
+            };
+            let next = sampler.sample(logits).map_err(compute_err)?;
+            if self.end_ids.contains(&next) {
+                finish = Finish::EndOfTurn;
+                return Ok(None);
+            }
+            generated.push(next);
+            text = self.decode(&generated)?;
+            if let Some(at) = sampling.stop.iter().filter_map(|s| text.find(s.as_str())).min() {
+                text.truncate(at);
+                finish = Finish::StopSequence;
+                return Ok(None);
+            }
+            // Emit what can no longer change: not a trailing partial UTF-8 character
+            // (decoded as U+FFFD) nor a suffix that could start a stop sequence.
+            let stable = stable_len(&text, &sampling.stop);
+            if stable > emitted {
+                on_text(&text[emitted..stable]);
+                emitted = stable;
+            }
+            Ok(Some(next))
+        })?;
+        if finish == Finish::Cancelled {
+            // What the caller saw is what it gets.
+            text.truncate(emitted);
+        } else if text.len() > emitted {
+            on_text(&text[emitted..]);
+        }
+        let completion_tokens = generated.len();
         Ok(Generation { text, prompt_tokens: ids.len(), completion_tokens, finish })
     }
 }
@@ -357,16 +365,12 @@ fn stable_len(text: &str, stop: &[String]) -> usize {
     end - hold
 }
 
-struct BuiltTokenizer {
-    tokenizer: tokenizers::Tokenizer,
-}
-
 /// A `tokenizers` tokenizer equivalent to llama.cpp's for the GGUF's vocabulary: byte-level
 /// BPE over `tokenizer.ggml.tokens`/`merges`, control and user-defined tokens as added
 /// tokens, and the pre-tokenizer `tokenizer.ggml.pre` names.
 fn build_tokenizer(
     md: &std::collections::HashMap<String, gguf_file::Value>,
-) -> std::result::Result<BuiltTokenizer, String> {
+) -> std::result::Result<tokenizers::Tokenizer, String> {
     let get = |k: &str| md.get(k).ok_or_else(|| format!("no {k} in the GGUF metadata"));
     let model = get("tokenizer.ggml.model")?.to_string().map_err(|e| e.to_string())?;
     if model != "gpt2" {
@@ -422,9 +426,7 @@ fn build_tokenizer(
                   "end_of_word_suffix": null, "fuse_unk": false, "byte_fallback": false, "ignore_merges": false,
                   "vocab": vocab, "merges": merges},
     });
-    let tokenizer: tokenizers::Tokenizer =
-        json.to_string().parse().map_err(|e: tokenizers::Error| format!("tokenizer from the GGUF metadata: {e}"))?;
-    Ok(BuiltTokenizer { tokenizer })
+    json.to_string().parse().map_err(|e: tokenizers::Error| format!("tokenizer from the GGUF metadata: {e}"))
 }
 
 #[cfg(test)]
