@@ -127,7 +127,7 @@ impl Rewriter {
         Rewriter {
             model: self.model.clone(),
             counter: self.counter.clone(),
-            fallback: Concat::new(self.counter.clone()),
+            fallback: self.fallback.clone(),
             options: RewriteOptions { strength, ..self.options.clone() },
             cancel: self.cancel.clone(),
         }
@@ -237,10 +237,10 @@ impl Composer for Rewriter {
         if g.finish == Finish::Cancelled {
             return Err(Error::InvalidInput("the rewrite was cancelled".into()));
         }
-        ev.raw = g.text.clone();
+        let cleaned = clean::clean(&g.text);
+        ev.raw = g.text;
         ev.prompt_tokens = g.prompt_tokens;
         ev.completion_tokens = g.completion_tokens;
-        let cleaned = clean::clean(&g.text);
         ev.stripped = cleaned.stripped;
         if cleaned.text.is_empty() {
             return self.fallback(cx, retrieved, ev, Some("the answer was empty after cleaning".into()));
@@ -249,13 +249,15 @@ impl Composer for Rewriter {
         let mut text = self.bound(&cleaned.text, budget, &mut ev.stripped);
         ev.missing_subjects = subjects::missing(base, &text);
         ev.outcome = RewriteOutcome::Rewritten;
-        if !ev.missing_subjects.is_empty() && ev.missing_subjects.len() == subjects::subjects(base).len() {
-            // Not one subject kept: whatever this is (an obeyed injection, a refusal, another
-            // topic), it is not a rewrite of the prompt, and repairing it would keep it.
-            let reason = format!("the answer kept none of the prompt's subjects ({})", ev.missing_subjects.join(", "));
-            return self.fallback(cx, retrieved, ev, Some(reason));
-        }
         if !ev.missing_subjects.is_empty() {
+            if ev.missing_subjects.len() == subjects::subjects(base).len() {
+                // Not one subject kept: whatever this is (an obeyed injection, a refusal,
+                // another topic), it is not a rewrite of the prompt, and repairing it would
+                // keep it.
+                let reason =
+                    format!("the answer kept none of the prompt's subjects ({})", ev.missing_subjects.join(", "));
+                return self.fallback(cx, retrieved, ev, Some(reason));
+            }
             // Put the base prompt back in front; the answer fills what budget is left.
             let repaired = self.bound(&format!("{base}, {text}"), budget, &mut Vec::new());
             if !subjects::missing(base, &repaired).is_empty() {
@@ -286,12 +288,12 @@ impl Rewriter {
     /// `text` within `max_words` words and `budget` tokens, cut at a word boundary (the
     /// longest word prefix that fits, by binary search); each cut is noted in `notes`.
     fn bound(&self, text: &str, budget: usize, notes: &mut Vec<String>) -> String {
-        let words: Vec<&str> = text.split_whitespace().collect();
-        let mut n = words.len().min(self.options.max_words);
-        if n < words.len() {
-            notes.push(format!("cut to {n} of {} words", words.len()));
+        let words = text.split_whitespace().count();
+        let mut n = words.min(self.options.max_words);
+        if n < words {
+            notes.push(format!("cut to {n} of {words} words"));
         }
-        let join = |k: usize| clean::limit_words(&words[..k].join(" "), k);
+        let join = |k: usize| clean::limit_words(text, k);
         if self.counter.count(&join(n)) > budget {
             let (mut lo, mut hi) = (0, n); // join(lo) fits (empty), join(hi) does not
             while hi - lo > 1 {
