@@ -6,6 +6,7 @@ test_install.py checks that this is so.
 """
 
 import json
+import multiprocessing
 import pathlib
 
 import pytest
@@ -66,3 +67,34 @@ def model_files() -> pathlib.Path:
     root = zipp.default_models_dir()
     assert (root / "all-MiniLM-L6-v2" / "model.safetensors").is_file(), zipp.PROVISION_HINT
     return root
+
+
+FORK_TIMEOUT = 120
+
+
+def _run_in_fork(target, *args):
+    """Runs `target(conn, *args)` in a forked child and returns what it sent. The wait has a
+    timeout, so a child that deadlocks (on a lock or a thread pool of its parent) fails the
+    test instead of hanging it."""
+    ctx = multiprocessing.get_context("fork")
+    recv, send = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=target, args=(send, *args), daemon=True)
+    proc.start()
+    send.close()
+    try:
+        if not recv.poll(FORK_TIMEOUT):
+            pytest.fail(f"the forked child answered nothing within {FORK_TIMEOUT}s: deadlocked")
+        status, payload = recv.recv()
+    finally:
+        proc.join(timeout=10)
+        if proc.is_alive():
+            proc.kill()
+    assert status == "ok", payload
+    assert proc.exitcode == 0
+    return payload
+
+
+@pytest.fixture(scope="session")
+def run_in_fork():
+    """[`_run_in_fork`]: `run_in_fork(target, *args)` in a test."""
+    return _run_in_fork

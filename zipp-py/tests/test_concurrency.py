@@ -2,7 +2,6 @@
 default on Linux) after and during zipp work. Every wait has a timeout, so a deadlock
 fails the test instead of hanging it."""
 
-import multiprocessing
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -41,26 +40,6 @@ def test_threads_share_models_personalizers_and_personas(models, repo, prompts):
         np.testing.assert_array_equal(a, b)
 
 
-def run_in_fork(target, *args):
-    """Runs `target(conn, *args)` in a forked child; returns what it sent."""
-    ctx = multiprocessing.get_context("fork")
-    recv, send = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=target, args=(send, *args), daemon=True)
-    proc.start()
-    send.close()
-    try:
-        if not recv.poll(TIMEOUT):
-            pytest.fail(f"the forked child answered nothing within {TIMEOUT}s: deadlocked")
-        status, payload = recv.recv()
-    finally:
-        proc.join(timeout=10)
-        if proc.is_alive():
-            proc.kill()
-    assert status == "ok", payload
-    assert proc.exitcode == 0
-    return payload
-
-
 def child_embeds_and_personalizes(conn, models, persona, prompt):
     try:
         vectors = models.embed(["a cat on a sofa", prompt])
@@ -72,7 +51,7 @@ def child_embeds_and_personalizes(conn, models, persona, prompt):
         conn.close()
 
 
-def test_forked_child_computes_after_the_parent_used_the_models(models, personas):
+def test_forked_child_computes_after_the_parent_used_the_models(models, personas, run_in_fork):
     prompt = "a portrait in the park at dusk"
     persona = personas[1]
     vectors = models.embed(["a cat on a sofa", prompt])  # the parent's pool has run
@@ -83,7 +62,7 @@ def test_forked_child_computes_after_the_parent_used_the_models(models, personas
     assert child_out == out.to_dict()
 
 
-def test_fork_while_another_thread_is_inside_zipp(models, repo):
+def test_fork_while_another_thread_is_inside_zipp(models, repo, run_in_fork):
     persona = zipp.read_jsonl(repo / "examples" / "data" / "personas.jsonl")[2]  # not indexed yet
     vprag = zipp.Vprag(models)
     prompts = [f"request {i}: a night market street with lanterns" for i in range(400)]
