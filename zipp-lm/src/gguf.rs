@@ -1,4 +1,4 @@
-//! The local backend: a quantized GGUF chat model on candle's CPU kernels (SPEC §5, §11).
+//! The local backend: a quantized GGUF chat model on zipp's own CPU forward pass (SPEC §5, §11).
 //!
 //! Everything comes from the GGUF file itself: the architecture and hyper-parameters, the
 //! weights, the tokenizer (vocabulary, merges, special tokens and pre-tokenizer from the
@@ -8,20 +8,23 @@
 //! `gpt-2` or `default` pre-tokenizer — the embedded default SmolLM2-135M-Instruct. Anything
 //! else is a clear [`Error::ModelInvalid`] naming what is missing.
 //!
-//! One [`GgufModel`] is shared between threads: each generation clones the weights handle
-//! (the quantized tensors are reference-counted, not copied) with its own KV cache, reused
-//! across the tokens of that call. All tensor work runs through
-//! [`zipp_core::runtime::compute`] (zipp's per-process pool: thread counts honoured, safe
-//! in a forked child).
+//! The forward pass is zipp's own ([`crate::engine`]: the weights in their GGUF blocks,
+//! 8-bit integer dot products, AVX2 or portable). One [`GgufModel`] is shared between
+//! threads: each generation has its own KV cache, reused across the tokens of that call.
+//! All of it runs through [`zipp_core::runtime::compute`] (zipp's per-process pool: thread
+//! counts honoured, safe in a forked child).
 
 use std::path::{Path, PathBuf};
 
 use candle_core::quantized::gguf_file;
 use candle_core::{Device, Tensor};
 use candle_transformers::generation::{LogitsProcessor, Sampling as CandleSampling};
-use candle_transformers::models::quantized_llama::{ModelWeights, MAX_SEQ_LEN};
+use zipp_core::embed::CpuKernel;
 use zipp_core::error::{Error, Result};
 use zipp_core::lm::{validate_messages, Cancel, Finish, Generation, LanguageModel, Message, Sampling};
+
+use crate::engine::Engine;
+use crate::stop::stable_len;
 
 /// Folder and file of the embedded default inside `zipp_core::models::default_models_dir()`.
 pub const SMOLLM2_FILE: &str = "smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf";
@@ -32,7 +35,7 @@ pub const REPEAT_LAST_N: usize = 64;
 
 /// A GGUF chat model (module documentation).
 pub struct GgufModel {
-    weights: ModelWeights,
+    engine: Engine,
     tokenizer: tokenizers::Tokenizer,
     /// The file's chat template, parsed once at load; `None`: ChatML.
     template: Option<minijinja::Environment<'static>>,
@@ -61,6 +64,12 @@ impl GgufModel {
 
     /// Loads a GGUF file (module documentation for what is supported).
     pub fn load(path: impl AsRef<Path>) -> Result<GgufModel> {
+        GgufModel::load_with(path, CpuKernel::Auto)
+    }
+
+    /// [`GgufModel::load`] with a chosen dot-product kernel (`Auto`: `$ZIPP_KERNEL`, then
+    /// AVX2 where the CPU has it; `Portable` runs on every CPU).
+    pub fn load_with(path: impl AsRef<Path>, kernel: CpuKernel) -> Result<GgufModel> {
         let path = path.as_ref();
         let model = "gguf".to_string();
         let invalid = |message: String| Error::ModelInvalid {
@@ -116,16 +125,27 @@ impl GgufModel {
         let name = md("general.name").and_then(|v| v.to_string().ok()).cloned().unwrap_or_default();
         let size = file.metadata().map(|m| m.len()).unwrap_or(0);
         let device = Device::Cpu;
-        let weights = zipp_core::runtime::compute(&device, || ModelWeights::from_gguf(content, &mut file, &device))
+        let engine = zipp_core::runtime::compute(&device, || Engine::load(&content, &mut file, kernel))
             .map_err(|e| invalid(format!("weights: {e}")))?;
+        if engine.config.vocab < tokenizer.get_vocab_size(true) {
+            return Err(invalid(format!(
+                "the vocabulary has {} tokens but the embedding only {} rows",
+                tokenizer.get_vocab_size(true),
+                engine.config.vocab
+            )));
+        }
+        let converted = match engine.converted.is_empty() {
+            true => String::new(),
+            false => format!(":q8_0-from-{}", engine.converted.join("-")),
+        };
         Ok(GgufModel {
-            weights,
+            engine,
             tokenizer,
             template,
             end_ids,
             bos,
             eos,
-            id: format!("gguf:{name}:{size}:{}", file_name(path)),
+            id: format!("gguf:{name}:{size}:{}{converted}", file_name(path)),
             device,
         })
     }
@@ -177,18 +197,13 @@ impl GgufModel {
     /// The greedy continuation of `ids`: up to `max_tokens` token ids, ending before an
     /// end-of-turn token (for parity checks against llama.cpp, which work on ids).
     pub fn greedy_ids(&self, ids: &[u32], max_tokens: usize) -> Result<Vec<u32>> {
-        if ids.is_empty() || ids.len() + max_tokens > MAX_SEQ_LEN {
-            return Err(Error::InvalidInput(format!(
-                "1..={MAX_SEQ_LEN} tokens with the continuation, got {}",
-                ids.len()
-            )));
-        }
+        self.check_ids(ids, max_tokens)?;
         let mut out = Vec::new();
         self.run(ids, |logits, _| {
             if out.len() == max_tokens {
                 return Ok(None);
             }
-            let next = logits.argmax(0).and_then(|t| t.to_scalar::<u32>()).map_err(compute_err)?;
+            let next = argmax(logits);
             if self.end_ids.contains(&next) {
                 return Ok(None);
             }
@@ -200,43 +215,70 @@ impl GgufModel {
 
     /// Next-token logits after `ids` (for parity checks against llama.cpp).
     pub fn logits(&self, ids: &[u32]) -> Result<Vec<f32>> {
-        if ids.is_empty() || ids.len() > MAX_SEQ_LEN {
-            return Err(Error::InvalidInput(format!("1..={MAX_SEQ_LEN} token ids are needed, got {}", ids.len())));
-        }
+        self.check_ids(ids, 0)?;
         let mut out = Vec::new();
         self.run(ids, |logits, _| {
-            out = logits.to_vec1::<f32>().map_err(compute_err)?;
+            out = logits.to_vec();
             Ok(None)
         })?;
         Ok(out)
     }
 
+    /// The model's context length (tokens of prompt and continuation together).
+    pub fn context_len(&self) -> usize {
+        self.engine.config.context
+    }
+
+    /// The forward pass (its configuration, kernel and weight bytes per token).
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// `ids` is 1..=context tokens with `more` to come, every id in the vocabulary.
+    fn check_ids(&self, ids: &[u32], more: usize) -> Result<()> {
+        let context = self.context_len();
+        if ids.is_empty() || ids.len() + more > context {
+            return Err(Error::InvalidInput(format!(
+                "1..={context} tokens (prompt and continuation) are needed, got {} + {more}",
+                ids.len()
+            )));
+        }
+        if let Some(bad) = ids.iter().find(|&&i| i as usize >= self.engine.config.vocab) {
+            return Err(Error::InvalidInput(format!(
+                "token id {bad} is outside the vocabulary of {}",
+                self.engine.config.vocab
+            )));
+        }
+        Ok(())
+    }
+
     /// The one forward loop, in zipp's pool: the prompt `ids` through a fresh KV cache, then
-    /// `step(logits, context)` for each position (`logits`: the last position's, f32, one per
+    /// `step(logits, context)` for each position (`logits`: the last position's, one per
     /// vocabulary entry; `context`: every token so far) until it returns `None`; the token it
     /// returns is fed next, reusing the cache.
-    fn run(&self, ids: &[u32], mut step: impl FnMut(&Tensor, &[u32]) -> Result<Option<u32>> + Send) -> Result<()> {
+    fn run(&self, ids: &[u32], mut step: impl FnMut(&[f32], &[u32]) -> Result<Option<u32>> + Send) -> Result<()> {
         zipp_core::runtime::compute(&self.device, || {
-            let mut w = self.weights.clone();
+            let mut cache = self.engine.cache();
             let mut context = ids.to_vec();
-            let mut logits = self.forward(&mut w, ids, 0)?;
+            let mut logits = self.engine.forward(&mut cache, ids);
             while let Some(next) = step(&logits, &context)? {
                 context.push(next);
-                logits = self.forward(&mut w, &[next], context.len() - 1)?;
+                logits = self.engine.forward(&mut cache, &[next]);
             }
             Ok(())
         })
     }
+}
 
-    /// The last position's logits (f32) after feeding `ids` at position `pos`.
-    fn forward(&self, w: &mut ModelWeights, ids: &[u32], pos: usize) -> Result<Tensor> {
-        Tensor::new(ids, &self.device)
-            .and_then(|t| t.unsqueeze(0))
-            .and_then(|t| w.forward(&t, pos))
-            .and_then(|l| l.squeeze(0))
-            .and_then(|l| l.to_dtype(candle_core::DType::F32))
-            .map_err(compute_err)
+/// The index of the largest value (the first of equal ones, as llama.cpp's greedy sampler).
+fn argmax(v: &[f32]) -> u32 {
+    let mut best = 0;
+    for (i, x) in v.iter().enumerate() {
+        if *x > v[best] {
+            best = i;
+        }
     }
+    best as u32
 }
 
 fn compute_err(e: candle_core::Error) -> Error {
@@ -273,11 +315,12 @@ impl LanguageModel for GgufModel {
         validate_messages(messages)?;
         let prompt = self.render(messages)?;
         let ids = self.encode(&prompt)?;
-        if ids.len() + sampling.max_tokens > MAX_SEQ_LEN {
+        if ids.len() + sampling.max_tokens > self.context_len() {
             return Err(Error::InvalidInput(format!(
-                "the conversation is {} tokens; with max_tokens {} it exceeds the context of {MAX_SEQ_LEN}",
+                "the conversation is {} tokens; with max_tokens {} it exceeds the context of {}",
                 ids.len(),
-                sampling.max_tokens
+                sampling.max_tokens,
+                self.context_len()
             )));
         }
         let kind = match (sampling.temperature, sampling.top_k, sampling.top_p) {
@@ -301,18 +344,19 @@ impl LanguageModel for GgufModel {
                 finish = Finish::MaxTokens;
                 return Ok(None);
             }
+            let logits = Tensor::from_slice(logits, logits.len(), &Device::Cpu).map_err(compute_err)?;
             let penalised;
             let logits = if sampling.repeat_penalty != 1.0 {
                 let start = context.len().saturating_sub(REPEAT_LAST_N);
                 penalised = candle_transformers::utils::apply_repeat_penalty(
-                    logits,
+                    &logits,
                     sampling.repeat_penalty,
                     &context[start..],
                 )
                 .map_err(compute_err)?;
                 &penalised
             } else {
-                logits
+                &logits
             };
             let next = sampler.sample(logits).map_err(compute_err)?;
             if self.end_ids.contains(&next) {
@@ -344,25 +388,6 @@ impl LanguageModel for GgufModel {
         let completion_tokens = generated.len();
         Ok(Generation { text, prompt_tokens: ids.len(), completion_tokens, finish })
     }
-}
-
-/// Bytes of `text` that later tokens cannot change: all of it but a trailing U+FFFD (a
-/// character whose bytes are not all decoded yet) and the longest suffix that is a proper
-/// prefix of a stop sequence.
-fn stable_len(text: &str, stop: &[String]) -> usize {
-    let mut end = text.len();
-    if text.ends_with('\u{FFFD}') {
-        end -= '\u{FFFD}'.len_utf8();
-    }
-    let mut hold = 0;
-    for s in stop {
-        for (i, _) in s.char_indices().skip(1) {
-            if text[..end].ends_with(&s[..i]) {
-                hold = hold.max(i);
-            }
-        }
-    }
-    end - hold
 }
 
 /// A `tokenizers` tokenizer equivalent to llama.cpp's for the GGUF's vocabulary: byte-level
@@ -427,19 +452,4 @@ fn build_tokenizer(
                   "vocab": vocab, "merges": merges},
     });
     json.to_string().parse().map_err(|e: tokenizers::Error| format!("tokenizer from the GGUF metadata: {e}"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn stable_text_holds_back_partial_characters_and_stop_prefixes() {
-        let stop = vec!["\n\n".to_string(), "END".to_string()];
-        assert_eq!(stable_len("abc", &stop), 3);
-        assert_eq!(stable_len("abc\n", &stop), 3);
-        assert_eq!(stable_len("abcEN", &stop), 3);
-        assert_eq!(stable_len("abc\u{FFFD}", &stop), 3);
-        assert_eq!(stable_len("abc", &[]), 3);
-    }
 }

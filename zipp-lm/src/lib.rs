@@ -18,12 +18,15 @@
 //!
 //! Still to come (language-model issue): the OpenAI-compatible client, the persona verbalizer and ViPer extraction, and their
 //! registration in `zipp-factory` and the bindings.
-#![forbid(unsafe_code)]
+// Unsafe code lives only in `engine::kernels` (SIMD intrinsics), which allows it locally.
+#![deny(unsafe_code)]
 
 pub mod clean;
+pub mod engine;
 pub mod gguf;
 pub mod rewrite;
 mod scripted;
+mod stop;
 pub mod structured;
 pub mod subjects;
 

@@ -57,7 +57,7 @@ fn bad_input_and_bad_files_are_clear_errors() {
         .generate(&msgs, &Sampling { top_k: Some(0), ..Sampling::default() }, &Cancel::new(), &mut |_| {})
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::InvalidInput);
-    let huge = [Message::user("word ".repeat(5000))];
+    let huge = [Message::user("word ".repeat(m.context_len() + 16))];
     let e = m.generate(&huge, &Sampling::greedy(8), &Cancel::new(), &mut |_| {}).unwrap_err();
     assert!(e.kind() == ErrorKind::InvalidInput && e.to_string().contains("context"), "{e}");
     let dir = std::env::temp_dir().join(format!("zipp-lm-gguf-{}", std::process::id()));
