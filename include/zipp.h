@@ -106,6 +106,11 @@ typedef enum zipp_status {
    A bug in zipp (a contained panic). The library stays usable.
    */
   ZIPP_ERR_INTERNAL = 11,
+  /*
+   A remote model server could not be reached, timed out, refused the request or
+   answered garbage (the message says which; it never contains an API key).
+   */
+  ZIPP_ERR_REMOTE = 12,
 } zipp_status;
 
 /*

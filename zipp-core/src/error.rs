@@ -105,6 +105,13 @@ pub enum Error {
     /// The library stays usable; the object involved may not be.
     #[error("internal error (a bug in zipp, please report it): {0}")]
     Internal(String),
+
+    /// A remote model server (an OpenAI-compatible endpoint) could not be reached, timed out,
+    /// refused the request (`status` is the HTTP status then), or answered something that is
+    /// not a valid completion. `url` is the endpoint (never with credentials); the message
+    /// never contains an API key.
+    #[error("remote model server {url}: {message}")]
+    Remote { url: String, status: Option<u16>, message: String },
 }
 
 /// The kind of an [`Error`]: a stable name (`"schema"`) and a stable numeric code (3).
@@ -126,6 +133,7 @@ pub enum ErrorKind {
     Tokenizer = 7,
     Compute = 8,
     Internal = 11,
+    Remote = 12,
 }
 
 impl ErrorKind {
@@ -140,6 +148,7 @@ impl ErrorKind {
         ErrorKind::Tokenizer,
         ErrorKind::Compute,
         ErrorKind::Internal,
+        ErrorKind::Remote,
     ];
 
     /// The stable numeric code (the C status).
@@ -160,6 +169,7 @@ impl ErrorKind {
             ErrorKind::Tokenizer => "tokenizer",
             ErrorKind::Compute => "compute",
             ErrorKind::Internal => "internal",
+            ErrorKind::Remote => "remote",
         }
     }
 
@@ -177,6 +187,9 @@ impl ErrorKind {
             ErrorKind::Tokenizer => "tokenization failed",
             ErrorKind::Compute => "the numeric backend failed while running a model",
             ErrorKind::Internal => "a bug in zipp (a contained panic or a poisoned lock)",
+            ErrorKind::Remote => {
+                "a remote model server could not be reached, timed out, refused the request or answered garbage"
+            }
         }
     }
 
@@ -232,6 +245,7 @@ impl Error {
             Error::Tokenizer(_) => ErrorKind::Tokenizer,
             Error::Compute(_) => ErrorKind::Compute,
             Error::Internal(_) => ErrorKind::Internal,
+            Error::Remote { .. } => ErrorKind::Remote,
         }
     }
 
@@ -296,6 +310,7 @@ mod tests {
                 (7, "tokenizer"),
                 (8, "compute"),
                 (11, "internal"),
+                (12, "remote"),
             ]
         );
         for k in ErrorKind::ALL {

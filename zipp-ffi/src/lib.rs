@@ -82,6 +82,9 @@ pub enum zipp_status {
     ZIPP_ERR_INVALID_UTF8 = 10,
     /// A bug in zipp (a contained panic). The library stays usable.
     ZIPP_ERR_INTERNAL = 11,
+    /// A remote model server could not be reached, timed out, refused the request or
+    /// answered garbage (the message says which; it never contains an API key).
+    ZIPP_ERR_REMOTE = 12,
 }
 
 impl PartialEq<zipp_status> for i32 {

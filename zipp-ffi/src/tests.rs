@@ -35,8 +35,9 @@ fn version_and_status_names() {
     let name = |s: i32| unsafe { CStr::from_ptr(zipp_status_name(s)) }.to_str().unwrap();
     assert_eq!(name(zipp_status::ZIPP_ERR_SCHEMA as i32), "ZIPP_ERR_SCHEMA");
     assert_eq!(name(zipp_status::ZIPP_ERR_INTERNAL as i32), "ZIPP_ERR_INTERNAL");
+    assert_eq!(name(zipp_status::ZIPP_ERR_REMOTE as i32), "ZIPP_ERR_REMOTE");
     assert_eq!(name(-3), "ZIPP_UNKNOWN_STATUS");
-    assert_eq!(name(12), "ZIPP_UNKNOWN_STATUS");
+    assert_eq!(name(13), "ZIPP_UNKNOWN_STATUS");
 }
 
 #[test]

@@ -24,6 +24,7 @@ KINDS = {
     "tokenizer": (zipp.TokenizerError, ValueError),
     "compute": (zipp.ComputeError, RuntimeError),
     "internal": (zipp.InternalError, RuntimeError),
+    "remote": (zipp.RemoteError, RuntimeError),
 }
 
 

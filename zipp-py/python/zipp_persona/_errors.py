@@ -146,6 +146,14 @@ class InternalError(ZippError, RuntimeError):
     code = 11
 
 
+class RemoteError(ZippError, RuntimeError):
+    """A remote model server (OpenAI-compatible) could not be reached, timed out, refused
+    the request or answered garbage; the message never contains an API key."""
+
+    kind = "remote"
+    code = 12
+
+
 _BY_KIND: Dict[str, Type[ZippError]] = {
     cls.kind: cls
     for cls in (
@@ -158,6 +166,7 @@ _BY_KIND: Dict[str, Type[ZippError]] = {
         TokenizerError,
         ComputeError,
         InternalError,
+        RemoteError,
     )
 }
 
