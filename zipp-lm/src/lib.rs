@@ -15,15 +15,19 @@
 //!
 //! - [`gguf`]: the local backend, a quantized GGUF chat model on candle (llama
 //!   architecture, byte-level BPE; the embedded default SmolLM2-135M-Instruct).
+//! - [`openai`]: the remote backend, any OpenAI-compatible `/v1/chat/completions` server
+//!   (vLLM, llama.cpp's server, Ollama, hosted APIs behind a local TLS proxy) over plain
+//!   HTTP, streaming (SSE) or not, with bounded retries, timeouts and cancellation.
 //!
-//! Still to come (language-model issue): the OpenAI-compatible client, the persona verbalizer and ViPer extraction, and their
-//! registration in `zipp-factory` and the bindings.
+//! Still to come (language-model issue): the persona verbalizer and ViPer extraction, and
+//! the registration of the OpenAI-compatible backend in `zipp-factory` and the bindings.
 // Unsafe code lives only in `engine::kernels` (SIMD intrinsics), which allows it locally.
 #![deny(unsafe_code)]
 
 pub mod clean;
 pub mod engine;
 pub mod gguf;
+pub mod openai;
 pub mod rewrite;
 mod scripted;
 mod stop;
@@ -31,5 +35,6 @@ pub mod structured;
 pub mod subjects;
 
 pub use gguf::GgufModel;
+pub use openai::{OpenAiModel, OpenAiOptions};
 pub use rewrite::{RewriteOptions, Rewriter, Strength};
 pub use scripted::ScriptedModel;
