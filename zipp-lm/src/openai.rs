@@ -14,8 +14,8 @@
 //!   [`Generation::text`];
 //! - stop sequences are applied here too (servers differ: some ignore `stop`, some allow four):
 //!   the text ends before the first one, and while streaming a suffix that could be the start
-//!   of one is held back until it cannot ([`crate::stop`]); when one is found the connection
-//!   is closed, which stops the server's generation;
+//!   of one is held back until it cannot (`stop.rs`, shared with the GGUF backend); when one
+//!   is found the connection is closed, which stops the server's generation;
 //! - [`Cancel`] is checked after every chunk received, every 20 ms while waiting for the
 //!   server, and during retry back-off sleeps; a cancelled call returns the text `on_text`
 //!   received (finish [`Finish::Cancelled`]) at once, without waiting for the server;
