@@ -607,3 +607,21 @@ fn a_redirect_is_reported_not_followed() {
     assert_eq!(status, Some(308));
     assert!(message.contains("redirects to `http://elsewhere.example/v1/chat/completions`"), "{message}");
 }
+
+#[test]
+fn concurrent_calls_share_one_model() {
+    let fake = Fake::start(vec![streamer(&["one", " two", " three"], "stop")]);
+    let model = Arc::new(fake.model(|_| {}));
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let model = model.clone();
+            thread::spawn(move || {
+                (0..3).map(|_| run(&model, &Sampling::greedy(8), &Cancel::new()).0.unwrap().text).collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    for t in threads {
+        assert_eq!(t.join().unwrap(), ["one two three"; 3]);
+    }
+    assert_eq!(fake.requests().len(), 12);
+}
