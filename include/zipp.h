@@ -122,6 +122,12 @@ typedef struct zipp_evaluation zipp_evaluation;
 typedef struct zipp_jsonl_reader zipp_jsonl_reader;
 
 /*
+ A chat language model. Immutable and thread-safe: generations on one handle may run
+ from several threads at once.
+ */
+typedef struct zipp_lm zipp_lm;
+
+/*
  Shared models (MiniLM, CLIP tokenizer), loaded on first use and shared by every
  personalizer built from them. Thread-safe. Personalizers keep what they need alive, so
  the handle may be freed before them.
@@ -159,6 +165,12 @@ typedef struct zipp_scorer zipp_scorer;
  thread-safe.
  */
 typedef struct zipp_synthetic_bench zipp_synthetic_bench;
+
+/*
+ Receives generated text: `piece` is `len` bytes of UTF-8 (also NUL-terminated), valid
+ only during the call. Return 0 to go on, anything else to cancel the generation.
+ */
+typedef int (*zipp_text_callback)(const char *piece, size_t len, void *user_data);
 
 #ifdef __cplusplus
 extern "C" {
@@ -752,6 +764,58 @@ int32_t zipp_stats_average_ranks(const double *xs, size_t n, double *out);
  writes.
  */
 int32_t zipp_stats_spearman(const double *x, const double *y, size_t n, double *out);
+
+/*
+ Loads a language model from a JSON spec: `"smollm2"` (the embedded default, shared
+ through `models`), `{"gguf":{"path":"model.gguf","kernel":"auto"}}` or
+ `{"scripted":{"replies":["..."]}}`. `models` may be NULL except for `"smollm2"`.
+
+ # Safety
+ `models` is NULL or a live handle; `spec` a NUL-terminated string; `out` writable.
+ */
+int32_t zipp_lm_new(const struct zipp_models *models, const char *spec, struct zipp_lm **out);
+
+/*
+ The model's identity (weights, quantization, template) as a new string.
+
+ # Safety
+ `lm` is NULL or a live handle; `out` writable.
+ */
+int32_t zipp_lm_id(const struct zipp_lm *lm, char **out);
+
+/*
+ Generates a reply. `messages` is JSON: `[{"role":"system"|"user"|"assistant",
+ "content":"..."}]`; `sampling` is JSON or NULL for the defaults (greedy):
+ `{"temperature":0.7,"top_k":40,"top_p":0.9,"repeat_penalty":1.1,"seed":7,
+ "max_tokens":256,"stop":["\n\n"]}`, every field optional. `on_text` (may be NULL) is called
+ on this thread with each piece of text as it is generated, with `user_data`. The
+ generation is cancelled when `on_text` returns non-zero or when `*cancel` (may be NULL)
+ becomes non-zero: set it from any thread with an atomic store (C11 `atomic_store` on an
+ `atomic_int`, or `__atomic_store_n`); it is polled at least every 20 ms. A cancelled
+ generation still succeeds, with `"finish":"cancelled"` and the text delivered so far.
+ The result is `{"text":"...","finish":"end_of_turn"|"stop_sequence"|"max_tokens"|
+ "cancelled","prompt_tokens":N,"completion_tokens":N}`, a new string.
+
+ # Safety
+ `lm` is NULL or a live handle; strings are NUL-terminated; `cancel` is NULL or points to
+ an aligned `int` that stays valid for the call and is only written atomically; `out`
+ writable; `on_text` is NULL or a function safe to call with the arguments described.
+ */
+int32_t zipp_lm_generate(const struct zipp_lm *lm,
+                         const char *messages,
+                         const char *sampling,
+                         zipp_text_callback on_text,
+                         void *user_data,
+                         const int *cancel,
+                         char **out);
+
+/*
+ Frees a language model. NULL is ignored.
+
+ # Safety
+ `lm` is NULL or a live handle no other thread is using.
+ */
+void zipp_lm_free(struct zipp_lm *lm);
 
 #ifdef __cplusplus
 }  // extern "C"
