@@ -21,6 +21,7 @@
 #![forbid(unsafe_code)]
 
 pub mod clean;
+pub mod extract;
 pub mod gguf;
 pub mod rewrite;
 mod scripted;
