@@ -27,6 +27,7 @@ pub mod rewrite;
 mod scripted;
 pub mod structured;
 pub mod subjects;
+pub mod verbalize;
 
 pub use gguf::GgufModel;
 pub use rewrite::{RewriteOptions, Rewriter, Strength};
