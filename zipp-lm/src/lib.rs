@@ -11,13 +11,17 @@
 //!   lost (ViPer's critique of LLM rewriting);
 //! - [`structured`]: JSON answers validated against the expected shape, with bounded
 //!   retries that feed the error back, failing with a typed error;
-//! - [`rewrite`]: the ZIPP roleplay rewriter, a `Composer` that follows any retriever.
+//! - [`rewrite`]: the ZIPP roleplay rewriter, a `Composer` that follows any retriever;
+//! - [`extract`]: ViPer preference extraction, comments on images → liked / disliked visual
+//!   attributes, by vocabulary matching (no model) or by a model;
+//! - [`verbalize`]: the persona verbalizer, activity evidence (weighted communities or posts
+//!   and snippets) → a `Persona`, by template (no model) or by a model.
 //!
 //! - [`gguf`]: the local backend, a quantized GGUF chat model on candle (llama
 //!   architecture, byte-level BPE; the embedded default SmolLM2-135M-Instruct).
 //!
-//! Still to come (language-model issue): the OpenAI-compatible client, the persona verbalizer and ViPer extraction, and their
-//! registration in `zipp-factory` and the bindings.
+//! Still to come (language-model issue): the OpenAI-compatible client, and the registration
+//! of the verbalizer and extraction in `zipp-factory` and the bindings.
 #![forbid(unsafe_code)]
 
 pub mod clean;
