@@ -3,7 +3,7 @@
 //!
 //! Two [`Extractor`]s, one contract:
 //! - [`VocabularyExtractor`] (no model): phrase matching over a [`Vocabulary`] of visual
-//!   attributes (the built-in one is `data/visual_attributes.txt`, ~650 phrases in ~20
+//!   attributes (the built-in one is `data/visual_attributes.txt`, 647 phrases in 17
 //!   categories) with a sentiment read per clause from cue words and negation;
 //! - [`LlmExtractor`]: a language model asked for `{"liked": [...], "disliked": [...]}`
 //!   through [`generate_json`], the answer validated and its attributes checked against
