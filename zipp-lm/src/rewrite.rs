@@ -313,7 +313,7 @@ impl Rewriter {
 
 /// Persona text with anything that could close or open the persona block, or pose as a chat
 /// turn, made inert: `<` and `>` become `‹` and `›`.
-fn defuse(text: &str) -> String {
+pub(crate) fn defuse(text: &str) -> String {
     text.replace('<', "‹").replace('>', "›")
 }
 

@@ -7,7 +7,7 @@
 //! reverse.
 
 /// English function words: articles, prepositions, conjunctions, pronouns, auxiliaries.
-const FUNCTION_WORDS: &[&str] = &[
+pub(crate) const FUNCTION_WORDS: &[&str] = &[
     "a", "an", "the", "of", "in", "on", "at", "to", "for", "with", "and", "or", "but", "nor", "by", "from", "into",
     "onto", "over", "under", "as", "is", "are", "was", "were", "be", "been", "being", "am", "this", "that", "these",
     "those", "it", "its", "their", "his", "her", "my", "your", "our", "some", "any", "very", "while", "near", "up",
@@ -34,7 +34,7 @@ pub fn missing(base: &str, rewrite: &str) -> Vec<String> {
 }
 
 /// Lower-cased words: runs of letters, digits and inner apostrophes ("artist's").
-fn words(text: &str) -> impl Iterator<Item = String> + '_ {
+pub(crate) fn words(text: &str) -> impl Iterator<Item = String> + '_ {
     text.split(|c: char| !(c.is_alphanumeric() || c == '\'' || c == '’'))
         .map(|w| w.trim_matches(['\'', '’']).to_lowercase().replace('’', "'"))
         .filter(|w| !w.is_empty())
@@ -42,7 +42,7 @@ fn words(text: &str) -> impl Iterator<Item = String> + '_ {
 
 /// A light English stem: possessive and plural endings off ("birds", "bird's" → "bird";
 /// "cities" → "city"; "boxes", "churches" → "box", "church"; "glass" stays).
-fn stem(word: &str) -> String {
+pub(crate) fn stem(word: &str) -> String {
     let w = word.strip_suffix("'s").unwrap_or(word);
     if let Some(base) = w.strip_suffix("ies").filter(|b| b.len() >= 2) {
         return format!("{base}y");
