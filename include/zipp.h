@@ -117,6 +117,11 @@ typedef enum zipp_status {
 typedef struct zipp_evaluation zipp_evaluation;
 
 /*
+ ViPer preference extraction. Immutable and thread-safe.
+ */
+typedef struct zipp_extractor zipp_extractor;
+
+/*
  A streaming reader of a JSONL persona file. Not thread-safe: one thread at a time.
  */
 typedef struct zipp_jsonl_reader zipp_jsonl_reader;
@@ -165,6 +170,11 @@ typedef struct zipp_scorer zipp_scorer;
  thread-safe.
  */
 typedef struct zipp_synthetic_bench zipp_synthetic_bench;
+
+/*
+ The persona verbalizer. Immutable and thread-safe.
+ */
+typedef struct zipp_verbalizer zipp_verbalizer;
 
 /*
  Receives generated text: `piece` is `len` bytes of UTF-8 (also NUL-terminated), valid
@@ -816,6 +826,72 @@ int32_t zipp_lm_generate(const struct zipp_lm *lm,
  `lm` is NULL or a live handle no other thread is using.
  */
 void zipp_lm_free(struct zipp_lm *lm);
+
+/*
+ Builds an extractor from a JSON spec: `"vocabulary"` (phrase matching with negation, no
+ model), `{"vocabulary":{"path":"phrases.txt"}}`, or
+ `{"llm":{"model":"smollm2","options":{"attempts":3}}}`. `models` may be NULL (the default
+ models folder).
+
+ # Safety
+ `models` is NULL or a live handle; `spec` a NUL-terminated string; `out` writable.
+ */
+int32_t zipp_extractor_new(const struct zipp_models *models,
+                           const char *spec,
+                           struct zipp_extractor **out);
+
+/*
+ Liked and disliked visual attributes of `comments_json` (a JSON array of strings):
+ `{"preferences":{"liked":[...],"disliked":[...]},"evidence":{...}}`, a new string. An
+ attribute both liked and disliked is in neither list.
+
+ # Safety
+ `extractor` is NULL or a live handle; `comments_json` a NUL-terminated string; `out`
+ writable.
+ */
+int32_t zipp_extract(const struct zipp_extractor *extractor, const char *comments_json, char **out);
+
+/*
+ Frees an extractor. NULL is ignored.
+
+ # Safety
+ `extractor` is NULL or a live handle no other thread is using.
+ */
+void zipp_extractor_free(struct zipp_extractor *extractor);
+
+/*
+ Builds a verbalizer from a JSON spec: `"template"` (deterministic, no model),
+ `{"template":{"max_named":5}}` or `{"llm":{"model":"smollm2","options":{...}}}`. `models`
+ may be NULL (the default models folder).
+
+ # Safety
+ `models` is NULL or a live handle; `spec` a NUL-terminated string; `out` writable.
+ */
+int32_t zipp_verbalizer_new(const struct zipp_models *models,
+                            const char *spec,
+                            struct zipp_verbalizer **out);
+
+/*
+ The persona that `evidence_json` describes (`{"user":"u1","items":[{"kind":"community",
+ "name":"r/analog","weight":3.0,"snippets":["..."]}]}`): `{"persona":{...},
+ "evidence":{...}}`, a new string (the persona in zipp's persona JSON, for
+ `zipp_persona_from_json`).
+
+ # Safety
+ `verbalizer` is NULL or a live handle; `evidence_json` a NUL-terminated string; `out`
+ writable.
+ */
+int32_t zipp_verbalize(const struct zipp_verbalizer *verbalizer,
+                       const char *evidence_json,
+                       char **out);
+
+/*
+ Frees a verbalizer. NULL is ignored.
+
+ # Safety
+ `verbalizer` is NULL or a live handle no other thread is using.
+ */
+void zipp_verbalizer_free(struct zipp_verbalizer *verbalizer);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -9,7 +9,8 @@
 //!   [`Models`];
 //! - [`EvalConfig`]: an evaluation as JSON, built into a [`zipp_eval::Evaluation`];
 //! - [`LmSpec`] and [`lm::generate`]: a language model as JSON, and the generation driver
-//!   that streams its text to the caller's thread with cancellation;
+//!   that streams its text to the caller's thread with cancellation; [`ExtractorSpec`] and
+//!   [`VerbalizerSpec`]: ViPer preference extraction and the persona verbalizer as JSON;
 //! - [`shared`]: what both bindings hand out (a scorer bound to its embedder, a lock-guarded
 //!   evaluation, optional option objects) with the policy they share.
 //!
@@ -36,6 +37,6 @@ pub mod shared;
 mod spec;
 
 pub use eval::{eval_method, eval_methods, EvalConfig};
-pub use lm::LmSpec;
+pub use lm::{ExtractorSpec, LmSpec, VerbalizerSpec};
 pub use models::{ClipBpeKind, KernelName, KindEntry, MiniLmKind, ModelKind, Models, ModelsOptions, KINDS};
 pub use spec::MethodSpec;

@@ -20,6 +20,9 @@ use zipp_core::lm::{Cancel, Generation, LanguageModel, Message, Sampling};
 
 use crate::models::{KernelName, Models};
 
+pub use zipp_lm::extract::{Extraction, Extractor};
+pub use zipp_lm::verbalize::{ActivityEvidence, Verbalization, Verbalizer};
+
 /// A language model backend as JSON (module documentation).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
@@ -83,6 +86,122 @@ impl LmSpec {
             LmSpec::Scripted(s) => Arc::new(zipp_lm::ScriptedModel::new(s.replies.clone())),
         })
     }
+}
+
+/// `{"model": <LmSpec>, "options": {…}}` of the methods that run on a language model
+/// (both fields optional: the embedded default model, the method's default options).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OnModel<O> {
+    #[serde(default)]
+    pub model: LmSpec,
+    #[serde(default)]
+    pub options: O,
+}
+
+/// `{"path": "phrases.txt"}` (optional): the vocabulary extractor's phrase list, one
+/// `category<TAB>phrase` per line as in zipp-lm's built-in list; absent: the built-in one.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VocabularySpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<std::path::PathBuf>,
+}
+
+/// ViPer preference extraction as JSON (SPEC §7): `"vocabulary"` (phrase matching with
+/// negation, no model; the default), `{"vocabulary": {"path": …}}`, or
+/// `{"llm": {"model": <LmSpec>, "options": {"sampling": …, "attempts": 3,
+/// "max_comment_chars": 6000}}}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+#[non_exhaustive]
+pub enum ExtractorSpec {
+    Vocabulary(VocabularySpec),
+    Llm(OnModel<zipp_lm::extract::LlmExtractOptions>),
+}
+
+impl Default for ExtractorSpec {
+    fn default() -> ExtractorSpec {
+        ExtractorSpec::Vocabulary(VocabularySpec::default())
+    }
+}
+
+/// The persona verbalizer as JSON (SPEC §6): `"template"` (deterministic, no model; the
+/// default), `{"template": {"max_named": 5, "max_keywords": 6, "post_words": 8}}`, or
+/// `{"llm": {"model": <LmSpec>, "options": {…}}}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+#[non_exhaustive]
+pub enum VerbalizerSpec {
+    Template(zipp_lm::verbalize::TemplateOptions),
+    Llm(OnModel<zipp_lm::verbalize::LlmVerbalizeOptions>),
+}
+
+impl Default for VerbalizerSpec {
+    fn default() -> VerbalizerSpec {
+        VerbalizerSpec::Template(Default::default())
+    }
+}
+
+/// Parses a spec where a bare name (`"template"`) means that variant with its defaults.
+fn named_or_object<T: serde::de::DeserializeOwned>(json: &str, what: &str) -> Result<T> {
+    let trimmed = json.trim();
+    if trimmed.starts_with('"') {
+        let name: String = zipp_core::json::from_str(trimmed, what)?;
+        return zipp_core::json::from_str(&serde_json::json!({ name: {} }).to_string(), what);
+    }
+    zipp_core::json::from_str(json, what)
+}
+
+impl ExtractorSpec {
+    /// Parses and validates a spec (module documentation for the forms).
+    pub fn from_json(json: &str) -> Result<ExtractorSpec> {
+        let spec: ExtractorSpec = named_or_object(json, "extractor spec")?;
+        if let ExtractorSpec::Llm(m) = &spec {
+            m.model.validate()?;
+            m.options.validate()?;
+        }
+        Ok(spec)
+    }
+
+    /// The extractor (an LLM one loads its model; the default model through `models`).
+    pub fn build(&self, models: &Models) -> Result<Arc<dyn zipp_lm::extract::Extractor>> {
+        use zipp_lm::extract::{LlmExtractor, Vocabulary, VocabularyExtractor};
+        Ok(match self {
+            ExtractorSpec::Vocabulary(VocabularySpec { path: None }) => Arc::new(VocabularyExtractor::default()),
+            ExtractorSpec::Vocabulary(VocabularySpec { path: Some(path) }) => {
+                let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+                Arc::new(VocabularyExtractor::new(Arc::new(Vocabulary::parse(&text)?)))
+            }
+            ExtractorSpec::Llm(m) => Arc::new(LlmExtractor::new(m.model.build(models)?, m.options.clone())?),
+        })
+    }
+}
+
+impl VerbalizerSpec {
+    /// Parses and validates a spec (module documentation for the forms).
+    pub fn from_json(json: &str) -> Result<VerbalizerSpec> {
+        let spec: VerbalizerSpec = named_or_object(json, "verbalizer spec")?;
+        if let VerbalizerSpec::Llm(m) = &spec {
+            m.model.validate()?;
+            m.options.validate()?;
+        }
+        Ok(spec)
+    }
+
+    /// The verbalizer (an LLM one loads its model; the default model through `models`).
+    pub fn build(&self, models: &Models) -> Result<Arc<dyn zipp_lm::verbalize::Verbalizer>> {
+        use zipp_lm::verbalize::{LlmVerbalizer, TemplateVerbalizer};
+        Ok(match self {
+            VerbalizerSpec::Template(o) => Arc::new(TemplateVerbalizer::new(o.clone())?),
+            VerbalizerSpec::Llm(m) => Arc::new(LlmVerbalizer::new(m.model.build(models)?, m.options.clone())?),
+        })
+    }
+}
+
+/// Comments from JSON: `["I love the teal", …]`.
+pub fn comments_from_json(json: &str) -> Result<Vec<String>> {
+    zipp_core::json::from_str(json, "comments")
 }
 
 /// Chat messages from JSON: `[{"role": "system" | "user" | "assistant", "content": "…"}]`.
@@ -244,6 +363,30 @@ mod tests {
             .err()
             .unwrap();
         assert_eq!(e.kind(), zipp_core::ErrorKind::ModelNotFound);
+    }
+
+    #[test]
+    fn extractor_and_verbalizer_specs_parse_strictly_and_build() {
+        let models = Models::in_dir("/nonexistent");
+        assert_eq!(ExtractorSpec::from_json(r#""vocabulary""#).unwrap(), ExtractorSpec::default());
+        let x = ExtractorSpec::from_json(r#""vocabulary""#).unwrap().build(&models).unwrap();
+        let out = x.extract(&["I love the neon colours but I can't stand the lens flare"]).unwrap();
+        assert_eq!(out.preferences.liked, vec!["neon colours".to_string()]);
+        let llm = ExtractorSpec::from_json(
+            r#"{"llm": {"model": {"scripted": {"replies": ["{\"liked\": [\"teal\"], \"disliked\": []}"]}}, "options": {"attempts": 2}}}"#,
+        )
+        .unwrap();
+        let out = llm.build(&models).unwrap().extract(&["the teal is lovely"]).unwrap();
+        assert_eq!(out.preferences.liked, vec!["teal".to_string()]);
+        for bad in [r#""vocab""#, r#"{"llm": {"options": {"attempts": 0}}}"#, r#"{"vocabulary": {"x": 1}}"#, "3"] {
+            assert!(ExtractorSpec::from_json(bad).is_err(), "{bad}");
+        }
+        let missing = ExtractorSpec::from_json(r#"{"vocabulary": {"path": "/nonexistent/v.txt"}}"#).unwrap();
+        assert_eq!(missing.build(&models).err().unwrap().kind(), zipp_core::ErrorKind::Io);
+        assert_eq!(VerbalizerSpec::from_json(r#""template""#).unwrap(), VerbalizerSpec::default());
+        assert!(VerbalizerSpec::from_json(r#"{"template": {"max_named": 2}}"#).unwrap().build(&models).is_ok());
+        assert!(VerbalizerSpec::from_json(r#"{"llm": {"model": "gpt9"}}"#).is_err());
+        assert!(VerbalizerSpec::from_json(r#""poem""#).is_err());
     }
 
     #[test]

@@ -144,3 +144,153 @@ pub unsafe extern "C" fn zipp_lm_free(lm: *mut zipp_lm) {
     // (this function's `# Safety` contract), as `free_handle` requires.
     unsafe { free_handle(lm) }
 }
+
+/// ViPer preference extraction. Immutable and thread-safe.
+pub struct zipp_extractor {
+    inner: Arc<dyn flm::Extractor>,
+}
+
+/// The persona verbalizer. Immutable and thread-safe.
+pub struct zipp_verbalizer {
+    inner: Arc<dyn flm::Verbalizer>,
+}
+
+/// `spec.build` against the given models handle, or the default models when it is NULL.
+///
+/// # Safety
+/// `models` is NULL or a live handle.
+unsafe fn build_with<T>(
+    models: *const zipp_models,
+    build: impl FnOnce(&zipp_factory::Models) -> zipp_core::Result<T>,
+) -> crate::call::CallResult<T> {
+    if models.is_null() {
+        Ok(build(&zipp_factory::Models::new())?)
+    } else {
+        // SAFETY: non-null, and live for the call (the caller's contract).
+        Ok(build(&unsafe { handle(models, "models") }?.inner)?)
+    }
+}
+
+/// A JSON C string of a serialisable result.
+fn json_out<T: serde::Serialize>(value: &T) -> crate::call::CallResult<*mut c_char> {
+    c_string(serde_json::to_string(value).map_err(|e| fail(zipp_status::ZIPP_ERR_INTERNAL, e.to_string()))?)
+}
+
+/// Builds an extractor from a JSON spec: `"vocabulary"` (phrase matching with negation, no
+/// model), `{"vocabulary":{"path":"phrases.txt"}}`, or
+/// `{"llm":{"model":"smollm2","options":{"attempts":3}}}`. `models` may be NULL (the default
+/// models folder).
+///
+/// # Safety
+/// `models` is NULL or a live handle; `spec` a NUL-terminated string; `out` writable.
+#[no_mangle]
+pub unsafe extern "C" fn zipp_extractor_new(
+    models: *const zipp_models,
+    spec: *const c_char,
+    out: *mut *mut zipp_extractor,
+) -> i32 {
+    // SAFETY: the caller keeps this function's `# Safety` contract; every pointer is read
+    // through the `call` helpers, which check it for NULL (strings for UTF-8) first.
+    guarded(|| unsafe {
+        let out = out_ptr(out, "out")?;
+        let spec = zipp_factory::ExtractorSpec::from_json(str_arg(spec, "spec")?)?;
+        let inner = build_with(models, |m| spec.build(m))?;
+        *out = into_handle(zipp_extractor { inner });
+        Ok(())
+    })
+}
+
+/// Liked and disliked visual attributes of `comments_json` (a JSON array of strings):
+/// `{"preferences":{"liked":[...],"disliked":[...]},"evidence":{...}}`, a new string. An
+/// attribute both liked and disliked is in neither list.
+///
+/// # Safety
+/// `extractor` is NULL or a live handle; `comments_json` a NUL-terminated string; `out`
+/// writable.
+#[no_mangle]
+pub unsafe extern "C" fn zipp_extract(
+    extractor: *const zipp_extractor,
+    comments_json: *const c_char,
+    out: *mut *mut c_char,
+) -> i32 {
+    // SAFETY: the caller keeps this function's `# Safety` contract; every pointer is read
+    // through the `call` helpers, which check it for NULL (strings for UTF-8) first.
+    guarded(|| unsafe {
+        let out = out_ptr(out, "out")?;
+        let extractor = handle(extractor, "extractor")?;
+        let comments = flm::comments_from_json(str_arg(comments_json, "comments_json")?)?;
+        let refs: Vec<&str> = comments.iter().map(String::as_str).collect();
+        *out = json_out(&extractor.inner.extract(&refs)?)?;
+        Ok(())
+    })
+}
+
+/// Frees an extractor. NULL is ignored.
+///
+/// # Safety
+/// `extractor` is NULL or a live handle no other thread is using.
+#[no_mangle]
+pub unsafe extern "C" fn zipp_extractor_free(extractor: *mut zipp_extractor) {
+    // SAFETY: the caller passes NULL or a live handle of this type that no other thread uses
+    // (this function's `# Safety` contract), as `free_handle` requires.
+    unsafe { free_handle(extractor) }
+}
+
+/// Builds a verbalizer from a JSON spec: `"template"` (deterministic, no model),
+/// `{"template":{"max_named":5}}` or `{"llm":{"model":"smollm2","options":{...}}}`. `models`
+/// may be NULL (the default models folder).
+///
+/// # Safety
+/// `models` is NULL or a live handle; `spec` a NUL-terminated string; `out` writable.
+#[no_mangle]
+pub unsafe extern "C" fn zipp_verbalizer_new(
+    models: *const zipp_models,
+    spec: *const c_char,
+    out: *mut *mut zipp_verbalizer,
+) -> i32 {
+    // SAFETY: the caller keeps this function's `# Safety` contract; every pointer is read
+    // through the `call` helpers, which check it for NULL (strings for UTF-8) first.
+    guarded(|| unsafe {
+        let out = out_ptr(out, "out")?;
+        let spec = zipp_factory::VerbalizerSpec::from_json(str_arg(spec, "spec")?)?;
+        let inner = build_with(models, |m| spec.build(m))?;
+        *out = into_handle(zipp_verbalizer { inner });
+        Ok(())
+    })
+}
+
+/// The persona that `evidence_json` describes (`{"user":"u1","items":[{"kind":"community",
+/// "name":"r/analog","weight":3.0,"snippets":["..."]}]}`): `{"persona":{...},
+/// "evidence":{...}}`, a new string (the persona in zipp's persona JSON, for
+/// `zipp_persona_from_json`).
+///
+/// # Safety
+/// `verbalizer` is NULL or a live handle; `evidence_json` a NUL-terminated string; `out`
+/// writable.
+#[no_mangle]
+pub unsafe extern "C" fn zipp_verbalize(
+    verbalizer: *const zipp_verbalizer,
+    evidence_json: *const c_char,
+    out: *mut *mut c_char,
+) -> i32 {
+    // SAFETY: the caller keeps this function's `# Safety` contract; every pointer is read
+    // through the `call` helpers, which check it for NULL (strings for UTF-8) first.
+    guarded(|| unsafe {
+        let out = out_ptr(out, "out")?;
+        let verbalizer = handle(verbalizer, "verbalizer")?;
+        let evidence = flm::ActivityEvidence::from_json_str(str_arg(evidence_json, "evidence_json")?)?;
+        *out = json_out(&verbalizer.inner.verbalize(&evidence)?)?;
+        Ok(())
+    })
+}
+
+/// Frees a verbalizer. NULL is ignored.
+///
+/// # Safety
+/// `verbalizer` is NULL or a live handle no other thread is using.
+#[no_mangle]
+pub unsafe extern "C" fn zipp_verbalizer_free(verbalizer: *mut zipp_verbalizer) {
+    // SAFETY: the caller passes NULL or a live handle of this type that no other thread uses
+    // (this function's `# Safety` contract), as `free_handle` requires.
+    unsafe { free_handle(verbalizer) }
+}

@@ -62,11 +62,7 @@ impl LanguageModel {
             Some(s) => LmSpec::from_json(&to_json(s)?).map_err(|e| to_py_err(unlocated_text(e)))?,
             None => LmSpec::default(),
         };
-        let inner = match models {
-            Some(m) => zipp_call(py, || spec.build(&m.inner))?,
-            None => zipp_call(py, || spec.build(&zipp_factory::Models::new()))?,
-        };
-        Ok(LanguageModel { inner })
+        Ok(LanguageModel { inner: build_with(py, models, |m| spec.build(m))? })
     }
 
     /// What identifies the model and its output (weights, quantization, template).
@@ -197,7 +193,100 @@ impl TextStream {
     }
 }
 
+/// The models handle of a binding call: the given one, else the defaults.
+fn build_with<T: Send>(
+    py: Python<'_>,
+    models: Option<&Models>,
+    build: impl FnOnce(&zipp_factory::Models) -> zipp_core::Result<T> + Send,
+) -> PyResult<T> {
+    match models {
+        Some(m) => zipp_call(py, || build(&m.inner)),
+        None => zipp_call(py, || build(&zipp_factory::Models::new())),
+    }
+}
+
+/// ViPer preference extraction: free-form comments on images → liked / disliked visual
+/// attributes. `"vocabulary"` (phrase matching with negation, no model; the default),
+/// `{"vocabulary": {"path": …}}` or `{"llm": {"model": …, "options": {…}}}`.
+#[pyclass(frozen, module = "zipp_persona")]
+pub struct Extractor {
+    inner: Arc<dyn flm::Extractor>,
+}
+
+#[pymethods]
+impl Extractor {
+    #[new]
+    #[pyo3(signature = (spec = None, *, models = None))]
+    fn new(py: Python<'_>, spec: Option<&Bound<'_, PyAny>>, models: Option<&Models>) -> PyResult<Extractor> {
+        let spec = match spec {
+            Some(s) => {
+                zipp_factory::ExtractorSpec::from_json(&to_json(s)?).map_err(|e| to_py_err(unlocated_text(e)))?
+            }
+            None => zipp_factory::ExtractorSpec::default(),
+        };
+        Ok(Extractor { inner: build_with(py, models, |m| spec.build(m))? })
+    }
+
+    /// `{"preferences": {"liked": […], "disliked": […]}, "evidence": {…}}` for the comments
+    /// (an attribute both liked and disliked is in neither list).
+    fn extract<'py>(&self, py: Python<'py>, comments: Vec<String>) -> PyResult<Bound<'py, PyAny>> {
+        let out = zipp_call(py, || {
+            let refs: Vec<&str> = comments.iter().map(String::as_str).collect();
+            self.inner.extract(&refs)
+        })?;
+        to_python(py, &out)
+    }
+
+    fn __repr__(&self) -> String {
+        format!("Extractor('{}')", self.inner.name())
+    }
+}
+
+/// The persona verbalizer: activity evidence (communities or posts with weights and
+/// snippets) → a persona. `"template"` (deterministic, no model; the default) or
+/// `{"llm": {"model": …, "options": {…}}}`.
+#[pyclass(frozen, module = "zipp_persona")]
+pub struct Verbalizer {
+    inner: Arc<dyn flm::Verbalizer>,
+}
+
+#[pymethods]
+impl Verbalizer {
+    #[new]
+    #[pyo3(signature = (spec = None, *, models = None))]
+    fn new(py: Python<'_>, spec: Option<&Bound<'_, PyAny>>, models: Option<&Models>) -> PyResult<Verbalizer> {
+        let spec = match spec {
+            Some(s) => {
+                zipp_factory::VerbalizerSpec::from_json(&to_json(s)?).map_err(|e| to_py_err(unlocated_text(e)))?
+            }
+            None => zipp_factory::VerbalizerSpec::default(),
+        };
+        Ok(Verbalizer { inner: build_with(py, models, |m| spec.build(m))? })
+    }
+
+    /// `(persona, evidence)`: the persona the evidence (a dict or JSON text:
+    /// `{"user": …, "items": [{"kind": "community", "name": …, "weight": …,
+    /// "snippets": […]}]}`) describes, and how it was written.
+    fn verbalize<'py>(
+        &self,
+        py: Python<'py>,
+        evidence: &Bound<'py, PyAny>,
+    ) -> PyResult<(crate::persona::Persona, Bound<'py, PyAny>)> {
+        let json =
+            if evidence.is_instance_of::<PyString>() { evidence.extract::<String>()? } else { to_json(evidence)? };
+        let evidence = flm::ActivityEvidence::from_json_str(&json).map_err(|e| to_py_err(unlocated_text(e)))?;
+        let out = zipp_call(py, || self.inner.verbalize(&evidence))?;
+        Ok((crate::persona::Persona::wrap(out.persona), to_python(py, &out.evidence)?))
+    }
+
+    fn __repr__(&self) -> String {
+        format!("Verbalizer('{}')", self.inner.name())
+    }
+}
+
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<LanguageModel>()?;
-    m.add_class::<TextStream>()
+    m.add_class::<TextStream>()?;
+    m.add_class::<Extractor>()?;
+    m.add_class::<Verbalizer>()
 }

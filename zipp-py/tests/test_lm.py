@@ -131,3 +131,47 @@ def test_a_stream_can_be_cancelled_from_another_thread(smollm2):
     assert s.result["finish"] == "cancelled"
     assert s.result["text"] == first + "".join(rest)
     assert s.result["completion_tokens"] < 400
+
+
+def test_vocabulary_extraction_with_negation_and_the_both_lists_rule():
+    x = zipp.Extractor()
+    out = x.extract(["I love the neon colours", "I can't stand the lens flare, but the pastel tones are lovely"])
+    assert out["preferences"]["liked"] == ["neon colours", "pastel tones"]
+    assert out["preferences"]["disliked"] == ["lens flare"]
+    both = x.extract(["I love the neon colours", "I hate the neon colours"])
+    assert both["preferences"].get("liked", []) == [] and both["preferences"].get("disliked", []) == []
+    assert "neon colours" in both["evidence"]["removed"]
+    with pytest.raises(zipp.InvalidInputError):
+        x.extract([])
+    with pytest.raises(zipp.InvalidInputError):
+        x.extract(["   "])
+    with pytest.raises(TypeError):
+        x.extract("a single string is not a list of comments")
+    with pytest.raises(zipp.SchemaError):
+        zipp.Extractor("vocab")
+
+
+def test_llm_extraction_validates_the_models_answer():
+    answers = ['{"liked": ["teal"]}', '{"liked": ["teal"], "disliked": []}']
+    x = zipp.Extractor({"llm": {"model": {"scripted": {"replies": answers}}}})
+    out = x.extract(["the teal is lovely"])
+    assert out["preferences"]["liked"] == ["teal"]
+    assert len(out["evidence"]["transcript"]["answers"]) == 2
+
+
+def test_the_template_verbalizer_states_no_demographic_the_evidence_lacks():
+    evidence = {
+        "user": "u1",
+        "items": [
+            {"kind": "community", "name": "r/analog", "weight": 3.0, "snippets": ["grainy film portraits at dusk"]},
+            {"kind": "community", "name": "r/lisbon", "weight": 1.0, "snippets": ["teal doors and yellow trams"]},
+        ],
+    }
+    persona, ev = zipp.Verbalizer().verbalize(evidence)
+    assert isinstance(persona, zipp.Persona)
+    assert "r/analog" in persona.summary
+    for word in ("woman", "man", "old", "young", "female", "male"):
+        assert f" {word} " not in f" {persona.summary.lower()} "
+    assert ev["method"] == "template"
+    with pytest.raises(zipp.InvalidInputError):
+        zipp.Verbalizer().verbalize({"user": "u1", "items": []})

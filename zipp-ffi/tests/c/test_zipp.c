@@ -424,6 +424,40 @@ static void test_lm_smollm2(const zipp_models *models) {
   zipp_lm_free(lm);
 }
 
+/* ViPer extraction and the persona verbalizer, without a model (valgrind-cheap). */
+static void test_extract_and_verbalize(void) {
+  zipp_extractor *x = NULL;
+  CHECK(zipp_extractor_new(NULL, "\"vocabulary\"", &x) == ZIPP_OK, "vocabulary extractor");
+  char *out = NULL;
+  CHECK(zipp_extract(x, "[\"I love the neon colours\",\"I can't stand the lens flare\"]", &out) == ZIPP_OK &&
+            contains(out, "\"liked\":[\"neon colours\"]") && contains(out, "\"disliked\":[\"lens flare\"]"),
+        "liked and disliked attributes, with negation");
+  zipp_string_free(out);
+  out = NULL;
+  CHECK(zipp_extract(x, "[]", &out) == ZIPP_ERR_INVALID_INPUT && out == NULL, "no comments is invalid input");
+  CHECK(zipp_extract(x, "[1]", &out) == ZIPP_ERR_SCHEMA, "comments are strings");
+  CHECK(zipp_extract(x, NULL, &out) == ZIPP_ERR_NULL_POINTER, "NULL comments");
+  zipp_extractor_free(x);
+  zipp_extractor *bad = NULL;
+  CHECK(zipp_extractor_new(NULL, "\"vocab\"", &bad) == ZIPP_ERR_SCHEMA && bad == NULL, "an unknown extractor");
+
+  zipp_verbalizer *v = NULL;
+  CHECK(zipp_verbalizer_new(NULL, "\"template\"", &v) == ZIPP_OK, "template verbalizer");
+  out = NULL;
+  CHECK(zipp_verbalize(v,
+                       "{\"user\":\"u1\",\"items\":[{\"kind\":\"community\",\"name\":\"r/analog\",\"weight\":3.0,"
+                       "\"snippets\":[\"grainy film portraits at dusk\"]}]}",
+                       &out) == ZIPP_OK &&
+            contains(out, "\"persona\":{") && contains(out, "r/analog"),
+        "a persona from activity evidence");
+  zipp_string_free(out);
+  out = NULL;
+  CHECK(zipp_verbalize(v, "{\"user\":\"u1\",\"items\":[{\"kind\":\"community\",\"name\":\"x\",\"weight\":-1}]}",
+                       &out) == ZIPP_ERR_INVALID_INPUT && out == NULL,
+        "a negative weight is invalid input");
+  zipp_verbalizer_free(v);
+}
+
 /* The ZIPP rewriter (SPEC §5) with the embedded SmolLM2, through the same JSON spec as Rust
  * and Python (not under valgrind: a generation there would take minutes). */
 static void test_zipp_rewrite(const zipp_models *models, const zipp_persona *persona) {
@@ -574,6 +608,7 @@ static void test_end_to_end(const char *personas_path, int quick) {
     test_lm_smollm2(models);
   }
   test_lm_scripted();
+  test_extract_and_verbalize();
 
   zipp_personalizer_free(vprag);
   zipp_persona_free(tiny);

@@ -53,6 +53,8 @@ __all__ = [
     "MovieLens",
     "LanguageModel",
     "TextStream",
+    "Extractor",
+    "Verbalizer",
 ]
 
 __version__: Final[str]
@@ -503,3 +505,13 @@ class TextStream:
     def cancel(self) -> None: ...
     @property
     def result(self) -> _Generation | None: ...
+
+@final
+class Extractor:
+    def __new__(cls, spec: str | Mapping[str, Any] | None = None, *, models: Models | None = None) -> Self: ...
+    def extract(self, comments: Sequence[str]) -> dict[str, Any]: ...
+
+@final
+class Verbalizer:
+    def __new__(cls, spec: str | Mapping[str, Any] | None = None, *, models: Models | None = None) -> Self: ...
+    def verbalize(self, evidence: str | Mapping[str, Any]) -> tuple[Persona, dict[str, Any]]: ...
