@@ -11,7 +11,8 @@ use zipp_lm::engine::kernels::{quantize_q8, BlockQ4_1, BlockQ8, Isa, QK};
 use zipp_lm::GgufModel;
 
 /// The prompt of `benches/reference/llama_cpp_speed.py` (57 tokens).
-pub const PROMPT: &str = "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n\
+pub const PROMPT: &str =
+    "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n\
 <|im_start|>user\nWrite a long, detailed description of a quiet harbour at dawn, with boats, gulls and \
 paper lanterns, for an image generator.<|im_end|>\n<|im_start|>assistant\n";
 
@@ -52,7 +53,11 @@ fn operands(rows: usize, cols: usize) -> (Vec<BlockQ4_1>, Vec<BlockQ8>) {
     let w = (0..rows * cols / QK)
         .map(|_| {
             let r = next();
-            BlockQ4_1 { d: 0x2c00 | (r & 0x3ff) as u16, m: 0xa800, qs: next().to_le_bytes().repeat(2).try_into().unwrap() }
+            BlockQ4_1 {
+                d: 0x2c00 | (r & 0x3ff) as u16,
+                m: 0xa800,
+                qs: next().to_le_bytes().repeat(2).try_into().unwrap(),
+            }
         })
         .collect();
     let x: Vec<f32> = (0..cols).map(|_| (next() % 2000) as f32 / 1000.0 - 1.0).collect();
