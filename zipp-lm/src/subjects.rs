@@ -33,6 +33,13 @@ pub fn missing(base: &str, rewrite: &str) -> Vec<String> {
     subjects(base).into_iter().filter(|w| !have.contains(&stem(w))).collect()
 }
 
+/// The content words of `rewrite` (see [`subjects`]) that `base` does not contain, by stem:
+/// what a rewrite added. Empty when the model only echoed or trimmed the prompt.
+pub fn added(base: &str, rewrite: &str) -> Vec<String> {
+    let have: std::collections::HashSet<String> = words(base).map(|w| stem(&w)).collect();
+    subjects(rewrite).into_iter().filter(|w| !have.contains(&stem(w))).collect()
+}
+
 /// Lower-cased words: runs of letters, digits and inner apostrophes ("artist's").
 pub(crate) fn words(text: &str) -> impl Iterator<Item = String> + '_ {
     text.split(|c: char| !(c.is_alphanumeric() || c == '\'' || c == '’'))
@@ -70,6 +77,8 @@ mod tests {
         assert_eq!(subjects(base), ["paper", "clouds", "brown", "origami", "birds"]);
         assert_eq!(missing(base, "soft clouds and brown birds drifting at dusk"), ["paper", "origami"]);
         assert!(missing(base, "Brown origami BIRD under paper cloud, pastel light").is_empty());
+        assert_eq!(added(base, "Brown origami BIRD under paper cloud, pastel light"), ["pastel", "light"]);
+        assert!(added(base, "Paper cloud, brown origami bird.").is_empty(), "an echo adds nothing");
     }
 
     #[test]
