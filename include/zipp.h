@@ -122,9 +122,20 @@ typedef enum zipp_status {
 typedef struct zipp_evaluation zipp_evaluation;
 
 /*
+ ViPer preference extraction. Immutable and thread-safe.
+ */
+typedef struct zipp_extractor zipp_extractor;
+
+/*
  A streaming reader of a JSONL persona file. Not thread-safe: one thread at a time.
  */
 typedef struct zipp_jsonl_reader zipp_jsonl_reader;
+
+/*
+ A chat language model. Immutable and thread-safe: generations on one handle may run
+ from several threads at once.
+ */
+typedef struct zipp_lm zipp_lm;
 
 /*
  Shared models (MiniLM, CLIP tokenizer), loaded on first use and shared by every
@@ -164,6 +175,17 @@ typedef struct zipp_scorer zipp_scorer;
  thread-safe.
  */
 typedef struct zipp_synthetic_bench zipp_synthetic_bench;
+
+/*
+ The persona verbalizer. Immutable and thread-safe.
+ */
+typedef struct zipp_verbalizer zipp_verbalizer;
+
+/*
+ Receives generated text: `piece` is `len` bytes of UTF-8 (also NUL-terminated), valid
+ only during the call. Return 0 to go on, anything else to cancel the generation.
+ */
+typedef int (*zipp_text_callback)(const char *piece, size_t len, void *user_data);
 
 #ifdef __cplusplus
 extern "C" {
@@ -757,6 +779,124 @@ int32_t zipp_stats_average_ranks(const double *xs, size_t n, double *out);
  writes.
  */
 int32_t zipp_stats_spearman(const double *x, const double *y, size_t n, double *out);
+
+/*
+ Loads a language model from a JSON spec: `"smollm2"` (the embedded default, shared
+ through `models`), `{"gguf":{"path":"model.gguf","kernel":"auto"}}` or
+ `{"scripted":{"replies":["..."]}}`. `models` may be NULL except for `"smollm2"`.
+
+ # Safety
+ `models` is NULL or a live handle; `spec` a NUL-terminated string; `out` writable.
+ */
+int32_t zipp_lm_new(const struct zipp_models *models, const char *spec, struct zipp_lm **out);
+
+/*
+ The model's identity (weights, quantization, template) as a new string.
+
+ # Safety
+ `lm` is NULL or a live handle; `out` writable.
+ */
+int32_t zipp_lm_id(const struct zipp_lm *lm, char **out);
+
+/*
+ Generates a reply. `messages` is JSON: `[{"role":"system"|"user"|"assistant",
+ "content":"..."}]`; `sampling` is JSON or NULL for the defaults (greedy):
+ `{"temperature":0.7,"top_k":40,"top_p":0.9,"repeat_penalty":1.1,"seed":7,
+ "max_tokens":256,"stop":["\n\n"]}`, every field optional. `on_text` (may be NULL) is called
+ on this thread with each piece of text as it is generated, with `user_data`. The
+ generation is cancelled when `on_text` returns non-zero or when `*cancel` (may be NULL)
+ becomes non-zero: set it from any thread with an atomic store (C11 `atomic_store` on an
+ `atomic_int`, or `__atomic_store_n`); it is polled at least every 20 ms. A cancelled
+ generation still succeeds, with `"finish":"cancelled"` and the text delivered so far.
+ The result is `{"text":"...","finish":"end_of_turn"|"stop_sequence"|"max_tokens"|
+ "cancelled","prompt_tokens":N,"completion_tokens":N}`, a new string.
+
+ # Safety
+ `lm` is NULL or a live handle; strings are NUL-terminated; `cancel` is NULL or points to
+ an aligned `int` that stays valid for the call and is only written atomically; `out`
+ writable; `on_text` is NULL or a function safe to call with the arguments described.
+ */
+int32_t zipp_lm_generate(const struct zipp_lm *lm,
+                         const char *messages,
+                         const char *sampling,
+                         zipp_text_callback on_text,
+                         void *user_data,
+                         const int *cancel,
+                         char **out);
+
+/*
+ Frees a language model. NULL is ignored.
+
+ # Safety
+ `lm` is NULL or a live handle no other thread is using.
+ */
+void zipp_lm_free(struct zipp_lm *lm);
+
+/*
+ Builds an extractor from a JSON spec: `"vocabulary"` (phrase matching with negation, no
+ model), `{"vocabulary":{"path":"phrases.txt"}}`, or
+ `{"llm":{"model":"smollm2","options":{"attempts":3}}}`. `models` may be NULL (the default
+ models folder).
+
+ # Safety
+ `models` is NULL or a live handle; `spec` a NUL-terminated string; `out` writable.
+ */
+int32_t zipp_extractor_new(const struct zipp_models *models,
+                           const char *spec,
+                           struct zipp_extractor **out);
+
+/*
+ Liked and disliked visual attributes of `comments_json` (a JSON array of strings):
+ `{"preferences":{"liked":[...],"disliked":[...]},"evidence":{...}}`, a new string. An
+ attribute both liked and disliked is in neither list.
+
+ # Safety
+ `extractor` is NULL or a live handle; `comments_json` a NUL-terminated string; `out`
+ writable.
+ */
+int32_t zipp_extract(const struct zipp_extractor *extractor, const char *comments_json, char **out);
+
+/*
+ Frees an extractor. NULL is ignored.
+
+ # Safety
+ `extractor` is NULL or a live handle no other thread is using.
+ */
+void zipp_extractor_free(struct zipp_extractor *extractor);
+
+/*
+ Builds a verbalizer from a JSON spec: `"template"` (deterministic, no model),
+ `{"template":{"max_named":5}}` or `{"llm":{"model":"smollm2","options":{...}}}`. `models`
+ may be NULL (the default models folder).
+
+ # Safety
+ `models` is NULL or a live handle; `spec` a NUL-terminated string; `out` writable.
+ */
+int32_t zipp_verbalizer_new(const struct zipp_models *models,
+                            const char *spec,
+                            struct zipp_verbalizer **out);
+
+/*
+ The persona that `evidence_json` describes (`{"user":"u1","items":[{"kind":"community",
+ "name":"r/analog","weight":3.0,"snippets":["..."]}]}`): `{"persona":{...},
+ "evidence":{...}}`, a new string (the persona in zipp's persona JSON, for
+ `zipp_persona_from_json`).
+
+ # Safety
+ `verbalizer` is NULL or a live handle; `evidence_json` a NUL-terminated string; `out`
+ writable.
+ */
+int32_t zipp_verbalize(const struct zipp_verbalizer *verbalizer,
+                       const char *evidence_json,
+                       char **out);
+
+/*
+ Frees a verbalizer. NULL is ignored.
+
+ # Safety
+ `verbalizer` is NULL or a live handle no other thread is using.
+ */
+void zipp_verbalizer_free(struct zipp_verbalizer *verbalizer);
 
 #ifdef __cplusplus
 }  // extern "C"

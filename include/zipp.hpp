@@ -21,12 +21,16 @@
 #ifndef ZIPP_HPP
 #define ZIPP_HPP
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <exception>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -107,6 +111,61 @@ class Models {
 
  private:
   std::shared_ptr<zipp_models> handle_;
+};
+
+// A chat language model: "\"smollm2\"" (the embedded default, through `models`),
+// {"gguf":{"path":...}} or {"scripted":{"replies":[...]}} (see zipp_lm_new).
+class LanguageModel {
+ public:
+  LanguageModel(const Models &models, const std::string &spec = "\"smollm2\"") : LanguageModel(models.get(), spec) {}
+  // A spec that needs no models handle (gguf, scripted).
+  explicit LanguageModel(const std::string &spec) : LanguageModel(nullptr, spec) {}
+  std::string id() const {
+    char *s = nullptr;
+    detail::check(zipp_lm_id(get(), &s));
+    return detail::take(s);
+  }
+  // The generation's JSON ({"text","finish","prompt_tokens","completion_tokens"}) for the
+  // messages' JSON. `on_text` (optional) receives each piece on this thread; returning false
+  // cancels. `cancel` (optional) cancels when set to non-zero from any thread. An exception
+  // thrown by `on_text` cancels the generation and is rethrown here.
+  std::string generate(const std::string &messages_json, const std::string &sampling_json = std::string(),
+                       const std::function<bool(std::string_view)> &on_text = {},
+                       const std::atomic<int> *cancel = nullptr) const {
+    static_assert(sizeof(std::atomic<int>) == sizeof(int), "std::atomic<int> is laid out as an int");
+    struct Ctx {
+      const std::function<bool(std::string_view)> *f;
+      std::exception_ptr error;
+    } ctx{&on_text, nullptr};
+    auto trampoline = [](const char *piece, std::size_t len, void *user) -> int {
+      auto *c = static_cast<Ctx *>(user);
+      try {
+        return (*c->f)(std::string_view(piece, len)) ? 0 : 1;
+      } catch (...) {
+        c->error = std::current_exception();
+        return 1;
+      }
+    };
+    char *s = nullptr;
+    int32_t status = zipp_lm_generate(get(), messages_json.c_str(), sampling_json.empty() ? nullptr : sampling_json.c_str(),
+                                      on_text ? +trampoline : nullptr, &ctx,
+                                      reinterpret_cast<const int *>(cancel), &s);
+    if (ctx.error) {
+      zipp_string_free(s);
+      std::rethrow_exception(ctx.error);
+    }
+    detail::check(status);
+    return detail::take(s);
+  }
+  const zipp_lm *get() const noexcept { return handle_.get(); }
+
+ private:
+  LanguageModel(const zipp_models *models, const std::string &spec) {
+    zipp_lm *h = nullptr;
+    detail::check(zipp_lm_new(models, spec.c_str(), &h));
+    handle_.reset(h, zipp_lm_free);
+  }
+  std::shared_ptr<zipp_lm> handle_;
 };
 
 // An immutable persona with its cached memory index.

@@ -17,7 +17,7 @@ pub mod stats;
 pub mod vptt;
 
 pub use run::{
-    EvalMethod, EvalOptions, Evaluation, HeadToHead, MethodRow, NoveltyConvention, Query, QuerySet, Report, Sample,
-    Stat, Summary, Table, Timings,
+    EvalMethod, EvalOptions, Evaluation, HeadToHead, MethodRow, NoveltyConvention, Query, QuerySet, Report,
+    RewriteSample, Sample, Stat, Summary, Table, Timings,
 };
 pub use vptt::{Novelty, PersonaScorer, VpttOptions, VpttScore, Weights};

@@ -201,6 +201,20 @@ pub struct Sample {
     pub prompt: String,
     #[serde(flatten)]
     pub score: VpttScore,
+    /// What a language-model composer did (methods with the ZIPP rewriter only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rewrite: Option<RewriteSample>,
+}
+
+/// The part of a rewriter's evidence an evaluation keeps per prompt: enough for the
+/// fallback and concept-preservation rates and the latency distribution.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RewriteSample {
+    pub outcome: zipp_core::personalize::RewriteOutcome,
+    /// Subjects of the base prompt the model's cleaned answer lost (before any repair).
+    pub missing_subjects: Vec<String>,
+    pub generation_ms: f64,
+    pub completion_tokens: usize,
 }
 
 /// Where the time went, summed over personas.
@@ -419,6 +433,7 @@ impl Evaluation {
         let scorer = PersonaScorer::new(persona, &*self.embedder, &self.options.vptt).map_err(within)?;
         let t2 = Instant::now();
         let mut prompts: Vec<Vec<String>> = Vec::with_capacity(self.methods.len());
+        let mut rewrites: Vec<Vec<Option<RewriteSample>>> = Vec::with_capacity(self.methods.len());
         for m in &self.methods {
             let out = m.personalizer.personalize_batch(persona, &self.requests).map_err(within)?;
             if out.len() != self.requests.len() {
@@ -429,6 +444,18 @@ impl Evaluation {
                     self.requests.len()
                 )));
             }
+            rewrites.push(
+                out.iter()
+                    .map(|p| {
+                        p.evidence.rewrite.as_ref().map(|r| RewriteSample {
+                            outcome: r.outcome,
+                            missing_subjects: r.missing_subjects.clone(),
+                            generation_ms: r.generation_ms,
+                            completion_tokens: r.completion_tokens,
+                        })
+                    })
+                    .collect(),
+            );
             prompts.push(out.into_iter().map(|p| p.prompt).collect());
         }
         let t3 = Instant::now();
@@ -490,6 +517,7 @@ impl Evaluation {
                 method: self.methods[mi].name.clone(),
                 prompt: prompts[mi][qi].clone(),
                 score: scores[qi * m + mi],
+                rewrite: rewrites[mi][qi].clone(),
             })
             .collect();
         let t5 = Instant::now();

@@ -8,6 +8,9 @@
 //! - [`MethodSpec`]: a personalizer as JSON, validated before any model loads, built against
 //!   [`Models`];
 //! - [`EvalConfig`]: an evaluation as JSON, built into a [`zipp_eval::Evaluation`];
+//! - [`LmSpec`] and [`lm::generate`]: a language model as JSON, and the generation driver
+//!   that streams its text to the caller's thread with cancellation; [`ExtractorSpec`] and
+//!   [`VerbalizerSpec`]: ViPer preference extraction and the persona verbalizer as JSON;
 //! - [`shared`]: what both bindings hand out (a scorer bound to its embedder, a lock-guarded
 //!   evaluation, optional option objects) with the policy they share.
 //!
@@ -28,10 +31,12 @@
 #![forbid(unsafe_code)]
 
 mod eval;
+pub mod lm;
 mod models;
 pub mod shared;
 mod spec;
 
 pub use eval::{eval_method, eval_methods, EvalConfig};
+pub use lm::{ExtractorSpec, LmSpec, VerbalizerSpec};
 pub use models::{ClipBpeKind, KernelName, KindEntry, MiniLmKind, ModelKind, Models, ModelsOptions, KINDS};
 pub use spec::MethodSpec;

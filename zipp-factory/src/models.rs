@@ -51,14 +51,15 @@ impl ModelKind for ClipBpeKind {
 }
 
 /// SmolLM2-135M-Instruct Q4_1, the embedded default language model (the ZIPP rewriter's),
-/// file [`zipp_lm::gguf::SMOLLM2_FILE`] under the root.
+/// file [`zipp_lm::gguf::SMOLLM2_FILE`] under the root; its dot-product kernel is the
+/// registry's `kernel` option (the one MiniLM's small batches use).
 pub struct SmolLm2Kind;
 
 impl ModelKind for SmolLm2Kind {
     const NAME: &'static str = "smollm2";
     type Model = zipp_lm::GgufModel;
     fn load(models: &Models) -> Result<zipp_lm::GgufModel> {
-        zipp_lm::GgufModel::load(models.root.join(zipp_lm::gguf::SMOLLM2_FILE))
+        zipp_lm::GgufModel::load_with(models.root.join(zipp_lm::gguf::SMOLLM2_FILE), models.minilm_options.kernel)
     }
 }
 
@@ -105,7 +106,8 @@ pub struct ModelsOptions {
     /// Run candle's generic `BertModel` instead of the packed CPU encoder (slower; for
     /// comparisons).
     pub force_candle: bool,
-    /// The packed encoder's small-batch kernel: `"auto"`, `"portable"` or `"avx2"`.
+    /// The CPU kernel of MiniLM's small batches and of the GGUF language model's dot
+    /// products: `"auto"`, `"portable"` or `"avx2"`.
     pub kernel: KernelName,
 }
 
@@ -117,6 +119,16 @@ pub enum KernelName {
     Auto,
     Portable,
     Avx2,
+}
+
+impl From<KernelName> for CpuKernel {
+    fn from(k: KernelName) -> CpuKernel {
+        match k {
+            KernelName::Auto => CpuKernel::Auto,
+            KernelName::Portable => CpuKernel::Portable,
+            KernelName::Avx2 => CpuKernel::Avx2,
+        }
+    }
 }
 
 impl Default for ModelsOptions {
@@ -154,11 +166,7 @@ impl ModelsOptions {
     }
 
     fn minilm(&self) -> MiniLmOptions {
-        let kernel = match self.kernel {
-            KernelName::Auto => CpuKernel::Auto,
-            KernelName::Portable => CpuKernel::Portable,
-            KernelName::Avx2 => CpuKernel::Avx2,
-        };
+        let kernel = self.kernel.into();
         MiniLmOptions {
             max_tokens: self.max_tokens,
             batch_size: self.batch_size,

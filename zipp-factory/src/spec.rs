@@ -37,6 +37,7 @@ use zipp_core::personalize::{
 use zipp_core::retrieve::vprag::VpragParams;
 use zipp_core::tokenize::ClipTokenizer;
 
+use crate::lm::LmSpec;
 use crate::models::Models;
 
 fn default_k() -> usize {
@@ -215,7 +216,8 @@ impl RetrieverSpec {
 /// base prompt unchanged), as a name or `{"kind": …}`, or the ZIPP rewriter with its options
 /// (SPEC §5; the embedded default language model, SmolLM2-135M-Instruct):
 /// `{"kind": "zipp_rewrite", "strength": "light", "shots": 2, "max_words": 60,
-///   "sampling": {"max_tokens": 120, "seed": 0}}` (every option optional).
+///   "sampling": {"max_tokens": 120, "seed": 0}, "model": "smollm2"}` (every option
+/// optional; `model` is a [`LmSpec`], default the embedded SmolLM2).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(try_from = "serde_json::Value", into = "serde_json::Value")]
 #[non_exhaustive]
@@ -223,7 +225,10 @@ pub enum ComposerSpec {
     #[default]
     Concat,
     Verbatim,
-    ZippRewrite(zipp_lm::RewriteOptions),
+    ZippRewrite {
+        options: zipp_lm::RewriteOptions,
+        model: LmSpec,
+    },
 }
 
 impl TryFrom<serde_json::Value> for ComposerSpec {
@@ -246,9 +251,17 @@ impl TryFrom<serde_json::Value> for ComposerSpec {
         match kind.as_str() {
             "concat" => plain(ComposerSpec::Concat),
             "verbatim" => plain(ComposerSpec::Verbatim),
-            "zipp_rewrite" => serde_json::from_value(serde_json::Value::Object(object.clone()))
-                .map(ComposerSpec::ZippRewrite)
-                .map_err(|e| format!("composer `zipp_rewrite`: {e}")),
+            "zipp_rewrite" => {
+                let model = match object.remove("model") {
+                    Some(m) => serde_json::from_value::<LmSpec>(m)
+                        .map_err(|e| format!("composer `zipp_rewrite`, `model`: {e}"))?,
+                    None => LmSpec::default(),
+                };
+                model.validate().map_err(|e| format!("composer `zipp_rewrite`, `model`: {e}"))?;
+                serde_json::from_value(serde_json::Value::Object(object.clone()))
+                    .map(|options| ComposerSpec::ZippRewrite { options, model })
+                    .map_err(|e| format!("composer `zipp_rewrite`: {e}"))
+            }
             other => Err(format!("unknown composer `{other}` ({KNOWN})")),
         }
     }
@@ -259,10 +272,13 @@ impl From<ComposerSpec> for serde_json::Value {
         match spec {
             ComposerSpec::Concat => "concat".into(),
             ComposerSpec::Verbatim => "verbatim".into(),
-            ComposerSpec::ZippRewrite(options) => {
+            ComposerSpec::ZippRewrite { options, model } => {
                 let mut v = serde_json::to_value(options).unwrap_or_else(|_| serde_json::json!({}));
                 if let Some(o) = v.as_object_mut() {
                     o.insert("kind".into(), "zipp_rewrite".into());
+                    if model != LmSpec::default() {
+                        o.insert("model".into(), serde_json::to_value(model).unwrap_or_default());
+                    }
                 }
                 v
             }
@@ -334,8 +350,9 @@ impl MethodSpec {
                 if name.trim().is_empty() {
                     return Err(zipp_core::Error::InvalidInput("a pipeline's name must not be empty".into()));
                 }
-                if let ComposerSpec::ZippRewrite(options) = composer {
+                if let ComposerSpec::ZippRewrite { options, model } = composer {
                     options.validate()?;
+                    model.validate()?;
                 }
                 for r in retrievers {
                     r.validate()?;
@@ -389,10 +406,10 @@ impl MethodSpec {
                         (Arc::new(Concat::new(counter)) as Arc<dyn Composer>, context)
                     }
                     ComposerSpec::Verbatim => (Arc::new(Verbatim) as Arc<dyn Composer>, ClipTokenizer::CONTEXT_LENGTH),
-                    ComposerSpec::ZippRewrite(options) => {
+                    ComposerSpec::ZippRewrite { options, model } => {
                         let counter = models.token_counter()?;
                         let context = counter.context_length();
-                        let rewriter = zipp_lm::Rewriter::new(models.language_model()?, counter, options.clone())?;
+                        let rewriter = zipp_lm::Rewriter::new(model.build(models)?, counter, options.clone())?;
                         (Arc::new(rewriter) as Arc<dyn Composer>, context)
                     }
                 };
@@ -510,17 +527,29 @@ mod tests {
                 "composer":{"kind":"zipp_rewrite","strength":"light","shots":1,"sampling":{"max_tokens":24}}}"#,
         )
         .unwrap();
-        let MethodSpec::Pipeline { composer: ComposerSpec::ZippRewrite(o), .. } = &p else { panic!("{p:?}") };
+        let MethodSpec::Pipeline { composer: ComposerSpec::ZippRewrite { options: o, model }, .. } = &p else {
+            panic!("{p:?}")
+        };
+        assert_eq!(model, &LmSpec::Smollm2);
         assert_eq!((o.strength, o.shots, o.max_words, o.sampling.max_tokens), (zipp_lm::Strength::Light, 1, 60, 24));
         assert_eq!(MethodSpec::from_json(&p.to_json()).unwrap(), p, "round trip");
         let bare = MethodSpec::from_json(r#"{"method":"pipeline","composer":"zipp_rewrite"}"#).unwrap();
         let MethodSpec::Pipeline { composer, .. } = &bare else { panic!() };
-        assert_eq!(composer, &ComposerSpec::ZippRewrite(zipp_lm::RewriteOptions::default()));
+        assert_eq!(
+            composer,
+            &ComposerSpec::ZippRewrite { options: zipp_lm::RewriteOptions::default(), model: LmSpec::Smollm2 }
+        );
+        let scripted = MethodSpec::from_json(
+            r#"{"method":"pipeline","composer":{"kind":"zipp_rewrite","model":{"scripted":{"replies":["a"]}}}}"#,
+        )
+        .unwrap();
+        assert_eq!(MethodSpec::from_json(&scripted.to_json()).unwrap(), scripted, "round trip with a model");
         for (bad, needle) in [
             (r#"{"method":"pipeline","composer":{"kind":"zipp_rewrite","strenght":"light"}}"#, "strenght"),
             (r#"{"method":"pipeline","composer":{"kind":"concat","shots":1}}"#, "no option `shots`"),
             (r#"{"method":"pipeline","composer":{"strength":"light"}}"#, "string `kind`"),
             (r#"{"method":"pipeline","composer":{"kind":"zipp_rewrite","sampling":{"top_q":1}}}"#, "top_q"),
+            (r#"{"method":"pipeline","composer":{"kind":"zipp_rewrite","model":"gpt9"}}"#, "gpt9"),
         ] {
             let e = MethodSpec::from_json(bad).unwrap_err();
             assert_eq!(e.kind(), "schema", "{bad}: {e}");

@@ -29,6 +29,7 @@ mod bench;
 mod call;
 mod eval;
 mod json;
+mod lm;
 
 pub use bench::*;
 pub use eval::*;

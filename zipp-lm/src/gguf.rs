@@ -3,10 +3,11 @@
 //! Everything comes from the GGUF file itself: the architecture and hyper-parameters, the
 //! weights, the tokenizer (vocabulary, merges, special tokens and pre-tokenizer from the
 //! `tokenizer.ggml.*` metadata; no tokenizer.json needed) and the chat template
-//! (`tokenizer.chat_template`, rendered with minijinja; ChatML when absent). Supported today:
-//! the llama architecture with a byte-level BPE vocabulary (`gpt2` model) and the `smollm`,
-//! `gpt-2` or `default` pre-tokenizer — the embedded default SmolLM2-135M-Instruct. Anything
-//! else is a clear [`Error::ModelInvalid`] naming what is missing.
+//! (`tokenizer.chat_template`, rendered with minijinja; ChatML when absent). Supported: the
+//! llama, qwen2 and qwen3 architectures ([`crate::engine::Arch`]) with a byte-level BPE
+//! vocabulary (`gpt2` model) and the `smollm`, `gpt-2`, `default`, `qwen2` or `llama-bpe`
+//! pre-tokenizer — the embedded default SmolLM2-135M-Instruct, Qwen2.5, Qwen3, Llama 3.
+//! Anything else is a clear [`Error::ModelInvalid`] naming what is missing.
 //!
 //! The forward pass is zipp's own ([`crate::engine`]: the weights in their GGUF blocks,
 //! 8-bit integer dot products, AVX2 or portable). One [`GgufModel`] is shared between
@@ -76,7 +77,8 @@ impl GgufModel {
             model: model.clone(),
             path: path.to_path_buf(),
             message,
-            hint: "use a GGUF chat model of the llama architecture with a byte-level BPE vocabulary".into(),
+            hint: "use a GGUF chat model of the llama, qwen2 or qwen3 architecture with a byte-level BPE vocabulary"
+                .into(),
         };
         let mut file = std::fs::File::open(path).map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => Error::ModelNotFound {
@@ -90,8 +92,8 @@ impl GgufModel {
             gguf_file::Content::read(&mut file).map_err(|e| invalid(format!("not a readable GGUF file: {e}")))?;
         let md = |key: &str| content.metadata.get(key);
         let arch = md("general.architecture").and_then(|v| v.to_string().ok()).cloned().unwrap_or_default();
-        if arch != "llama" {
-            return Err(invalid(format!("architecture {arch:?} is not supported yet (llama is)")));
+        if crate::engine::Arch::from_name(&arch).is_none() {
+            return Err(invalid(format!("architecture {arch:?} is not supported (llama, qwen2 and qwen3 are)")));
         }
         let tokenizer = build_tokenizer(&content.metadata).map_err(invalid)?;
         let template = match md("tokenizer.chat_template").and_then(|v| v.to_string().ok()) {
@@ -405,12 +407,29 @@ fn build_tokenizer(
         md.get("tokenizer.ggml.pre").and_then(|v| v.to_string().ok()).cloned().unwrap_or_else(|| "default".into());
     let byte_level =
         serde_json::json!({"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true});
+    // The split patterns are llama.cpp's (llama-vocab.cpp) for these pre-tokenizer names,
+    // which are the Hugging Face tokenizers' own.
+    let split = |pattern: &str| {
+        serde_json::json!({"type": "Sequence", "pretokenizers": [
+            {"type": "Split", "pattern": {"Regex": pattern}, "behavior": "Isolated", "invert": false},
+            {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": false}]})
+    };
     let pre_tokenizer = match pre.as_str() {
         "smollm" => {
             serde_json::json!({"type": "Sequence", "pretokenizers": [{"type": "Digits", "individual_digits": true}, byte_level]})
         }
         "gpt-2" | "default" => byte_level,
-        other => return Err(format!("pre-tokenizer {other:?} is not supported yet (smollm, gpt-2 and default are)")),
+        "qwen2" => split(
+            r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+",
+        ),
+        "llama-bpe" | "llama3" => split(
+            r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+",
+        ),
+        other => {
+            return Err(format!(
+                "pre-tokenizer {other:?} is not supported yet (smollm, gpt-2, default, qwen2 and llama-bpe are)"
+            ))
+        }
     };
     let strings = |k: &str| -> std::result::Result<Vec<String>, String> {
         get(k)?

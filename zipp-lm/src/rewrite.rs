@@ -248,6 +248,11 @@ impl Composer for Rewriter {
         let budget = cx.token_budget.saturating_sub(2);
         let mut text = self.bound(&cleaned.text, budget, &mut ev.stripped);
         ev.missing_subjects = subjects::missing(base, &text);
+        if subjects::added(base, &cleaned.text).is_empty() {
+            // An echo (or a trimmed copy) of the prompt personalizes nothing; the Concat
+            // composition at least carries the retrieved pieces.
+            return self.fallback(cx, retrieved, ev, Some("the answer added nothing to the prompt".into()));
+        }
         ev.outcome = RewriteOutcome::Rewritten;
         if !ev.missing_subjects.is_empty() {
             if ev.missing_subjects.len() == subjects::subjects(base).len() {
@@ -313,7 +318,7 @@ impl Rewriter {
 
 /// Persona text with anything that could close or open the persona block, or pose as a chat
 /// turn, made inert: `<` and `>` become `‹` and `›`.
-fn defuse(text: &str) -> String {
+pub(crate) fn defuse(text: &str) -> String {
     text.replace('<', "‹").replace('>', "›")
 }
 

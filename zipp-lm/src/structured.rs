@@ -6,6 +6,7 @@
 //! error that names what was wrong.
 
 use serde::de::DeserializeOwned;
+use serde::Serialize;
 use zipp_core::error::{Error, Location, Result};
 use zipp_core::lm::{Cancel, Finish, LanguageModel, Message, Sampling};
 
@@ -17,6 +18,33 @@ pub struct Structured<T> {
     pub answers: Vec<String>,
     /// Why each rejected answer was rejected.
     pub rejections: Vec<String>,
+}
+
+/// The conversation behind a structured answer, kept as evidence by the methods that ask for
+/// one (ViPer extraction, the verbalizer): the model, what it was sent, every answer it gave
+/// and why each rejected answer was rejected.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Transcript {
+    /// [`LanguageModel::id`] of the model asked.
+    pub model: String,
+    /// The conversation sent on the first attempt.
+    pub messages: Vec<Message>,
+    /// The raw answers, one per attempt (the last one is the accepted one).
+    pub answers: Vec<String>,
+    /// Why each rejected answer was rejected.
+    pub rejections: Vec<String>,
+}
+
+impl Transcript {
+    /// The transcript of `structured`, asked of `model` with `messages`.
+    pub fn new<T>(model: &dyn LanguageModel, messages: Vec<Message>, structured: &Structured<T>) -> Transcript {
+        Transcript {
+            model: model.id(),
+            messages,
+            answers: structured.answers.clone(),
+            rejections: structured.rejections.clone(),
+        }
+    }
 }
 
 /// The most attempts [`generate_json`] accepts: each is a full generation.

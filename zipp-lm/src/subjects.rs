@@ -7,7 +7,7 @@
 //! reverse.
 
 /// English function words: articles, prepositions, conjunctions, pronouns, auxiliaries.
-const FUNCTION_WORDS: &[&str] = &[
+pub(crate) const FUNCTION_WORDS: &[&str] = &[
     "a", "an", "the", "of", "in", "on", "at", "to", "for", "with", "and", "or", "but", "nor", "by", "from", "into",
     "onto", "over", "under", "as", "is", "are", "was", "were", "be", "been", "being", "am", "this", "that", "these",
     "those", "it", "its", "their", "his", "her", "my", "your", "our", "some", "any", "very", "while", "near", "up",
@@ -33,8 +33,15 @@ pub fn missing(base: &str, rewrite: &str) -> Vec<String> {
     subjects(base).into_iter().filter(|w| !have.contains(&stem(w))).collect()
 }
 
+/// The content words of `rewrite` (see [`subjects`]) that `base` does not contain, by stem:
+/// what a rewrite added. Empty when the model only echoed or trimmed the prompt.
+pub fn added(base: &str, rewrite: &str) -> Vec<String> {
+    let have: std::collections::HashSet<String> = words(base).map(|w| stem(&w)).collect();
+    subjects(rewrite).into_iter().filter(|w| !have.contains(&stem(w))).collect()
+}
+
 /// Lower-cased words: runs of letters, digits and inner apostrophes ("artist's").
-fn words(text: &str) -> impl Iterator<Item = String> + '_ {
+pub(crate) fn words(text: &str) -> impl Iterator<Item = String> + '_ {
     text.split(|c: char| !(c.is_alphanumeric() || c == '\'' || c == '’'))
         .map(|w| w.trim_matches(['\'', '’']).to_lowercase().replace('’', "'"))
         .filter(|w| !w.is_empty())
@@ -42,7 +49,7 @@ fn words(text: &str) -> impl Iterator<Item = String> + '_ {
 
 /// A light English stem: possessive and plural endings off ("birds", "bird's" → "bird";
 /// "cities" → "city"; "boxes", "churches" → "box", "church"; "glass" stays).
-fn stem(word: &str) -> String {
+pub(crate) fn stem(word: &str) -> String {
     let w = word.strip_suffix("'s").unwrap_or(word);
     if let Some(base) = w.strip_suffix("ies").filter(|b| b.len() >= 2) {
         return format!("{base}y");
@@ -70,6 +77,8 @@ mod tests {
         assert_eq!(subjects(base), ["paper", "clouds", "brown", "origami", "birds"]);
         assert_eq!(missing(base, "soft clouds and brown birds drifting at dusk"), ["paper", "origami"]);
         assert!(missing(base, "Brown origami BIRD under paper cloud, pastel light").is_empty());
+        assert_eq!(added(base, "Brown origami BIRD under paper cloud, pastel light"), ["pastel", "light"]);
+        assert!(added(base, "Paper cloud, brown origami bird.").is_empty(), "an echo adds nothing");
     }
 
     #[test]

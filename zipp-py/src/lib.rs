@@ -8,7 +8,7 @@
 //! ([`persona`]), personalizers built from `MethodSpec` ([`personalize`]), their results
 //! ([`result`]), the shared models with the embedder ([`models`]), the evaluation — VPTT
 //! scorer, streaming runner, report, statistics ([`eval`]) — and the persona benches
-//! ([`bench`]). Errors become one Python exception class per `zipp_core::Error::kind()`
+//! ([`bench`]), and language models with streaming generation ([`lm`]). Errors become one Python exception class per `zipp_core::Error::kind()`
 //! ([`error`]).
 //!
 //! Concurrency: every call into zipp-core that computes or takes a lock goes through
@@ -22,6 +22,7 @@ mod bench;
 mod error;
 mod eval;
 mod json;
+mod lm;
 mod models;
 mod persona;
 mod personalize;
@@ -98,5 +99,6 @@ fn _zipp(m: &Bound<'_, PyModule>) -> PyResult<()> {
     result::register(m)?;
     eval::register(m)?;
     bench::register(m)?;
+    lm::register(m)?;
     Ok(())
 }

@@ -18,6 +18,7 @@
 #include <math.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -336,6 +337,127 @@ static int contains_nocase(const char *haystack, const char *needle) {
   return 0;
 }
 
+/* Language models: the scripted fake (cheap enough for valgrind) streams through the callback
+ * on this thread; bad specs and messages are typed errors. */
+struct pieces {
+  char text[4096];
+  size_t calls;
+  int stop_after; /* return non-zero after this many pieces; 0 = never */
+  pthread_t thread;
+  int other_thread;
+};
+
+static int collect(const char *piece, size_t len, void *user_data) {
+  struct pieces *p = (struct pieces *)user_data;
+  if (!pthread_equal(p->thread, pthread_self())) p->other_thread = 1;
+  if (strlen(piece) != len) p->other_thread = 2; /* NUL-terminated and `len` agree */
+  size_t used = strlen(p->text);
+  if (used + len < sizeof p->text) memcpy(p->text + used, piece, len + 1);
+  p->calls++;
+  return p->stop_after != 0 && (int)p->calls >= p->stop_after;
+}
+
+static void test_lm_scripted(void) {
+  zipp_lm *lm = NULL;
+  CHECK(zipp_lm_new(NULL, "{\"scripted\":{\"replies\":[\"a bright red kite over the dunes\"]}}", &lm) == ZIPP_OK,
+        "scripted language model");
+  struct pieces p = {.thread = pthread_self()};
+  char *out = NULL;
+  CHECK(zipp_lm_generate(lm, "[{\"role\":\"user\",\"content\":\"a kite\"}]", NULL, collect, &p, NULL, &out) ==
+            ZIPP_OK,
+        "scripted generation");
+  CHECK(contains(out, "\"text\":\"a bright red kite over the dunes\"") && contains(out, "\"finish\":\"end_of_turn\""),
+        "the generation's JSON");
+  CHECK(strcmp(p.text, "a bright red kite over the dunes") == 0 && p.calls > 1, "pieces concatenate to the text");
+  CHECK(p.other_thread == 0, "the callback runs on the calling thread with NUL-terminated pieces");
+  zipp_string_free(out);
+  char *id = NULL;
+  CHECK(zipp_lm_id(lm, &id) == ZIPP_OK && contains(id, "scripted"), "model id");
+  zipp_string_free(id);
+  out = NULL;
+  CHECK(zipp_lm_generate(lm, "[]", NULL, NULL, NULL, NULL, &out) == ZIPP_ERR_INVALID_INPUT && out == NULL,
+        "no messages is invalid input");
+  CHECK(zipp_lm_generate(lm, "[{\"role\":\"robot\",\"content\":\"x\"}]", NULL, NULL, NULL, NULL, &out) ==
+            ZIPP_ERR_SCHEMA,
+        "an unknown role is a schema error");
+  CHECK(zipp_lm_generate(lm, "[{\"role\":\"user\",\"content\":\"x\"}]", "{\"top_k\":0}", NULL, NULL, NULL, &out) ==
+            ZIPP_ERR_INVALID_INPUT,
+        "a bad sampling value is invalid input");
+  CHECK(zipp_lm_generate(lm, NULL, NULL, NULL, NULL, NULL, &out) == ZIPP_ERR_NULL_POINTER, "NULL messages");
+  CHECK(zipp_lm_generate(lm, "[{\"role\":\"user\",\"content\":\"\xff\"}]", NULL, NULL, NULL, NULL, &out) ==
+            ZIPP_ERR_INVALID_UTF8,
+        "invalid UTF-8");
+  zipp_lm_free(lm);
+  zipp_lm *bad = NULL;
+  CHECK(zipp_lm_new(NULL, "\"gpt9\"", &bad) == ZIPP_ERR_SCHEMA && bad == NULL, "an unknown backend is a schema error");
+  CHECK(zipp_lm_new(NULL, "{\"gguf\":{\"path\":\"/nonexistent/m.gguf\"}}", &bad) == ZIPP_ERR_MODEL_NOT_FOUND,
+        "a missing GGUF file");
+  CHECK(zipp_lm_new(NULL, "\"smollm2\"", &bad) == ZIPP_ERR_NULL_POINTER, "the default model needs a models handle");
+  zipp_lm_free(NULL);
+}
+
+/* The real SmolLM2: the same seed gives the same text, and both the callback and the cancel
+ * flag stop a generation (not under valgrind: a generation there would take minutes). */
+static void test_lm_smollm2(const zipp_models *models) {
+  zipp_lm *lm = NULL;
+  CHECK(zipp_lm_new(models, "\"smollm2\"", &lm) == ZIPP_OK, "SmolLM2 through the models handle");
+  const char *msgs = "[{\"role\":\"user\",\"content\":\"Describe a lighthouse in one sentence.\"}]";
+  const char *sampling = "{\"temperature\":0.8,\"top_p\":0.9,\"seed\":7,\"max_tokens\":12}";
+  char *a = NULL, *b = NULL;
+  CHECK(zipp_lm_generate(lm, msgs, sampling, NULL, NULL, NULL, &a) == ZIPP_OK &&
+            zipp_lm_generate(lm, msgs, sampling, NULL, NULL, NULL, &b) == ZIPP_OK && strcmp(a, b) == 0,
+        "the same seed gives the same generation");
+  zipp_string_free(a);
+  zipp_string_free(b);
+  struct pieces p = {.thread = pthread_self(), .stop_after = 2};
+  char *out = NULL;
+  CHECK(zipp_lm_generate(lm, msgs, "{\"max_tokens\":64}", collect, &p, NULL, &out) == ZIPP_OK &&
+            contains(out, "\"finish\":\"cancelled\"") && p.calls == 2,
+        "a non-zero callback return cancels");
+  zipp_string_free(out);
+  atomic_int cancel = 1;
+  out = NULL;
+  CHECK(zipp_lm_generate(lm, msgs, "{\"max_tokens\":400}", NULL, NULL, (const int *)&cancel, &out) == ZIPP_OK &&
+            contains(out, "\"finish\":\"cancelled\""),
+        "the cancel flag cancels");
+  zipp_string_free(out);
+  zipp_lm_free(lm);
+}
+
+/* ViPer extraction and the persona verbalizer, without a model (valgrind-cheap). */
+static void test_extract_and_verbalize(void) {
+  zipp_extractor *x = NULL;
+  CHECK(zipp_extractor_new(NULL, "\"vocabulary\"", &x) == ZIPP_OK, "vocabulary extractor");
+  char *out = NULL;
+  CHECK(zipp_extract(x, "[\"I love the neon colours\",\"I can't stand the lens flare\"]", &out) == ZIPP_OK &&
+            contains(out, "\"liked\":[\"neon colours\"]") && contains(out, "\"disliked\":[\"lens flare\"]"),
+        "liked and disliked attributes, with negation");
+  zipp_string_free(out);
+  out = NULL;
+  CHECK(zipp_extract(x, "[]", &out) == ZIPP_ERR_INVALID_INPUT && out == NULL, "no comments is invalid input");
+  CHECK(zipp_extract(x, "[1]", &out) == ZIPP_ERR_SCHEMA, "comments are strings");
+  CHECK(zipp_extract(x, NULL, &out) == ZIPP_ERR_NULL_POINTER, "NULL comments");
+  zipp_extractor_free(x);
+  zipp_extractor *bad = NULL;
+  CHECK(zipp_extractor_new(NULL, "\"vocab\"", &bad) == ZIPP_ERR_SCHEMA && bad == NULL, "an unknown extractor");
+
+  zipp_verbalizer *v = NULL;
+  CHECK(zipp_verbalizer_new(NULL, "\"template\"", &v) == ZIPP_OK, "template verbalizer");
+  out = NULL;
+  CHECK(zipp_verbalize(v,
+                       "{\"user\":\"u1\",\"items\":[{\"kind\":\"community\",\"name\":\"r/analog\",\"weight\":3.0,"
+                       "\"snippets\":[\"grainy film portraits at dusk\"]}]}",
+                       &out) == ZIPP_OK &&
+            contains(out, "\"persona\":{") && contains(out, "r/analog"),
+        "a persona from activity evidence");
+  zipp_string_free(out);
+  out = NULL;
+  CHECK(zipp_verbalize(v, "{\"user\":\"u1\",\"items\":[{\"kind\":\"community\",\"name\":\"x\",\"weight\":-1}]}",
+                       &out) == ZIPP_ERR_INVALID_INPUT && out == NULL,
+        "a negative weight is invalid input");
+  zipp_verbalizer_free(v);
+}
+
 /* The ZIPP rewriter (SPEC §5) with the embedded SmolLM2, through the same JSON spec as Rust
  * and Python (not under valgrind: a generation there would take minutes). */
 static void test_zipp_rewrite(const zipp_models *models, const zipp_persona *persona) {
@@ -483,7 +605,10 @@ static void test_end_to_end(const char *personas_path, int quick) {
     test_evaluation(models, tiny, "a teal door in Lisbon", (const zipp_persona *const *)personas, count, quick);
     test_benches(models);
     test_zipp_rewrite(models, personas[0]);
+    test_lm_smollm2(models);
   }
+  test_lm_scripted();
+  test_extract_and_verbalize();
 
   zipp_personalizer_free(vprag);
   zipp_persona_free(tiny);

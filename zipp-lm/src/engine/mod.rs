@@ -12,7 +12,11 @@
 //! - The KV cache is f32, per generation, and grows with the tokens of that call.
 //! - Only the last position's logits are computed.
 //!
-//! Architectures: `llama` (interleaved RoPE, no biases) — SmolLM2, Llama 3 and the like.
+//! Architectures (the GGUF's `general.architecture`):
+//! - `llama`: adjacent-pair RoPE, no biases — SmolLM2, Llama 2/3 and the like;
+//! - `qwen2`: biases on the Q/K/V projections, half-split ("NeoX") RoPE — Qwen2, Qwen2.5;
+//! - `qwen3`: no biases, an RMS norm on each query and key head, half-split RoPE, a head
+//!   size of its own (`attention.key_length`) — Qwen3.
 
 #[allow(unsafe_code)]
 pub mod kernels;
@@ -25,9 +29,44 @@ use kernels::{BlockQ4_1, BlockQ8, BlockQ8_0, Isa, QK};
 use rayon::prelude::*;
 use zipp_core::embed::CpuKernel;
 
+/// The architectures the engine runs (module documentation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arch {
+    Llama,
+    Qwen2,
+    Qwen3,
+}
+
+impl Arch {
+    /// The architecture a GGUF's `general.architecture` names, if supported.
+    pub fn from_name(name: &str) -> Option<Arch> {
+        match name {
+            "llama" => Some(Arch::Llama),
+            "qwen2" => Some(Arch::Qwen2),
+            "qwen3" => Some(Arch::Qwen3),
+            _ => None,
+        }
+    }
+
+    /// The metadata key prefix (`llama`, `qwen2`, `qwen3`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Arch::Llama => "llama",
+            Arch::Qwen2 => "qwen2",
+            Arch::Qwen3 => "qwen3",
+        }
+    }
+
+    /// Whether RoPE rotates the pairs `(i, i + d/2)` (NeoX) rather than `(2i, 2i + 1)`.
+    fn rope_halves(self) -> bool {
+        self != Arch::Llama
+    }
+}
+
 /// The hyper-parameters the forward pass needs, from the GGUF metadata.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
+    pub arch: Arch,
     pub layers: usize,
     pub hidden: usize,
     pub heads: usize,
@@ -148,6 +187,10 @@ struct Layer {
     q: QMatrix,
     k: QMatrix,
     v: QMatrix,
+    /// Q/K/V biases (qwen2).
+    qkv_bias: Option<[Vec<f32>; 3]>,
+    /// Per-head RMS norm weights of queries and keys (qwen3).
+    qk_norm: Option<[Vec<f32>; 2]>,
     o: QMatrix,
     ffn_norm: Vec<f32>,
     gate: QMatrix,
@@ -203,17 +246,29 @@ impl Engine {
             _ => Isa::Portable,
         };
         let md = |k: &str| content.metadata.get(k).ok_or_else(|| format!("no {k} in the GGUF metadata"));
-        let int =
-            |k: &str| -> LoadResult<usize> { md(k)?.to_u32().map(|v| v as usize).map_err(|e| format!("{k}: {e}")) };
-        let float = |k: &str| -> LoadResult<f32> { md(k)?.to_f32().map_err(|e| format!("{k}: {e}")) };
-        let hidden = int("llama.embedding_length")?;
-        let heads = int("llama.attention.head_count")?;
-        let kv_heads = int("llama.attention.head_count_kv").unwrap_or(heads);
-        if heads == 0 || kv_heads == 0 || hidden % heads != 0 || heads % kv_heads != 0 {
-            return Err(format!("inconsistent attention shape: {hidden} hidden, {heads} heads, {kv_heads} KV heads"));
+        let arch_name = md("general.architecture")?.to_string().map_err(|e| e.to_string())?.clone();
+        let arch = Arch::from_name(&arch_name)
+            .ok_or_else(|| format!("architecture {arch_name:?} is not supported (llama, qwen2 and qwen3 are)"))?;
+        let key = |k: &str| format!("{}.{k}", arch.name());
+        let int = |k: &str| -> LoadResult<usize> {
+            md(&key(k))?.to_u32().map(|v| v as usize).map_err(|e| format!("{}: {e}", key(k)))
+        };
+        let float = |k: &str| -> LoadResult<f32> { md(&key(k))?.to_f32().map_err(|e| format!("{}: {e}", key(k))) };
+        let hidden = int("embedding_length")?;
+        let heads = int("attention.head_count")?;
+        let kv_heads = int("attention.head_count_kv").unwrap_or(heads);
+        if heads == 0 || kv_heads == 0 || heads % kv_heads != 0 {
+            return Err(format!("inconsistent attention shape: {heads} heads, {kv_heads} KV heads"));
         }
-        let head_dim = hidden / heads;
-        let rope_dim = int("llama.rope.dimension_count").unwrap_or(head_dim);
+        let head_dim = match int("attention.key_length") {
+            Ok(k) => k,
+            Err(_) if hidden % heads == 0 => hidden / heads,
+            Err(_) => return Err(format!("{hidden} hidden units do not split into {heads} heads")),
+        };
+        if head_dim == 0 || (heads * head_dim) % QK != 0 || (kv_heads * head_dim) % QK != 0 {
+            return Err(format!("heads of {head_dim} values do not make whole blocks of {QK}"));
+        }
+        let rope_dim = int("rope.dimension_count").unwrap_or(head_dim);
         if rope_dim > head_dim || rope_dim % 2 != 0 {
             return Err(format!("RoPE dimension {rope_dim} does not fit heads of {head_dim}"));
         }
@@ -221,17 +276,18 @@ impl Engine {
         let mut reader = TensorReader { content, file, converted: &mut converted };
         let embed = reader.matrix("token_embd.weight")?;
         let config = Config {
-            layers: int("llama.block_count")?,
+            arch,
+            layers: int("block_count")?,
             hidden,
             heads,
             kv_heads,
             head_dim,
-            ffn: int("llama.feed_forward_length")?,
+            ffn: int("feed_forward_length")?,
             vocab: embed.rows(),
-            rope_base: float("llama.rope.freq_base").unwrap_or(10_000.0),
+            rope_base: float("rope.freq_base").unwrap_or(10_000.0),
             rope_dim,
-            norm_eps: float("llama.attention.layer_norm_rms_epsilon").unwrap_or(1e-5),
-            context: int("llama.context_length").unwrap_or(4096),
+            norm_eps: float("attention.layer_norm_rms_epsilon").unwrap_or(1e-5),
+            context: int("context_length").unwrap_or(4096),
         };
         let head = match content.tensor_infos.contains_key("output.weight") {
             true => Some(reader.matrix("output.weight")?),
@@ -239,22 +295,46 @@ impl Engine {
         };
         let norm = reader.vector("output_norm.weight", hidden)?;
         let mut layers = Vec::with_capacity(config.layers);
-        let kv = kv_heads * head_dim;
+        let (q_dim, kv) = (heads * head_dim, kv_heads * head_dim);
         for i in 0..config.layers {
             let name = |s: &str| format!("blk.{i}.{s}.weight");
+            let bias = |s: &str| format!("blk.{i}.{s}.bias");
             let mut m = |s: &str, rows: usize, cols: usize| reader.matrix_shaped(&name(s), rows, cols);
-            let layer = Layer {
-                q: m("attn_q", hidden, hidden)?,
-                k: m("attn_k", kv, hidden)?,
-                v: m("attn_v", kv, hidden)?,
-                o: m("attn_output", hidden, hidden)?,
-                gate: m("ffn_gate", config.ffn, hidden)?,
-                up: m("ffn_up", config.ffn, hidden)?,
-                down: m("ffn_down", hidden, config.ffn)?,
+            let (q, k, v) = (m("attn_q", q_dim, hidden)?, m("attn_k", kv, hidden)?, m("attn_v", kv, hidden)?);
+            let (o, gate, up, down) = (
+                m("attn_output", hidden, q_dim)?,
+                m("ffn_gate", config.ffn, hidden)?,
+                m("ffn_up", config.ffn, hidden)?,
+                m("ffn_down", hidden, config.ffn)?,
+            );
+            let qkv_bias = match arch {
+                Arch::Qwen2 => Some([
+                    reader.vector(&bias("attn_q"), q_dim)?,
+                    reader.vector(&bias("attn_k"), kv)?,
+                    reader.vector(&bias("attn_v"), kv)?,
+                ]),
+                _ => None,
+            };
+            let qk_norm = match arch {
+                Arch::Qwen3 => Some([
+                    reader.vector(&name("attn_q_norm"), head_dim)?,
+                    reader.vector(&name("attn_k_norm"), head_dim)?,
+                ]),
+                _ => None,
+            };
+            layers.push(Layer {
+                q,
+                k,
+                v,
+                qkv_bias,
+                qk_norm,
+                o,
+                gate,
+                up,
+                down,
                 attn_norm: reader.vector(&name("attn_norm"), hidden)?,
                 ffn_norm: reader.vector(&name("ffn_norm"), hidden)?,
-            };
-            layers.push(layer);
+            });
         }
         if embed.cols() != hidden || head.as_ref().is_some_and(|h| h.cols() != hidden) {
             return Err("the embedding or output matrix does not match the hidden size".into());
@@ -291,7 +371,7 @@ impl Engine {
     pub fn forward(&self, cache: &mut Cache, ids: &[u32]) -> Vec<f32> {
         let c = &self.config;
         let (n, d) = (ids.len(), c.hidden);
-        let kv = c.kv_heads * c.head_dim;
+        let (q_dim, kv) = (c.heads * c.head_dim, c.kv_heads * c.head_dim);
         let pos0 = cache.len;
         let mut x = vec![0f32; n * d];
         for (t, id) in ids.iter().enumerate() {
@@ -300,25 +380,38 @@ impl Engine {
         let mut h = vec![0f32; n * d];
         let mut xq = vec![BlockQ8::default(); n * d / QK];
         let mut fq = vec![BlockQ8::default(); n * c.ffn / QK];
-        let mut q = vec![0f32; n * d];
+        let mut aq = vec![BlockQ8::default(); n * q_dim / QK];
+        let mut q = vec![0f32; n * q_dim];
         let mut k = vec![0f32; n * kv];
         let mut v = vec![0f32; n * kv];
-        let mut att = vec![0f32; n * d];
+        let mut att = vec![0f32; n * q_dim];
         let mut gate = vec![0f32; n * c.ffn];
         let mut up = vec![0f32; n * c.ffn];
         for (l, layer) in self.layers.iter().enumerate() {
             rms_norm(&x, &layer.attn_norm, c.norm_eps, &mut h);
             kernels::quantize_q8(&h, &mut xq);
             matmuls(self.isa, &mut [(&layer.q, &mut q), (&layer.k, &mut k), (&layer.v, &mut v)], &xq, n);
+            if let Some([qb, kb, vb]) = &layer.qkv_bias {
+                for (out, b) in [(&mut q, qb), (&mut k, kb), (&mut v, vb)] {
+                    out.chunks_mut(b.len()).for_each(|row| row.iter_mut().zip(b).for_each(|(x, y)| *x += y));
+                }
+            }
+            if let Some([qn, kn]) = &layer.qk_norm {
+                // One RMS norm per head (rows of head_dim values), in place.
+                for (x, w) in [(&mut q, qn), (&mut k, kn)] {
+                    let copy = x.clone();
+                    rms_norm(&copy, w, c.norm_eps, x);
+                }
+            }
             for t in 0..n {
-                self.rope(&mut q[t * d..(t + 1) * d], pos0 + t);
+                self.rope(&mut q[t * q_dim..(t + 1) * q_dim], pos0 + t);
                 self.rope(&mut k[t * kv..(t + 1) * kv], pos0 + t);
             }
             cache.k[l].extend_from_slice(&k);
             cache.v[l].extend_from_slice(&v);
             self.attention(&q, &cache.k[l], &cache.v[l], pos0, &mut att);
-            kernels::quantize_q8(&att, &mut xq);
-            matmuls(self.isa, &mut [(&layer.o, &mut h)], &xq, n);
+            kernels::quantize_q8(&att, &mut aq);
+            matmuls(self.isa, &mut [(&layer.o, &mut h)], &aq, n);
             x.iter_mut().zip(&h).for_each(|(a, b)| *a += b);
             rms_norm(&x, &layer.ffn_norm, c.norm_eps, &mut h);
             kernels::quantize_q8(&h, &mut xq);
@@ -340,16 +433,20 @@ impl Engine {
         logits
     }
 
-    /// Rotates each head of `x` (heads × head_dim) for position `pos`: adjacent pairs, the
-    /// GGUF llama convention.
+    /// Rotates each head of `x` (heads × head_dim) for position `pos`: the first `rope_dim`
+    /// values of a head, in adjacent pairs (llama) or in pairs half the rotated span apart
+    /// (qwen2/3, "NeoX").
     fn rope(&self, x: &mut [f32], pos: usize) {
         let hd = self.config.head_dim;
+        let half = self.inv_freq.len();
+        let halves = self.config.arch.rope_halves();
         for (i, f) in self.inv_freq.iter().enumerate() {
             let (sin, cos) = (pos as f32 * f).sin_cos();
+            let (ia, ib) = if halves { (i, i + half) } else { (2 * i, 2 * i + 1) };
             for head in x.chunks_mut(hd) {
-                let (a, b) = (head[2 * i], head[2 * i + 1]);
-                head[2 * i] = a * cos - b * sin;
-                head[2 * i + 1] = a * sin + b * cos;
+                let (a, b) = (head[ia], head[ib]);
+                head[ia] = a * cos - b * sin;
+                head[ib] = a * sin + b * cos;
             }
         }
     }

@@ -99,6 +99,7 @@ fn unusable_answers_fall_back_to_the_concat_composition() {
         ("Certainly!\n\n", "empty after cleaning"),
         ("I cannot help with that.", "empty after cleaning"),
         ("Sorry, that is not something to draw.", "kept none of the prompt's subjects"),
+        (BASE, "added nothing"),
         ("I'm a paper artist. I love pastel light. I'm a paper artist. I love pastel light.", "empty after cleaning"),
     ] {
         let (_, r) = rewriter(&[answer], RewriteOptions::default());
@@ -154,13 +155,13 @@ fn a_repair_that_does_not_fit_falls_back() {
     // Budget 8 = 6 content tokens, exactly the base prompt's. The answer lost "origami": the
     // repair is the base prompt alone. With 4 content tokens even the base does not fit, so
     // the repair would lose subjects again: fallback (Concat keeps the base whole).
-    let (_, r) = rewriter(&["paper clouds and brown birds"], RewriteOptions::default());
+    let (_, r) = rewriter(&["paper clouds and brown birds at dawn"], RewriteOptions::default());
     let persona = persona("I fold paper.");
     let request = Request::generate(BASE);
     let p = run(&r, &persona, &request, 8).unwrap();
     assert_eq!(ev(&p).outcome, RewriteOutcome::Repaired);
     assert_eq!(p.prompt, BASE);
-    let (_, r) = rewriter(&["paper clouds and brown birds"], RewriteOptions::default());
+    let (_, r) = rewriter(&["paper clouds and brown birds at dawn"], RewriteOptions::default());
     let p = run(&r, &persona, &request, 5).unwrap();
     assert_eq!(ev(&p).outcome, RewriteOutcome::Fallback);
     assert_eq!(p.prompt, concat(&persona, &request, 5));

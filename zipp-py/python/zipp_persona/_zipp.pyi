@@ -2,7 +2,7 @@
 # `python -m mypy.stubtest zipp_persona._zipp`.
 import os
 import pathlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Final, Literal, TypedDict, final
 
 import numpy as np
@@ -51,6 +51,10 @@ __all__ = [
     "spearman",
     "SyntheticBench",
     "MovieLens",
+    "LanguageModel",
+    "TextStream",
+    "Extractor",
+    "Verbalizer",
 ]
 
 __version__: Final[str]
@@ -460,3 +464,54 @@ class PersonaStream:
     def __iter__(self) -> Self: ...
     def __next__(self) -> Persona: ...
     def __length_hint__(self) -> int: ...
+
+class _Message(TypedDict):
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+class _Sampling(TypedDict, total=False):
+    temperature: float
+    top_k: int | None
+    top_p: float | None
+    repeat_penalty: float
+    seed: int
+    max_tokens: int
+    stop: list[str]
+
+class _Generation(TypedDict):
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    finish: Literal["end_of_turn", "stop_sequence", "max_tokens", "cancelled"]
+
+@final
+class LanguageModel:
+    def __new__(cls, spec: str | Mapping[str, Any] | None = None, *, models: Models | None = None) -> Self: ...
+    @property
+    def id(self) -> str: ...
+    def generate(
+        self,
+        messages: str | Sequence[_Message],
+        sampling: _Sampling | None = None,
+        *,
+        on_text: Callable[[str], object] | None = None,
+    ) -> _Generation: ...
+    def stream(self, messages: str | Sequence[_Message], sampling: _Sampling | None = None) -> TextStream: ...
+
+@final
+class TextStream:
+    def __iter__(self) -> Self: ...
+    def __next__(self) -> str: ...
+    def cancel(self) -> None: ...
+    @property
+    def result(self) -> _Generation | None: ...
+
+@final
+class Extractor:
+    def __new__(cls, spec: str | Mapping[str, Any] | None = None, *, models: Models | None = None) -> Self: ...
+    def extract(self, comments: Sequence[str]) -> dict[str, Any]: ...
+
+@final
+class Verbalizer:
+    def __new__(cls, spec: str | Mapping[str, Any] | None = None, *, models: Models | None = None) -> Self: ...
+    def verbalize(self, evidence: str | Mapping[str, Any]) -> tuple[Persona, dict[str, Any]]: ...
