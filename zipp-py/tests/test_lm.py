@@ -175,3 +175,17 @@ def test_the_template_verbalizer_states_no_demographic_the_evidence_lacks():
     assert ev["method"] == "template"
     with pytest.raises(zipp.InvalidInputError):
         zipp.Verbalizer().verbalize({"user": "u1", "items": []})
+
+
+def test_an_unreachable_openai_server_is_a_remote_error_and_https_is_refused():
+    """The OpenAI-compatible backend through the same spec as Rust and C (its behaviour
+    against real and misbehaving servers is tested in zipp-lm/tests/openai_*.rs)."""
+    lm = zipp.LanguageModel(
+        {"openai": {"base_url": "http://127.0.0.1:9/v1", "model": "m", "max_retries": 0, "connect_timeout_ms": 500}}
+    )
+    assert lm.id.startswith("openai:")
+    with pytest.raises(zipp.RemoteError) as e:
+        lm.generate("hi")
+    assert e.value.kind == "remote"
+    with pytest.raises(zipp.InvalidInputError, match="https"):
+        zipp.LanguageModel({"openai": {"base_url": "https://api.example.com/v1", "model": "m"}})

@@ -393,6 +393,18 @@ static void test_lm_scripted(void) {
   CHECK(zipp_lm_new(NULL, "{\"gguf\":{\"path\":\"/nonexistent/m.gguf\"}}", &bad) == ZIPP_ERR_MODEL_NOT_FOUND,
         "a missing GGUF file");
   CHECK(zipp_lm_new(NULL, "\"smollm2\"", &bad) == ZIPP_ERR_NULL_POINTER, "the default model needs a models handle");
+  zipp_lm *down = NULL;
+  CHECK(zipp_lm_new(NULL,
+                    "{\"openai\":{\"base_url\":\"http://127.0.0.1:9/v1\",\"model\":\"m\",\"max_retries\":0,"
+                    "\"connect_timeout_ms\":500}}",
+                    &down) == ZIPP_OK,
+        "an OpenAI-compatible model");
+  char *none = NULL;
+  CHECK(zipp_lm_generate(down, "[{\"role\":\"user\",\"content\":\"hi\"}]", NULL, NULL, NULL, NULL, &none) ==
+                ZIPP_ERR_REMOTE &&
+            none == NULL,
+        "an unreachable server is ZIPP_ERR_REMOTE");
+  zipp_lm_free(down);
   zipp_lm_free(NULL);
 }
 
