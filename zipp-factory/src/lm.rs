@@ -39,7 +39,7 @@ pub enum LmSpec {
     /// Any OpenAI-compatible `/v1/chat/completions` server (llama.cpp, vLLM, Ollama…):
     /// `{"openai": {"base_url": "http://127.0.0.1:8080/v1", "model": "…",
     /// "api_key_env": "OPENAI_API_KEY", …}}` (see `zipp_lm::OpenAiOptions`).
-    Openai(zipp_lm::OpenAiOptions),
+    Openai(Box<zipp_lm::OpenAiOptions>),
 }
 
 /// `{"path": …, "kernel": "auto" | "portable" | "avx2"}`.
@@ -90,7 +90,7 @@ impl LmSpec {
             LmSpec::Smollm2 => models.language_model()?,
             LmSpec::Gguf(g) => Arc::new(zipp_lm::GgufModel::load_with(&g.path, g.kernel.into())?),
             LmSpec::Scripted(s) => Arc::new(zipp_lm::ScriptedModel::new(s.replies.clone())),
-            LmSpec::Openai(o) => Arc::new(zipp_lm::OpenAiModel::new(o.clone())?),
+            LmSpec::Openai(o) => Arc::new(zipp_lm::OpenAiModel::new((**o).clone())?),
         })
     }
 }
