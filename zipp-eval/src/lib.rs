@@ -12,6 +12,7 @@
 #![forbid(unsafe_code)]
 
 pub mod datasets;
+pub mod image_metrics;
 mod run;
 pub mod stats;
 pub mod vptt;
