@@ -781,6 +781,63 @@ int32_t zipp_stats_average_ranks(const double *xs, size_t n, double *out);
 int32_t zipp_stats_spearman(const double *x, const double *y, size_t n, double *out);
 
 /*
+ CLIPScore of an image and a text embedding of `dim` floats each: `2.5 · max(cos, 0)`, or
+ `100 · max(cos, 0)` when `scale100` is non-zero. Compares images of one prompt.
+
+ # Safety
+ `image` and `text` point to `dim` floats each; `out` is valid for writes.
+ */
+int32_t zipp_clip_score(const float *image,
+                        const float *text,
+                        size_t dim,
+                        int32_t scale100,
+                        double *out);
+
+/*
+ Personalization CLIPScore: the mean cosine between an image embedding (`dim` floats) and
+ `n_refs` reference image embeddings (`n_refs × dim`, row-major).
+
+ # Safety
+ The pointers hold the stated number of floats; `out` is valid for writes.
+ */
+int32_t zipp_personalization_clip_score(const float *image,
+                                        const float *references,
+                                        size_t n_refs,
+                                        size_t dim,
+                                        double *out);
+
+/*
+ CMMD between `nx` and `ny` CLIP image embeddings of `dim` floats (row-major): σ = 10,
+ ×1000, biased estimator; 0 for identical sets.
+
+ # Safety
+ `x` holds `nx × dim` floats, `y` `ny × dim`; `out` is valid for writes.
+ */
+int32_t zipp_cmmd(const float *x, size_t nx, const float *y, size_t ny, size_t dim, double *out);
+
+/*
+ IPF raking: `counts` has one value per cell of a table with `ndims` dimensions of sizes
+ `dims` (row-major); `targets` the target shares of every dimension's categories, one
+ dimension after the other (`dims[0] + dims[1] + …` values, each dimension's summing to
+ 1). Writes the raked weight of every cell to `weights` and the sweeps run to `sweeps`;
+ with `values` (a metric's mean per cell, may be NULL) and `aggregate` (3 doubles, may be
+ NULL), also the raw aggregate, the raked one and Δ% (100 · (ipf − raw) / raw).
+
+ # Safety
+ `dims` holds `ndims` sizes; `counts`, `weights` and (when not NULL) `values` hold one
+ double per cell; `targets` the sum of `dims`; `aggregate` is NULL or 3 writable doubles;
+ `sweeps` is valid for writes.
+ */
+int32_t zipp_rake(const double *counts,
+                  const size_t *dims,
+                  size_t ndims,
+                  const double *targets,
+                  const double *values,
+                  double *weights,
+                  double *aggregate,
+                  size_t *sweeps);
+
+/*
  Loads a language model from a JSON spec: `"smollm2"` (the embedded default, shared
  through `models`), `{"gguf":{"path":"model.gguf","kernel":"auto"}}` or
  `{"scripted":{"replies":["..."]}}`. `models` may be NULL except for `"smollm2"`.

@@ -441,3 +441,166 @@ pub unsafe extern "C" fn zipp_stats_spearman(x: *const f64, y: *const f64, n: us
         Ok(())
     })
 }
+
+// ---------------------------------------------------------------------------------------
+// Image metrics over embeddings (zipp-eval's image_metrics)
+
+/// `n` floats at `p` (NULL is an error unless `n == 0`).
+///
+/// # Safety
+/// `p` is NULL or points to `n` readable floats.
+unsafe fn floats<'a>(p: *const f32, n: usize, name: &str) -> CallResult<&'a [f32]> {
+    if n == 0 {
+        return Ok(&[]);
+    }
+    if p.is_null() {
+        return Err(fail(zipp_status::ZIPP_ERR_NULL_POINTER, format!("`{name}` is NULL with {n} values")));
+    }
+    // SAFETY: `p` is non-null and points to `n` readable floats (the caller's contract).
+    Ok(unsafe { std::slice::from_raw_parts(p, n) })
+}
+
+/// `rows × dim` row-major floats as rows.
+///
+/// # Safety
+/// As [`floats`], for `rows * dim` values.
+unsafe fn float_rows(p: *const f32, rows: usize, dim: usize, name: &str) -> CallResult<Vec<Vec<f32>>> {
+    let n = rows
+        .checked_mul(dim)
+        .ok_or_else(|| fail(zipp_status::ZIPP_ERR_INVALID_INPUT, format!("`{name}`: {rows} × {dim} overflows")))?;
+    // SAFETY: forwarded contract.
+    Ok(unsafe { floats(p, n, name) }?.chunks(dim.max(1)).map(<[f32]>::to_vec).collect())
+}
+
+/// CLIPScore of an image and a text embedding of `dim` floats each: `2.5 · max(cos, 0)`, or
+/// `100 · max(cos, 0)` when `scale100` is non-zero. Compares images of one prompt.
+///
+/// # Safety
+/// `image` and `text` point to `dim` floats each; `out` is valid for writes.
+#[no_mangle]
+pub unsafe extern "C" fn zipp_clip_score(
+    image: *const f32,
+    text: *const f32,
+    dim: usize,
+    scale100: i32,
+    out: *mut f64,
+) -> i32 {
+    // SAFETY: the caller keeps this function's `# Safety` contract; every pointer is read
+    // through the helpers, which check it for NULL first.
+    guarded(|| unsafe {
+        let out = out_arg(out, "out")?;
+        let (i, t) = (floats(image, dim, "image")?, floats(text, dim, "text")?);
+        *out = if scale100 != 0 {
+            zipp_eval::image_metrics::clip_score_100(i, t)?
+        } else {
+            zipp_eval::image_metrics::clip_score(i, t)?
+        };
+        Ok(())
+    })
+}
+
+/// Personalization CLIPScore: the mean cosine between an image embedding (`dim` floats) and
+/// `n_refs` reference image embeddings (`n_refs × dim`, row-major).
+///
+/// # Safety
+/// The pointers hold the stated number of floats; `out` is valid for writes.
+#[no_mangle]
+pub unsafe extern "C" fn zipp_personalization_clip_score(
+    image: *const f32,
+    references: *const f32,
+    n_refs: usize,
+    dim: usize,
+    out: *mut f64,
+) -> i32 {
+    // SAFETY: the caller keeps this function's `# Safety` contract; every pointer is read
+    // through the helpers, which check it for NULL first.
+    guarded(|| unsafe {
+        let out = out_arg(out, "out")?;
+        let refs = float_rows(references, n_refs, dim, "references")?;
+        *out = zipp_eval::image_metrics::personalization_clip_score(floats(image, dim, "image")?, &refs)?;
+        Ok(())
+    })
+}
+
+/// CMMD between `nx` and `ny` CLIP image embeddings of `dim` floats (row-major): σ = 10,
+/// ×1000, biased estimator; 0 for identical sets.
+///
+/// # Safety
+/// `x` holds `nx × dim` floats, `y` `ny × dim`; `out` is valid for writes.
+#[no_mangle]
+pub unsafe extern "C" fn zipp_cmmd(
+    x: *const f32,
+    nx: usize,
+    y: *const f32,
+    ny: usize,
+    dim: usize,
+    out: *mut f64,
+) -> i32 {
+    // SAFETY: the caller keeps this function's `# Safety` contract; every pointer is read
+    // through the helpers, which check it for NULL first.
+    guarded(|| unsafe {
+        let out = out_arg(out, "out")?;
+        let (xs, ys) = (float_rows(x, nx, dim, "x")?, float_rows(y, ny, dim, "y")?);
+        *out = zipp_eval::image_metrics::cmmd(&xs, &ys)?;
+        Ok(())
+    })
+}
+
+/// IPF raking: `counts` has one value per cell of a table with `ndims` dimensions of sizes
+/// `dims` (row-major); `targets` the target shares of every dimension's categories, one
+/// dimension after the other (`dims[0] + dims[1] + …` values, each dimension's summing to
+/// 1). Writes the raked weight of every cell to `weights` and the sweeps run to `sweeps`;
+/// with `values` (a metric's mean per cell, may be NULL) and `aggregate` (3 doubles, may be
+/// NULL), also the raw aggregate, the raked one and Δ% (100 · (ipf − raw) / raw).
+///
+/// # Safety
+/// `dims` holds `ndims` sizes; `counts`, `weights` and (when not NULL) `values` hold one
+/// double per cell; `targets` the sum of `dims`; `aggregate` is NULL or 3 writable doubles;
+/// `sweeps` is valid for writes.
+#[no_mangle]
+pub unsafe extern "C" fn zipp_rake(
+    counts: *const f64,
+    dims: *const usize,
+    ndims: usize,
+    targets: *const f64,
+    values: *const f64,
+    weights: *mut f64,
+    aggregate: *mut f64,
+    sweeps: *mut usize,
+) -> i32 {
+    // SAFETY: the caller keeps this function's `# Safety` contract; every pointer is read
+    // through the helpers, which check it for NULL first.
+    guarded(|| unsafe {
+        let sweeps = out_arg(sweeps, "sweeps")?;
+        if ndims == 0 || dims.is_null() {
+            return Err(fail(zipp_status::ZIPP_ERR_INVALID_INPUT, "a table needs at least one dimension"));
+        }
+        // SAFETY: non-null, `ndims` sizes (the caller's contract).
+        let dims = std::slice::from_raw_parts(dims, ndims);
+        let cells = dims.iter().try_fold(1usize, |a, d| a.checked_mul(*d));
+        let cells = cells.ok_or_else(|| fail(zipp_status::ZIPP_ERR_INVALID_INPUT, "the table is too large"))?;
+        let n_targets = dims.iter().sum::<usize>();
+        let counts = doubles(counts, cells, "counts")?;
+        let flat = doubles(targets, n_targets, "targets")?;
+        let mut per_dim = Vec::with_capacity(ndims);
+        let mut at = 0;
+        for d in dims {
+            per_dim.push(flat[at..at + d].to_vec());
+            at += d;
+        }
+        let raked = zipp_eval::image_metrics::rake(counts, dims, &per_dim)?;
+        if weights.is_null() {
+            return Err(fail(zipp_status::ZIPP_ERR_NULL_POINTER, "`weights` (out-parameter) is NULL"));
+        }
+        // SAFETY: non-null, one writable double per cell (the caller's contract).
+        std::slice::from_raw_parts_mut(weights, cells).copy_from_slice(&raked.weights);
+        *sweeps = raked.sweeps;
+        if !values.is_null() && !aggregate.is_null() {
+            let (raw, ipf, delta) =
+                zipp_eval::image_metrics::ipf_aggregate(doubles(values, cells, "values")?, counts, &raked)?;
+            // SAFETY: non-null, 3 writable doubles (the caller's contract).
+            std::slice::from_raw_parts_mut(aggregate, 3).copy_from_slice(&[raw, ipf, delta]);
+        }
+        Ok(())
+    })
+}

@@ -475,7 +475,65 @@ fn spearman(py: Python<'_>, x: Vec<f64>, y: Vec<f64>) -> PyResult<f64> {
     zipp_call(py, || stats::spearman(&x, &y))
 }
 
+/// CLIPScore of an image and a text embedding: `2.5 · max(cos, 0)` (Hessel et al.);
+/// `scale100=True`: `100 · max(cos, 0)`. Compares images of one prompt, not across prompts.
+#[pyfunction]
+#[pyo3(signature = (image, text, *, scale100 = false))]
+fn clip_score(py: Python<'_>, image: Vec<f32>, text: Vec<f32>, scale100: bool) -> PyResult<f64> {
+    zipp_call(py, || match scale100 {
+        true => zipp_eval::image_metrics::clip_score_100(&image, &text),
+        false => zipp_eval::image_metrics::clip_score(&image, &text),
+    })
+}
+
+/// Personalization CLIPScore: the mean cosine between an image embedding and the person's
+/// reference image embeddings.
+#[pyfunction]
+fn personalization_clip_score(py: Python<'_>, image: Vec<f32>, references: Vec<Vec<f32>>) -> PyResult<f64> {
+    zipp_call(py, || zipp_eval::image_metrics::personalization_clip_score(&image, &references))
+}
+
+/// CMMD between two sets of CLIP image embeddings (rows): σ = 10, ×1000, biased estimator.
+#[pyfunction]
+fn cmmd(py: Python<'_>, x: Vec<Vec<f32>>, y: Vec<Vec<f32>>) -> PyResult<f64> {
+    zipp_call(py, || zipp_eval::image_metrics::cmmd(&x, &y))
+}
+
+/// IPF raking of a table's cells (row-major over `dims`) to target marginal shares:
+/// `{"weights", "sweeps", "converged", "max_relative_error"}`, and with `values` (a metric's
+/// mean per cell) also `"raw"`, `"ipf"` and `"delta_pct"`.
+#[pyfunction]
+#[pyo3(signature = (counts, dims, targets, values = None))]
+fn rake<'py>(
+    py: Python<'py>,
+    counts: Vec<f64>,
+    dims: Vec<usize>,
+    targets: Vec<Vec<f64>>,
+    values: Option<Vec<f64>>,
+) -> PyResult<Bound<'py, pyo3::types::PyDict>> {
+    let (r, agg) = zipp_call(py, || {
+        let r = zipp_eval::image_metrics::rake(&counts, &dims, &targets)?;
+        let agg = values.as_ref().map(|v| zipp_eval::image_metrics::ipf_aggregate(v, &counts, &r)).transpose()?;
+        Ok((r, agg))
+    })?;
+    let d = pyo3::types::PyDict::new(py);
+    d.set_item("weights", r.weights)?;
+    d.set_item("sweeps", r.sweeps)?;
+    d.set_item("converged", r.converged)?;
+    d.set_item("max_relative_error", r.max_relative_error)?;
+    if let Some((raw, ipf, delta)) = agg {
+        d.set_item("raw", raw)?;
+        d.set_item("ipf", ipf)?;
+        d.set_item("delta_pct", delta)?;
+    }
+    Ok(d)
+}
+
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(clip_score, m)?)?;
+    m.add_function(wrap_pyfunction!(personalization_clip_score, m)?)?;
+    m.add_function(wrap_pyfunction!(cmmd, m)?)?;
+    m.add_function(wrap_pyfunction!(rake, m)?)?;
     m.add_class::<VpttScore>()?;
     m.add_class::<PersonaScorer>()?;
     m.add_class::<Evaluation>()?;

@@ -470,6 +470,34 @@ static void test_extract_and_verbalize(void) {
   zipp_verbalizer_free(v);
 }
 
+/* Image metrics over embeddings (their numpy cross-check is zipp-eval's test). */
+static void test_image_metrics(void) {
+  const float a[2] = {1.0f, 0.0f}, b[2] = {2.0f, 0.0f}, c[2] = {-1.0f, 0.0f}, zero[2] = {0.0f, 0.0f};
+  double s = -1.0;
+  CHECK(zipp_clip_score(a, b, 2, 0, &s) == ZIPP_OK && fabs(s - 2.5) < 1e-9, "CLIPScore 2.5 for aligned embeddings");
+  CHECK(zipp_clip_score(a, b, 2, 1, &s) == ZIPP_OK && fabs(s - 100.0) < 1e-9, "CLIPScore x100 convention");
+  CHECK(zipp_clip_score(a, c, 2, 0, &s) == ZIPP_OK && s == 0.0, "a negative cosine clips to 0");
+  CHECK(zipp_clip_score(a, zero, 2, 0, &s) == ZIPP_ERR_INVALID_INPUT, "a zero embedding is invalid input");
+  CHECK(zipp_clip_score(NULL, b, 2, 0, &s) == ZIPP_ERR_NULL_POINTER, "NULL embedding");
+  const float refs[4] = {1.0f, 0.0f, 0.0f, 1.0f};
+  CHECK(zipp_personalization_clip_score(a, refs, 2, 2, &s) == ZIPP_OK && fabs(s - 0.5) < 1e-9,
+        "personalization CLIPScore is the mean cosine");
+  const float x[6] = {1.0f, 0.0f, 0.2f, 0.9f, 0.1f, 0.0f}, y[6] = {0.0f, 1.0f, 0.0f, 0.1f, 0.0f, 1.0f};
+  double same = -1.0, shifted = -1.0;
+  CHECK(zipp_cmmd(x, 2, x, 2, 3, &same) == ZIPP_OK && same == 0.0, "CMMD(X, X) = 0");
+  CHECK(zipp_cmmd(x, 2, y, 2, 3, &shifted) == ZIPP_OK && shifted > 0.0, "CMMD grows with shift");
+  const double counts[4] = {10, 30, 20, 40}, targets[4] = {0.5, 0.5, 0.3, 0.7}, values[4] = {1, 2, 3, 4};
+  const size_t dims[2] = {2, 2};
+  double w[4] = {0}, agg[3] = {0};
+  size_t sweeps = 0;
+  CHECK(zipp_rake(counts, dims, 2, targets, values, w, agg, &sweeps) == ZIPP_OK && fabs(w[0] + w[1] - 50.0) < 1e-3 &&
+            fabs(w[0] + w[2] - 30.0) < 1e-3 && sweeps > 0 && fabs(agg[0] - 2.9) < 1e-9,
+        "raking meets the target marginals; raw aggregate");
+  const double bad_targets[4] = {0.5, 0.6, 0.3, 0.7};
+  CHECK(zipp_rake(counts, dims, 2, bad_targets, NULL, w, NULL, &sweeps) == ZIPP_ERR_INVALID_INPUT,
+        "target shares that do not sum to 1");
+}
+
 /* The ZIPP rewriter (SPEC §5) with the embedded SmolLM2, through the same JSON spec as Rust
  * and Python (not under valgrind: a generation there would take minutes). */
 static void test_zipp_rewrite(const zipp_models *models, const zipp_persona *persona) {
@@ -621,6 +649,7 @@ static void test_end_to_end(const char *personas_path, int quick) {
   }
   test_lm_scripted();
   test_extract_and_verbalize();
+  test_image_metrics();
 
   zipp_personalizer_free(vprag);
   zipp_persona_free(tiny);

@@ -55,6 +55,10 @@ __all__ = [
     "TextStream",
     "Extractor",
     "Verbalizer",
+    "clip_score",
+    "personalization_clip_score",
+    "cmmd",
+    "rake",
 ]
 
 __version__: Final[str]
@@ -515,3 +519,13 @@ class Extractor:
 class Verbalizer:
     def __new__(cls, spec: str | Mapping[str, Any] | None = None, *, models: Models | None = None) -> Self: ...
     def verbalize(self, evidence: str | Mapping[str, Any]) -> tuple[Persona, dict[str, Any]]: ...
+
+def clip_score(image: Sequence[float], text: Sequence[float], *, scale100: bool = False) -> float: ...
+def personalization_clip_score(image: Sequence[float], references: Sequence[Sequence[float]]) -> float: ...
+def cmmd(x: Sequence[Sequence[float]], y: Sequence[Sequence[float]]) -> float: ...
+def rake(
+    counts: Sequence[float],
+    dims: Sequence[int],
+    targets: Sequence[Sequence[float]],
+    values: Sequence[float] | None = None,
+) -> dict[str, Any]: ...
