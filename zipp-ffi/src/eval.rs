@@ -307,18 +307,18 @@ pub unsafe extern "C" fn zipp_evaluation_free(evaluation: *mut zipp_evaluation) 
 // ---------------------------------------------------------------------------------------
 // Statistics
 
-/// `n` doubles at `p`; NULL is allowed only for `n == 0`.
+/// `n` values (doubles, floats, sizes) at `p`; NULL is allowed only for `n == 0`.
 ///
 /// # Safety
-/// `p` is NULL or points to `n` readable doubles.
-unsafe fn doubles<'a>(p: *const f64, n: usize, name: &str) -> CallResult<&'a [f64]> {
+/// `p` is NULL or points to `n` readable values.
+unsafe fn slice_arg<'a, T>(p: *const T, n: usize, name: &str) -> CallResult<&'a [T]> {
     if n == 0 {
         return Ok(&[]);
     }
     if p.is_null() {
         return Err(fail(zipp_status::ZIPP_ERR_NULL_POINTER, format!("`{name}` is NULL with {n} values")));
     }
-    // SAFETY: `p` is non-null and points to `n` readable doubles (the caller's contract).
+    // SAFETY: `p` is non-null and points to `n` readable values (the caller's contract).
     Ok(unsafe { std::slice::from_raw_parts(p, n) })
 }
 
@@ -333,7 +333,7 @@ pub unsafe extern "C" fn zipp_stats_mean(xs: *const f64, n: usize, out: *mut f64
     // through the `call` helpers, which check it for NULL (strings for UTF-8) first.
     guarded(|| unsafe {
         let out = out_arg(out, "out")?;
-        *out = stats::mean(doubles(xs, n, "xs")?)?;
+        *out = stats::mean(slice_arg(xs, n, "xs")?)?;
         Ok(())
     })
 }
@@ -352,7 +352,7 @@ pub unsafe extern "C" fn zipp_stats_cohens_d(a: *const f64, na: usize, b: *const
     // through the `call` helpers, which check it for NULL (strings for UTF-8) first.
     guarded(|| unsafe {
         let out = out_arg(out, "out")?;
-        let (a, b) = (doubles(a, na, "a")?, doubles(b, nb, "b")?);
+        let (a, b) = (slice_arg(a, na, "a")?, slice_arg(b, nb, "b")?);
         *out = stats::cohens_d(&stats::Moments::from_slice(a), &stats::Moments::from_slice(b)).unwrap_or(f64::NAN);
         Ok(())
     })
@@ -411,7 +411,7 @@ pub unsafe extern "C" fn zipp_stats_average_ranks(xs: *const f64, n: usize, out:
     // SAFETY: the caller keeps this function's `# Safety` contract; every pointer is read
     // through the `call` helpers, which check it for NULL (strings for UTF-8) first.
     guarded(|| unsafe {
-        let xs = doubles(xs, n, "xs")?;
+        let xs = slice_arg(xs, n, "xs")?;
         if n == 0 {
             return Ok(());
         }
@@ -437,7 +437,7 @@ pub unsafe extern "C" fn zipp_stats_spearman(x: *const f64, y: *const f64, n: us
     // through the `call` helpers, which check it for NULL (strings for UTF-8) first.
     guarded(|| unsafe {
         let out = out_arg(out, "out")?;
-        *out = stats::spearman(doubles(x, n, "x")?, doubles(y, n, "y")?)?;
+        *out = stats::spearman(slice_arg(x, n, "x")?, slice_arg(y, n, "y")?)?;
         Ok(())
     })
 }
@@ -445,31 +445,16 @@ pub unsafe extern "C" fn zipp_stats_spearman(x: *const f64, y: *const f64, n: us
 // ---------------------------------------------------------------------------------------
 // Image metrics over embeddings (zipp-eval's image_metrics)
 
-/// `n` floats at `p` (NULL is an error unless `n == 0`).
-///
-/// # Safety
-/// `p` is NULL or points to `n` readable floats.
-unsafe fn floats<'a>(p: *const f32, n: usize, name: &str) -> CallResult<&'a [f32]> {
-    if n == 0 {
-        return Ok(&[]);
-    }
-    if p.is_null() {
-        return Err(fail(zipp_status::ZIPP_ERR_NULL_POINTER, format!("`{name}` is NULL with {n} values")));
-    }
-    // SAFETY: `p` is non-null and points to `n` readable floats (the caller's contract).
-    Ok(unsafe { std::slice::from_raw_parts(p, n) })
-}
-
 /// `rows × dim` row-major floats as rows.
 ///
 /// # Safety
-/// As [`floats`], for `rows * dim` values.
+/// As [`slice_arg`], for `rows * dim` values.
 unsafe fn float_rows(p: *const f32, rows: usize, dim: usize, name: &str) -> CallResult<Vec<Vec<f32>>> {
     let n = rows
         .checked_mul(dim)
         .ok_or_else(|| fail(zipp_status::ZIPP_ERR_INVALID_INPUT, format!("`{name}`: {rows} × {dim} overflows")))?;
     // SAFETY: forwarded contract.
-    Ok(unsafe { floats(p, n, name) }?.chunks(dim.max(1)).map(<[f32]>::to_vec).collect())
+    Ok(unsafe { slice_arg(p, n, name) }?.chunks(dim.max(1)).map(<[f32]>::to_vec).collect())
 }
 
 /// CLIPScore of an image and a text embedding of `dim` floats each: `2.5 · max(cos, 0)`, or
@@ -489,7 +474,7 @@ pub unsafe extern "C" fn zipp_clip_score(
     // through the helpers, which check it for NULL first.
     guarded(|| unsafe {
         let out = out_arg(out, "out")?;
-        let (i, t) = (floats(image, dim, "image")?, floats(text, dim, "text")?);
+        let (i, t) = (slice_arg(image, dim, "image")?, slice_arg(text, dim, "text")?);
         *out = if scale100 != 0 {
             zipp_eval::image_metrics::clip_score_100(i, t)?
         } else {
@@ -517,7 +502,7 @@ pub unsafe extern "C" fn zipp_personalization_clip_score(
     guarded(|| unsafe {
         let out = out_arg(out, "out")?;
         let refs = float_rows(references, n_refs, dim, "references")?;
-        *out = zipp_eval::image_metrics::personalization_clip_score(floats(image, dim, "image")?, &refs)?;
+        *out = zipp_eval::image_metrics::personalization_clip_score(slice_arg(image, dim, "image")?, &refs)?;
         Ok(())
     })
 }
@@ -572,16 +557,15 @@ pub unsafe extern "C" fn zipp_rake(
     // through the helpers, which check it for NULL first.
     guarded(|| unsafe {
         let sweeps = out_arg(sweeps, "sweeps")?;
-        if ndims == 0 || dims.is_null() {
+        if ndims == 0 {
             return Err(fail(zipp_status::ZIPP_ERR_INVALID_INPUT, "a table needs at least one dimension"));
         }
-        // SAFETY: non-null, `ndims` sizes (the caller's contract).
-        let dims = std::slice::from_raw_parts(dims, ndims);
+        let dims = slice_arg(dims, ndims, "dims")?;
         let cells = dims.iter().try_fold(1usize, |a, d| a.checked_mul(*d));
         let cells = cells.ok_or_else(|| fail(zipp_status::ZIPP_ERR_INVALID_INPUT, "the table is too large"))?;
         let n_targets = dims.iter().sum::<usize>();
-        let counts = doubles(counts, cells, "counts")?;
-        let flat = doubles(targets, n_targets, "targets")?;
+        let counts = slice_arg(counts, cells, "counts")?;
+        let flat = slice_arg(targets, n_targets, "targets")?;
         let mut per_dim = Vec::with_capacity(ndims);
         let mut at = 0;
         for d in dims {
@@ -597,7 +581,7 @@ pub unsafe extern "C" fn zipp_rake(
         *sweeps = raked.sweeps;
         if !values.is_null() && !aggregate.is_null() {
             let (raw, ipf, delta) =
-                zipp_eval::image_metrics::ipf_aggregate(doubles(values, cells, "values")?, counts, &raked)?;
+                zipp_eval::image_metrics::ipf_aggregate(slice_arg(values, cells, "values")?, counts, &raked)?;
             // SAFETY: non-null, 3 writable doubles (the caller's contract).
             std::slice::from_raw_parts_mut(aggregate, 3).copy_from_slice(&[raw, ipf, delta]);
         }

@@ -10,7 +10,7 @@ use zipp_factory::lm as flm;
 use zipp_factory::LmSpec;
 
 use crate::call::{c_string, fail, free_handle, guarded, handle, into_handle, opt_str_arg, out_ptr, str_arg};
-use crate::{zipp_models, zipp_status};
+use crate::{result_json, zipp_models, zipp_status};
 
 /// A chat language model. Immutable and thread-safe: generations on one handle may run
 /// from several threads at once.
@@ -36,17 +36,13 @@ pub unsafe extern "C" fn zipp_lm_new(models: *const zipp_models, spec: *const c_
     guarded(|| unsafe {
         let out = out_ptr(out, "out")?;
         let spec = LmSpec::from_json(str_arg(spec, "spec")?)?;
-        let inner = if models.is_null() {
-            if spec == LmSpec::Smollm2 {
-                return Err(fail(
-                    zipp_status::ZIPP_ERR_NULL_POINTER,
-                    "`models` is NULL (the \"smollm2\" spec loads through it)",
-                ));
-            }
-            spec.build(&zipp_factory::Models::new())?
-        } else {
-            spec.build(&handle(models, "models")?.inner)?
-        };
+        if models.is_null() && spec == LmSpec::Smollm2 {
+            return Err(fail(
+                zipp_status::ZIPP_ERR_NULL_POINTER,
+                "`models` is NULL (the \"smollm2\" spec loads through it)",
+            ));
+        }
+        let inner = build_with(models, |m| spec.build(m))?;
         *out = into_handle(zipp_lm { inner });
         Ok(())
     })
@@ -129,7 +125,7 @@ pub unsafe extern "C" fn zipp_lm_generate(
             },
             || flag.is_some_and(|f| f.load(Ordering::Relaxed) != 0),
         )?;
-        *out = c_string(serde_json::to_string(&g).map_err(|e| fail(zipp_status::ZIPP_ERR_INTERNAL, e.to_string()))?)?;
+        *out = result_json(&g)?;
         Ok(())
     })
 }
@@ -169,11 +165,6 @@ unsafe fn build_with<T>(
         // SAFETY: non-null, and live for the call (the caller's contract).
         Ok(build(&unsafe { handle(models, "models") }?.inner)?)
     }
-}
-
-/// A JSON C string of a serialisable result.
-fn json_out<T: serde::Serialize>(value: &T) -> crate::call::CallResult<*mut c_char> {
-    c_string(serde_json::to_string(value).map_err(|e| fail(zipp_status::ZIPP_ERR_INTERNAL, e.to_string()))?)
 }
 
 /// Builds an extractor from a JSON spec: `"vocabulary"` (phrase matching with negation, no
@@ -220,7 +211,7 @@ pub unsafe extern "C" fn zipp_extract(
         let extractor = handle(extractor, "extractor")?;
         let comments = flm::comments_from_json(str_arg(comments_json, "comments_json")?)?;
         let refs: Vec<&str> = comments.iter().map(String::as_str).collect();
-        *out = json_out(&extractor.inner.extract(&refs)?)?;
+        *out = result_json(&extractor.inner.extract(&refs)?)?;
         Ok(())
     })
 }
@@ -279,7 +270,7 @@ pub unsafe extern "C" fn zipp_verbalize(
         let out = out_ptr(out, "out")?;
         let verbalizer = handle(verbalizer, "verbalizer")?;
         let evidence = flm::ActivityEvidence::from_json_str(str_arg(evidence_json, "evidence_json")?)?;
-        *out = json_out(&verbalizer.inner.verbalize(&evidence)?)?;
+        *out = result_json(&verbalizer.inner.verbalize(&evidence)?)?;
         Ok(())
     })
 }

@@ -239,9 +239,12 @@ impl GgufModel {
     /// `ids` is 1..=context tokens with `more` to come, every id in the vocabulary.
     fn check_ids(&self, ids: &[u32], more: usize) -> Result<()> {
         let context = self.context_len();
-        if ids.is_empty() || ids.len() + more > context {
+        if ids.is_empty() {
+            return Err(Error::InvalidInput("no tokens to read".into()));
+        }
+        if ids.len() + more > context {
             return Err(Error::InvalidInput(format!(
-                "1..={context} tokens (prompt and continuation) are needed, got {} + {more}",
+                "the input is {} tokens; with {more} more to generate it exceeds the model's context of {context}",
                 ids.len()
             )));
         }
@@ -317,14 +320,7 @@ impl LanguageModel for GgufModel {
         validate_messages(messages)?;
         let prompt = self.render(messages)?;
         let ids = self.encode(&prompt)?;
-        if ids.len() + sampling.max_tokens > self.context_len() {
-            return Err(Error::InvalidInput(format!(
-                "the conversation is {} tokens; with max_tokens {} it exceeds the context of {}",
-                ids.len(),
-                sampling.max_tokens,
-                self.context_len()
-            )));
-        }
+        self.check_ids(&ids, sampling.max_tokens)?;
         let kind = match (sampling.temperature, sampling.top_k, sampling.top_p) {
             (0.0, _, _) => CandleSampling::ArgMax,
             (t, None, None) => CandleSampling::All { temperature: t.into() },

@@ -26,12 +26,6 @@ pub struct LanguageModel {
     inner: Arc<dyn zipp_core::lm::LanguageModel>,
 }
 
-/// A spec, messages or sampling from Python: a `str` is itself a JSON string value (a name),
-/// anything else goes through `json.dumps`.
-fn to_json(value: &Bound<'_, PyAny>) -> PyResult<String> {
-    dumps(value)
-}
-
 /// Messages: a list of `{"role", "content"}` dicts, or one string (a single user message).
 fn messages(value: &Bound<'_, PyAny>) -> PyResult<Vec<Message>> {
     if value.is_instance_of::<PyString>() {
@@ -39,11 +33,11 @@ fn messages(value: &Bound<'_, PyAny>) -> PyResult<Vec<Message>> {
         zipp_core::lm::validate_messages(&m).map_err(to_py_err)?;
         return Ok(m);
     }
-    flm::messages_from_json(&to_json(value)?).map_err(|e| to_py_err(unlocated_text(e)))
+    flm::messages_from_json(&dumps(value)?).map_err(|e| to_py_err(unlocated_text(e)))
 }
 
 fn sampling(value: Option<&Bound<'_, PyAny>>) -> PyResult<zipp_core::lm::Sampling> {
-    let json = value.map(to_json).transpose()?;
+    let json = value.map(dumps).transpose()?;
     flm::sampling_from_json(json.as_deref()).map_err(|e| to_py_err(unlocated_text(e)))
 }
 
@@ -59,7 +53,7 @@ impl LanguageModel {
     #[pyo3(signature = (spec = None, *, models = None))]
     fn new(py: Python<'_>, spec: Option<&Bound<'_, PyAny>>, models: Option<&Models>) -> PyResult<LanguageModel> {
         let spec = match spec {
-            Some(s) => LmSpec::from_json(&to_json(s)?).map_err(|e| to_py_err(unlocated_text(e)))?,
+            Some(s) => LmSpec::from_json(&dumps(s)?).map_err(|e| to_py_err(unlocated_text(e)))?,
             None => LmSpec::default(),
         };
         Ok(LanguageModel { inner: build_with(py, models, |m| spec.build(m))? })
@@ -219,9 +213,7 @@ impl Extractor {
     #[pyo3(signature = (spec = None, *, models = None))]
     fn new(py: Python<'_>, spec: Option<&Bound<'_, PyAny>>, models: Option<&Models>) -> PyResult<Extractor> {
         let spec = match spec {
-            Some(s) => {
-                zipp_factory::ExtractorSpec::from_json(&to_json(s)?).map_err(|e| to_py_err(unlocated_text(e)))?
-            }
+            Some(s) => zipp_factory::ExtractorSpec::from_json(&dumps(s)?).map_err(|e| to_py_err(unlocated_text(e)))?,
             None => zipp_factory::ExtractorSpec::default(),
         };
         Ok(Extractor { inner: build_with(py, models, |m| spec.build(m))? })
@@ -256,9 +248,7 @@ impl Verbalizer {
     #[pyo3(signature = (spec = None, *, models = None))]
     fn new(py: Python<'_>, spec: Option<&Bound<'_, PyAny>>, models: Option<&Models>) -> PyResult<Verbalizer> {
         let spec = match spec {
-            Some(s) => {
-                zipp_factory::VerbalizerSpec::from_json(&to_json(s)?).map_err(|e| to_py_err(unlocated_text(e)))?
-            }
+            Some(s) => zipp_factory::VerbalizerSpec::from_json(&dumps(s)?).map_err(|e| to_py_err(unlocated_text(e)))?,
             None => zipp_factory::VerbalizerSpec::default(),
         };
         Ok(Verbalizer { inner: build_with(py, models, |m| spec.build(m))? })
@@ -272,8 +262,7 @@ impl Verbalizer {
         py: Python<'py>,
         evidence: &Bound<'py, PyAny>,
     ) -> PyResult<(crate::persona::Persona, Bound<'py, PyAny>)> {
-        let json =
-            if evidence.is_instance_of::<PyString>() { evidence.extract::<String>()? } else { to_json(evidence)? };
+        let json = if evidence.is_instance_of::<PyString>() { evidence.extract::<String>()? } else { dumps(evidence)? };
         let evidence = flm::ActivityEvidence::from_json_str(&json).map_err(|e| to_py_err(unlocated_text(e)))?;
         let out = zipp_call(py, || self.inner.verbalize(&evidence))?;
         Ok((crate::persona::Persona::wrap(out.persona), to_python(py, &out.evidence)?))
