@@ -5,9 +5,12 @@
 //! negative prompts, ViPer embedding steering (SPEC §7), seeds, progress and cancellation,
 //! text-to-image and image-to-image. It consumes a [`zipp_core::Personalization`].
 //!
-//! Status: placeholder. The runner lands with the diffusion issue; today the crate only
-//! fixes its place in the workspace and its dependency direction.
+//! Status: being built (the image issue). Today: seeded CPU noise ([`noise`]) and the
+//! scheduler boundary ([`scheduler`]).
 #![forbid(unsafe_code)]
+
+pub mod noise;
+pub mod scheduler;
 
 /// Image sizes handed to a UNet must be multiples of this (the VAE downsamples by 8).
 pub const LATENT_SCALE: u32 = 8;

@@ -1,0 +1,223 @@
+//! Noise schedulers: DDIM, Euler-ancestral and UniPC, configured from a model's own
+//! `scheduler_config.json` (diffusers' format), stepped by index.
+//!
+//! Each is a reimplementation of the diffusers scheduler of the same name (the formulas of
+//! the papers, as diffusers configures them), checked against diffusers' own outputs
+//! (`tests/schedulers.rs`, fixtures from `benches/reference/`). Randomness (Euler-a's
+//! ancestral noise) comes from [`Noise`], never from the device.
+
+use candle_core::{Result, Tensor};
+use serde::Deserialize;
+
+use crate::noise::Noise;
+
+/// A scheduler set up for one generation of a fixed number of steps.
+///
+/// The pipeline calls, for `i` in `start..timesteps().len()`:
+/// `scale_model_input(x, i)` → UNet at `timesteps()[i]` → guidance → `step(eps, i, x, noise)`.
+pub trait Scheduler: Send {
+    /// The model timesteps of the inference steps, first (noisiest) to last.
+    fn timesteps(&self) -> &[f64];
+
+    /// Standard deviation of the initial noise (1 for DDIM/UniPC, σ_max-based for Euler).
+    fn init_noise_sigma(&self) -> f64;
+
+    /// Scales the sample before the UNet sees it at step `i` (identity except for Euler).
+    fn scale_model_input(&self, sample: &Tensor, i: usize) -> Result<Tensor>;
+
+    /// One denoising step from step `i`'s sample, given the (guided) model output.
+    fn step(&mut self, model_output: &Tensor, i: usize, sample: &Tensor, noise: &mut Noise) -> Result<Tensor>;
+
+    /// Noises a clean sample to the noise level of step `i` (image-to-image starts there).
+    fn add_noise(&self, original: &Tensor, noise: &Tensor, i: usize) -> Result<Tensor>;
+}
+
+/// The schedulers zipp implements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SchedulerKind {
+    Ddim,
+    EulerAncestral,
+    UniPc,
+}
+
+impl SchedulerKind {
+    /// The kind named by a diffusers `_class_name`, if zipp implements it.
+    pub fn from_class_name(name: &str) -> Option<SchedulerKind> {
+        match name {
+            "DDIMScheduler" => Some(SchedulerKind::Ddim),
+            "EulerAncestralDiscreteScheduler" => Some(SchedulerKind::EulerAncestral),
+            "UniPCMultistepScheduler" => Some(SchedulerKind::UniPc),
+            _ => None,
+        }
+    }
+
+    /// Parses `ddim`, `euler_a` (or `euler_ancestral`), `unipc`.
+    pub fn from_name(name: &str) -> Option<SchedulerKind> {
+        match name.to_ascii_lowercase().replace('-', "_").as_str() {
+            "ddim" => Some(SchedulerKind::Ddim),
+            "euler_a" | "euler_ancestral" => Some(SchedulerKind::EulerAncestral),
+            "unipc" | "uni_pc" => Some(SchedulerKind::UniPc),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            SchedulerKind::Ddim => "ddim",
+            SchedulerKind::EulerAncestral => "euler_a",
+            SchedulerKind::UniPc => "unipc",
+        }
+    }
+}
+
+/// What the model was trained to predict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Prediction {
+    Epsilon,
+    VPrediction,
+    Sample,
+}
+
+/// How β grows over the training timesteps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BetaSchedule {
+    Linear,
+    ScaledLinear,
+    #[serde(rename = "squaredcos_cap_v2")]
+    SquaredcosCapV2,
+}
+
+/// How inference timesteps are spread over the training ones (Lin et al. 2023, table 2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Spacing {
+    Leading,
+    Linspace,
+    Trailing,
+}
+
+/// A diffusers `scheduler_config.json`: the fields zipp's schedulers read, with diffusers'
+/// defaults for the ones a file leaves out. Unknown fields are ignored (configs carry many
+/// that only other schedulers use).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct SchedulerConfig {
+    #[serde(rename = "_class_name")]
+    pub class_name: String,
+    pub num_train_timesteps: usize,
+    pub beta_start: f64,
+    pub beta_end: f64,
+    pub beta_schedule: BetaSchedule,
+    pub prediction_type: Prediction,
+    pub timestep_spacing: Spacing,
+    pub steps_offset: usize,
+    /// DDIM: whether the final step's "previous" ᾱ is 1 (else ᾱ₀).
+    pub set_alpha_to_one: bool,
+    pub clip_sample: bool,
+    pub clip_sample_range: f64,
+    /// UniPC.
+    pub solver_order: usize,
+    pub lower_order_final: bool,
+    pub predict_x0: bool,
+    pub solver_type: String,
+    pub disable_corrector: Vec<usize>,
+    /// Zero terminal SNR rescaling (Lin et al. 2023).
+    pub rescale_betas_zero_snr: bool,
+    pub final_sigmas_type: String,
+    pub use_karras_sigmas: bool,
+}
+
+impl Default for SchedulerConfig {
+    fn default() -> Self {
+        // Stable Diffusion 1.x/2.x's training schedule.
+        SchedulerConfig {
+            class_name: "DDIMScheduler".into(),
+            num_train_timesteps: 1000,
+            beta_start: 0.00085,
+            beta_end: 0.012,
+            beta_schedule: BetaSchedule::ScaledLinear,
+            prediction_type: Prediction::Epsilon,
+            timestep_spacing: Spacing::Leading,
+            steps_offset: 1,
+            set_alpha_to_one: false,
+            clip_sample: false,
+            clip_sample_range: 1.0,
+            solver_order: 2,
+            lower_order_final: true,
+            predict_x0: true,
+            solver_type: "bh2".into(),
+            disable_corrector: Vec::new(),
+            rescale_betas_zero_snr: false,
+            final_sigmas_type: "zeros".into(),
+            use_karras_sigmas: false,
+        }
+    }
+}
+
+impl SchedulerConfig {
+    /// Parses a `scheduler_config.json`.
+    pub fn from_json(text: &str) -> std::result::Result<SchedulerConfig, serde_json::Error> {
+        serde_json::from_str(text)
+    }
+
+    /// The scheduler kind the file names, if zipp implements it.
+    pub fn kind(&self) -> Option<SchedulerKind> {
+        SchedulerKind::from_class_name(&self.class_name)
+    }
+
+    /// β for each training timestep.
+    pub fn betas(&self) -> Vec<f64> {
+        let n = self.num_train_timesteps;
+        let lin = |a: f64, b: f64, i: usize| if n == 1 { a } else { a + (b - a) * i as f64 / (n - 1) as f64 };
+        let mut betas: Vec<f64> = match self.beta_schedule {
+            BetaSchedule::Linear => (0..n).map(|i| lin(self.beta_start, self.beta_end, i)).collect(),
+            BetaSchedule::ScaledLinear => {
+                (0..n).map(|i| lin(self.beta_start.sqrt(), self.beta_end.sqrt(), i).powi(2)).collect()
+            }
+            BetaSchedule::SquaredcosCapV2 => {
+                let f = |t: f64| ((t + 0.008) / 1.008 * std::f64::consts::FRAC_PI_2).cos().powi(2);
+                (0..n).map(|i| (1.0 - f((i + 1) as f64 / n as f64) / f(i as f64 / n as f64)).min(0.999)).collect()
+            }
+        };
+        if self.rescale_betas_zero_snr {
+            rescale_zero_terminal_snr(&mut betas);
+        }
+        betas
+    }
+
+    /// ᾱ_t = Π (1 − β) for each training timestep.
+    pub fn alphas_cumprod(&self) -> Vec<f64> {
+        let mut acc = 1.0;
+        self.betas()
+            .into_iter()
+            .map(|b| {
+                acc *= 1.0 - b;
+                acc
+            })
+            .collect()
+    }
+}
+
+/// Rescales β so the last timestep has zero SNR (Lin et al. 2023, algorithm 1).
+fn rescale_zero_terminal_snr(betas: &mut [f64]) {
+    let mut acc = 1.0;
+    let mut sqrt_ab: Vec<f64> = betas
+        .iter()
+        .map(|b| {
+            acc *= 1.0 - b;
+            f64::sqrt(acc)
+        })
+        .collect();
+    let (first, last) = (sqrt_ab[0], sqrt_ab[sqrt_ab.len() - 1]);
+    for v in &mut sqrt_ab {
+        *v = (*v - last) * first / (first - last);
+    }
+    let ab: Vec<f64> = sqrt_ab.iter().map(|v| v * v).collect();
+    for i in 0..betas.len() {
+        let alpha = if i == 0 { ab[0] } else { ab[i] / ab[i - 1] };
+        betas[i] = 1.0 - alpha;
+    }
+}
