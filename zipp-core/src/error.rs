@@ -112,6 +112,11 @@ pub enum Error {
     /// never contains an API key.
     #[error("remote model server {url}: {message}")]
     Remote { url: String, status: Option<u16>, message: String },
+
+    /// The caller cancelled a long computation (an image generation) before it finished; no
+    /// result was produced.
+    #[error("cancelled: {0}")]
+    Cancelled(String),
 }
 
 /// The kind of an [`Error`]: a stable name (`"schema"`) and a stable numeric code (3).
@@ -134,6 +139,7 @@ pub enum ErrorKind {
     Compute = 8,
     Internal = 11,
     Remote = 12,
+    Cancelled = 13,
 }
 
 impl ErrorKind {
@@ -149,6 +155,7 @@ impl ErrorKind {
         ErrorKind::Compute,
         ErrorKind::Internal,
         ErrorKind::Remote,
+        ErrorKind::Cancelled,
     ];
 
     /// The stable numeric code (the C status).
@@ -170,6 +177,7 @@ impl ErrorKind {
             ErrorKind::Compute => "compute",
             ErrorKind::Internal => "internal",
             ErrorKind::Remote => "remote",
+            ErrorKind::Cancelled => "cancelled",
         }
     }
 
@@ -190,6 +198,7 @@ impl ErrorKind {
             ErrorKind::Remote => {
                 "a remote model server could not be reached, timed out, refused the request or answered garbage"
             }
+            ErrorKind::Cancelled => "the caller cancelled the computation before it finished",
         }
     }
 
@@ -246,6 +255,7 @@ impl Error {
             Error::Compute(_) => ErrorKind::Compute,
             Error::Internal(_) => ErrorKind::Internal,
             Error::Remote { .. } => ErrorKind::Remote,
+            Error::Cancelled(_) => ErrorKind::Cancelled,
         }
     }
 

@@ -33,6 +33,7 @@
 
 pub mod embed;
 pub mod error;
+pub mod image;
 pub mod json;
 pub mod lm;
 pub mod models;

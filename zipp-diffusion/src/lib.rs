@@ -5,12 +5,40 @@
 //! negative prompts, ViPer embedding steering (SPEC §7), seeds, progress and cancellation,
 //! text-to-image and image-to-image. It consumes a [`zipp_core::Personalization`].
 //!
-//! Status: being built (the image issue). Today: seeded CPU noise ([`noise`]) and the
-//! scheduler boundary ([`scheduler`]).
-#![forbid(unsafe_code)]
+//! - [`StableDiffusion`] loads SD 1.x / 2.x / SD-Turbo models from a diffusers-layout
+//!   directory, a Hugging Face cache entry or a single-file checkpoint ([`model`]) and
+//!   implements [`zipp_core::image::ImageGenerator`] ([`pipeline`]).
+//! - [`scheduler`]: DDIM, Euler-ancestral and UniPC, configured from the model's own
+//!   `scheduler_config.json`; [`noise`]: seeded noise drawn on the CPU.
+//! - [`clip`] (CLIP text transformer), [`vae`], [`unet`]: the networks, on candle.
+//! - [`weights`], [`ldm`]: safetensors loading under diffusers' names, single-file renaming.
+//!
+//! SDXL is not supported yet (it needs the UNet's added text/time conditioning).
+// The only unsafe code is the memory map of weight files (weights.rs), with its SAFETY note.
+#![deny(unsafe_code)]
 
+pub mod clip;
+pub mod ldm;
+pub mod model;
 pub mod noise;
+pub mod pipeline;
 pub mod scheduler;
+pub mod unet;
+pub mod vae;
+pub mod weights;
+
+pub use model::LoadOptions;
+
+/// A candle error's message without the backtrace candle appends when `RUST_BACKTRACE` is
+/// set (zipp's errors say what went wrong, not where in candle).
+pub fn candle_message(e: &candle_core::Error) -> String {
+    let s = e.to_string();
+    match s.find("\n   0: ") {
+        Some(i) => s[..i].trim_end().to_string(),
+        None => s,
+    }
+}
+pub use pipeline::StableDiffusion;
 
 /// Image sizes handed to a UNet must be multiples of this (the VAE downsamples by 8).
 pub const LATENT_SCALE: u32 = 8;

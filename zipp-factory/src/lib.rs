@@ -31,6 +31,8 @@
 #![forbid(unsafe_code)]
 
 mod eval;
+pub mod image;
+pub mod job;
 pub mod lm;
 mod models;
 pub mod shared;

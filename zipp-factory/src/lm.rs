@@ -10,15 +10,14 @@
 //! that asked (Python with the GIL, C on the caller's thread), poll for interruption
 //! (Ctrl-C, a C flag) between pieces, and cancel. [`generate`] is the blocking form.
 
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use zipp_core::error::{Error, Result};
 use zipp_core::lm::{Cancel, Generation, LanguageModel, Message, Sampling};
 
+use crate::job::{Job, Polled};
 use crate::models::{KernelName, Models};
 
 pub use zipp_lm::extract::{Extraction, Extractor};
@@ -239,72 +238,41 @@ pub enum Step {
 /// One generation running on its own thread (module documentation). Dropping it cancels the
 /// generation and waits for the thread.
 #[derive(Debug)]
-pub struct Stream {
-    pieces: Receiver<String>,
-    cancel: Cancel,
-    worker: Option<JoinHandle<Result<Generation>>>,
-}
+pub struct Stream(Job<String, Generation>);
 
 impl Stream {
     /// Starts generating. Messages and sampling are validated before the thread starts.
     pub fn start(model: Arc<dyn LanguageModel>, messages: Vec<Message>, sampling: Sampling) -> Result<Stream> {
         zipp_core::lm::validate_messages(&messages)?;
         sampling.validate()?;
-        let (tx, pieces) = mpsc::channel();
-        let cancel = Cancel::new();
-        let c = cancel.clone();
-        let worker = std::thread::Builder::new()
-            .name("zipp-generate".into())
-            .spawn(move || {
-                let _inside = zipp_core::runtime::enter();
-                model.generate(&messages, &sampling, &c, &mut |piece| {
-                    // The receiver only goes away when the stream is dropped, which cancels.
-                    let _ = tx.send(piece.to_string());
-                })
-            })
-            .map_err(|e| Error::Internal(format!("cannot start the generation thread: {e}")))?;
-        Ok(Stream { pieces, cancel, worker: Some(worker) })
+        Job::start("zipp-generate", move |cancel, emit| {
+            model.generate(&messages, &sampling, cancel, &mut |piece| emit(piece.to_string()))
+        })
+        .map(Stream)
     }
 
     /// Waits up to `wait` for the next piece.
     pub fn next(&mut self, wait: Duration) -> Step {
-        match self.pieces.recv_timeout(wait) {
-            Ok(piece) => Step::Text(piece),
-            Err(RecvTimeoutError::Timeout) => Step::Pending,
-            Err(RecvTimeoutError::Disconnected) => Step::Done(self.join()),
+        match self.0.next(wait) {
+            Polled::Event(piece) => Step::Text(piece),
+            Polled::Pending => Step::Pending,
+            Polled::Done(r) => Step::Done(r),
         }
     }
 
     /// Asks the generation to stop; it ends with `Finish::Cancelled` at its next token.
     pub fn cancel(&self) {
-        self.cancel.cancel();
+        self.0.cancel();
     }
 
     /// The generation's cancellation flag (to cancel from another thread while this stream
     /// is borrowed).
     pub fn cancel_handle(&self) -> Cancel {
-        self.cancel.clone()
-    }
-
-    fn join(&mut self) -> Result<Generation> {
-        match self.worker.take() {
-            Some(w) => w.join().unwrap_or_else(|p| Err(Error::Internal(zipp_core::error::panic_message(&*p)))),
-            None => Err(Error::InvalidInput("this generation has already ended".into())),
-        }
+        self.0.cancel_handle()
     }
 }
 
-impl Drop for Stream {
-    fn drop(&mut self) {
-        self.cancel.cancel();
-        if let Some(w) = self.worker.take() {
-            let _ = w.join();
-        }
-    }
-}
-
-/// How often [`generate`] polls `interrupted` while no text arrives.
-pub const POLL: Duration = Duration::from_millis(20);
+pub use crate::job::POLL;
 
 /// Generates on a worker thread and calls `on_text(piece)` for each piece on *this* thread;
 /// `on_text` returning `false`, or `interrupted()` returning `true` (polled every
@@ -316,27 +284,10 @@ pub fn generate(
     messages: Vec<Message>,
     sampling: Sampling,
     mut on_text: impl FnMut(&str) -> bool,
-    mut interrupted: impl FnMut() -> bool,
+    interrupted: impl FnMut() -> bool,
 ) -> Result<Generation> {
-    let mut stream = Stream::start(model, messages, sampling)?;
-    let mut cancelled = false;
-    loop {
-        match stream.next(POLL) {
-            Step::Text(piece) => {
-                if !cancelled && !on_text(&piece) {
-                    cancelled = true;
-                    stream.cancel();
-                }
-            }
-            Step::Pending => {
-                if !cancelled && interrupted() {
-                    cancelled = true;
-                    stream.cancel();
-                }
-            }
-            Step::Done(result) => return result,
-        }
-    }
+    let Stream(job) = Stream::start(model, messages, sampling)?;
+    crate::job::drive(job, |piece: String| on_text(&piece), interrupted)
 }
 
 #[cfg(test)]

@@ -295,17 +295,66 @@ impl ClipTokenizer {
         flate2::read::MultiGzDecoder::new(gz)
             .read_to_string(&mut text)
             .map_err(|e| invalid(format!("not gzip-compressed UTF-8 text ({e})")))?;
+        Self::parse_merges(&text, origin, true)
+    }
 
-        // Line 0 is a version header; open_clip reads the next NUM_MERGES lines.
+    /// Loads a Hugging Face CLIP tokenizer's `merges.txt` (a diffusers model's
+    /// `tokenizer/merges.txt`): the same merge list as open_clip's file, uncompressed. The
+    /// real CLIP file gives the same ids as [`ClipTokenizer::load_default`]; a shorter list
+    /// (a test model's) gives a smaller vocabulary built by the same rule.
+    pub fn from_merges_file(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let text = match std::fs::read(path) {
+            Ok(bytes) => String::from_utf8(bytes).map_err(|_| Error::ModelInvalid {
+                model: MODEL.into(),
+                path: path.to_path_buf(),
+                message: "merges.txt is not UTF-8".into(),
+                hint: "point at a CLIP tokenizer's merges.txt".into(),
+            })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Error::ModelNotFound {
+                    model: MODEL.into(),
+                    path: path.to_path_buf(),
+                    hint: "no merges.txt there; a diffusers model keeps it in tokenizer/".into(),
+                })
+            }
+            Err(e) => return Err(Error::io(path, e)),
+        };
+        Self::parse_merges(&text, path, false)
+    }
+
+    /// The id of a vocabulary entry written as Hugging Face writes it (`"!"`, `"cat</w>"`,
+    /// `"<|endoftext|>"`), if it exists.
+    pub fn token_id(&self, symbol: &str) -> Option<u32> {
+        match symbol {
+            "<|startoftext|>" | START_OF_TEXT => return Some(self.sot_id),
+            "<|endoftext|>" | END_OF_TEXT => return Some(self.eot_id),
+            _ => {}
+        }
+        self.decoder.iter().position(|s| s.as_deref() == Some(symbol)).map(|i| i as u32)
+    }
+
+    fn parse_merges(text: &str, origin: &Path, full: bool) -> Result<Self> {
+        let invalid = |message: String| Error::ModelInvalid {
+            model: MODEL.into(),
+            path: origin.to_path_buf(),
+            message,
+            hint: format!("re-provision it ({PROVISION_HINT}) or point at an intact CLIP merge list"),
+        };
+        // Line 0 is a version header; open_clip reads the next NUM_MERGES lines (a
+        // merges.txt holds exactly those, maybe with a final newline).
         let mut merges = Vec::with_capacity(NUM_MERGES);
         for (n, line) in text.split('\n').enumerate().skip(1).take(NUM_MERGES) {
+            if !full && line.trim().is_empty() {
+                break;
+            }
             let mut parts = line.split(py_isspace).filter(|p| !p.is_empty());
             match (parts.next(), parts.next(), parts.next()) {
                 (Some(a), Some(b), None) => merges.push((a, b)),
                 _ => return Err(invalid(format!("line {} is not a merge of two symbols: {line:?}", n + 1))),
             }
         }
-        if merges.len() < NUM_MERGES {
+        if merges.is_empty() || (full && merges.len() < NUM_MERGES) {
             return Err(invalid(format!("it holds {} merges where CLIP's vocabulary has {NUM_MERGES}", merges.len())));
         }
 

@@ -221,3 +221,4 @@ fn rescale_zero_terminal_snr(betas: &mut [f64]) {
         betas[i] = 1.0 - alpha;
     }
 }
+

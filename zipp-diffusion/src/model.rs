@@ -1,0 +1,411 @@
+//! Finding and loading a Stable Diffusion model: a diffusers-layout directory, a Hugging
+//! Face cache entry, or a single-file checkpoint.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use candle_core::{DType, Device};
+use serde::de::DeserializeOwned;
+use zipp_core::tokenize::ClipTokenizer;
+use zipp_core::{Error, Result};
+
+use crate::clip::{ClipText, ClipTextConfig};
+use crate::ldm::{self, TextLayout};
+use crate::scheduler::{Prediction, SchedulerConfig, SchedulerKind, Spacing};
+use crate::unet::{PerBlock, Unet, UnetConfig};
+use crate::vae::{Vae, VaeConfig};
+use crate::weights::{component_files, Files, Weights};
+
+const MODEL: &str = "stable-diffusion";
+
+/// How to load a model.
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    pub device: Device,
+    /// F32 everywhere on the CPU; F16 is for GPUs.
+    pub dtype: DType,
+    /// Attention slicing: compute attention this many heads at a time (memory for speed).
+    pub sliced_attention: Option<usize>,
+    /// Treat the model as a Turbo (1–4 steps, no guidance); detected from its scheduler
+    /// config when unset.
+    pub turbo: Option<bool>,
+    /// For a single-file checkpoint: a diffusers-layout directory whose `unet/`, `vae/`,
+    /// `text_encoder/`, `scheduler/` configs (and `tokenizer/`) describe it. Without one,
+    /// zipp's built-in SD 1.x / 2.x configurations are used, chosen from the checkpoint.
+    pub config_dir: Option<PathBuf>,
+    /// For SD 2.x single files without `config_dir`: the 768-px 2.x models predict `v`, the
+    /// 512-px "base" ones `epsilon`; the weights cannot tell. Default `v_prediction`.
+    pub prediction: Option<Prediction>,
+    /// Load the VAE encoder (needed for image-to-image only).
+    pub with_encoder: bool,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions {
+            device: Device::Cpu,
+            dtype: DType::F32,
+            sliced_attention: None,
+            turbo: None,
+            config_dir: None,
+            prediction: None,
+            with_encoder: true,
+        }
+    }
+}
+
+/// A loaded SD 1.x / 2.x / Turbo model.
+pub struct Components {
+    pub id: String,
+    pub tokenizer: Arc<ClipTokenizer>,
+    pub pad_id: u32,
+    pub text: ClipText,
+    pub unet: Unet,
+    pub unet_config: UnetConfig,
+    pub vae: Vae,
+    pub scheduler: SchedulerConfig,
+    pub turbo: bool,
+    pub device: Device,
+    pub dtype: DType,
+    /// The weight files, for the record.
+    pub files: Vec<PathBuf>,
+}
+
+fn invalid(path: &Path, message: impl Into<String>) -> Error {
+    Error::ModelInvalid {
+        model: MODEL.into(),
+        path: path.to_path_buf(),
+        message: message.into(),
+        hint: "point at a diffusers-layout directory (model_index.json, unet/, vae/, text_encoder/, tokenizer/, \
+               scheduler/), a Hugging Face cache entry, or a single-file .safetensors checkpoint"
+            .into(),
+    }
+}
+
+fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            invalid(path, "the file is missing")
+        } else {
+            Error::io(path, e)
+        }
+    })?;
+    serde_json::from_str(&text).map_err(|e| invalid(path, format!("not a valid config: {e}")))
+}
+
+/// Resolves a Hugging Face cache entry (`…/models--org--name`, or a repo id `org/name` looked
+/// up in `$HF_HUB_CACHE`, `$HF_HOME/hub` or `~/.cache/huggingface/hub`) to its snapshot
+/// directory; any other path is returned as it is.
+pub fn resolve_path(path: &Path) -> Result<PathBuf> {
+    if path.exists() {
+        if path.join("snapshots").is_dir() {
+            return snapshot(path);
+        }
+        return Ok(path.to_path_buf());
+    }
+    let s = path.to_string_lossy();
+    if s.split('/').count() == 2 && !s.starts_with('.') && !s.contains('\\') {
+        let caches: Vec<PathBuf> = [
+            std::env::var_os("HF_HUB_CACHE").map(PathBuf::from),
+            std::env::var_os("HF_HOME").map(|h| PathBuf::from(h).join("hub")),
+            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/huggingface/hub")),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        for c in &caches {
+            let entry = c.join(format!("models--{}", s.replace('/', "--")));
+            if entry.join("snapshots").is_dir() {
+                return snapshot(&entry);
+            }
+        }
+        return Err(Error::ModelNotFound {
+            model: MODEL.into(),
+            path: path.to_path_buf(),
+            hint: format!(
+                "not a path, and no Hugging Face cache entry for {s} in {} (zipp never downloads: fetch it with \
+                 huggingface-cli download {s}, or pass the directory)",
+                caches.iter().map(|c| c.display().to_string()).collect::<Vec<_>>().join(", ")
+            ),
+        });
+    }
+    Err(Error::ModelNotFound {
+        model: MODEL.into(),
+        path: path.to_path_buf(),
+        hint: "no such file or directory".into(),
+    })
+}
+
+fn snapshot(entry: &Path) -> Result<PathBuf> {
+    if let Ok(r) = std::fs::read_to_string(entry.join("refs/main")) {
+        let p = entry.join("snapshots").join(r.trim());
+        if p.is_dir() {
+            return Ok(p);
+        }
+    }
+    let mut snaps: Vec<PathBuf> = std::fs::read_dir(entry.join("snapshots"))
+        .map_err(|e| Error::io(entry, e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_dir())
+        .collect();
+    snaps.sort();
+    match snaps.len() {
+        1 => Ok(snaps.remove(0)),
+        0 => Err(invalid(entry, "the cache entry has no snapshot")),
+        n => Err(invalid(entry, format!("{n} snapshots and no refs/main: pass the snapshot directory you mean"))),
+    }
+}
+
+/// What the loader reads a model's parts from.
+struct Layout {
+    unet: Weights,
+    vae: Weights,
+    text: Weights,
+    unet_config: UnetConfig,
+    vae_config: VaeConfig,
+    text_config: ClipTextConfig,
+    scheduler: SchedulerConfig,
+    tokenizer_dir: Option<PathBuf>,
+    /// Default pad token when the tokenizer files do not say.
+    default_pad: &'static str,
+    files: Vec<PathBuf>,
+}
+
+fn open_files(paths: &[PathBuf], at: &Path) -> Result<Arc<Files>> {
+    Files::open(paths).map(Arc::new).map_err(|e| invalid(at, format!("not a readable safetensors file: {e}")))
+}
+
+fn diffusers_layout(dir: &Path) -> Result<Layout> {
+    if !dir.join("model_index.json").is_file() {
+        return Err(invalid(dir, "no model_index.json: not a diffusers-layout directory"));
+    }
+    let index: serde_json::Value = read_json(&dir.join("model_index.json"))?;
+    if index.get("text_encoder_2").is_some_and(|v| !v.is_null()) {
+        return Err(invalid(
+            dir,
+            "a two-text-encoder (SDXL) pipeline: SDXL is not supported yet (SD 1.x, 2.x and SD-Turbo are)",
+        ));
+    }
+    let part = |name: &str, stem: &str| -> Result<(Weights, Vec<PathBuf>)> {
+        let d = dir.join(name);
+        let paths = component_files(&d, stem).map_err(|m| invalid(&d, m))?;
+        let files = open_files(&paths, &d)?;
+        Ok((Weights::identity(files, name), paths))
+    };
+    let (unet, f1) = part("unet", "diffusion_pytorch_model")?;
+    let (vae, f2) = part("vae", "diffusion_pytorch_model")?;
+    let (text, f3) = part("text_encoder", "model")?;
+    let scheduler_path = dir.join("scheduler/scheduler_config.json");
+    let scheduler = if scheduler_path.is_file() { read_json(&scheduler_path)? } else { SchedulerConfig::default() };
+    Ok(Layout {
+        unet,
+        vae,
+        text,
+        unet_config: read_json(&dir.join("unet/config.json"))?,
+        vae_config: read_json(&dir.join("vae/config.json"))?,
+        text_config: read_json(&dir.join("text_encoder/config.json"))?,
+        scheduler,
+        tokenizer_dir: Some(dir.join("tokenizer")).filter(|d| d.is_dir()),
+        default_pad: "<|endoftext|>",
+        files: [f1, f2, f3].concat(),
+    })
+}
+
+/// zipp's built-in SD 2.x configuration (stabilityai/stable-diffusion-2-1).
+fn sd2_configs(prediction: Prediction) -> (UnetConfig, ClipTextConfig, SchedulerConfig) {
+    let unet = UnetConfig {
+        attention_head_dim: PerBlock::Each(vec![5, 10, 20, 20]),
+        cross_attention_dim: 1024,
+        use_linear_projection: true,
+        upcast_attention: true,
+        sample_size: 96,
+        ..UnetConfig::default()
+    };
+    let text = ClipTextConfig {
+        hidden_size: 1024,
+        intermediate_size: 4096,
+        num_hidden_layers: 23,
+        num_attention_heads: 16,
+        hidden_act: "gelu".into(),
+        projection_dim: 512,
+        ..ClipTextConfig::default()
+    };
+    let scheduler = SchedulerConfig { prediction_type: prediction, ..SchedulerConfig::default() };
+    (unet, text, scheduler)
+}
+
+fn single_file(path: &Path, opts: &LoadOptions) -> Result<Layout> {
+    let files = open_files(&[path.to_path_buf()], path)?;
+    let names = files.names();
+    if !ldm::is_checkpoint(&names) {
+        return Err(invalid(path, "no model.diffusion_model.* tensors: not a Stable Diffusion checkpoint"));
+    }
+    if names.iter().any(|n| n.starts_with("conditioner.embedders.")) {
+        return Err(invalid(path, "an SDXL checkpoint: SDXL is not supported yet (SD 1.x, 2.x and SD-Turbo are)"));
+    }
+    let layout = ldm::text_layout(&names)
+        .ok_or_else(|| invalid(path, "no text encoder (cond_stage_model.*) in the checkpoint"))?;
+    let (unet_config, vae_config, text_config, scheduler, tokenizer_dir) = match &opts.config_dir {
+        Some(dir) => {
+            let scheduler_path = dir.join("scheduler/scheduler_config.json");
+            (
+                read_json(&dir.join("unet/config.json"))?,
+                read_json(&dir.join("vae/config.json"))?,
+                read_json(&dir.join("text_encoder/config.json"))?,
+                if scheduler_path.is_file() { read_json(&scheduler_path)? } else { SchedulerConfig::default() },
+                Some(dir.join("tokenizer")).filter(|d| d.is_dir()),
+            )
+        }
+        None => match layout {
+            TextLayout::OpenAi => {
+                (UnetConfig::default(), VaeConfig::default(), ClipTextConfig::default(), SchedulerConfig::default(), None)
+            }
+            TextLayout::OpenClip => {
+                let (u, t, s) = sd2_configs(opts.prediction.unwrap_or(Prediction::VPrediction));
+                (u, VaeConfig::default(), t, s, None)
+            }
+        },
+    };
+    let unet = Weights::with_table(files.clone(), ldm::unet_table(&names, unet_config.layers_per_block), "unet");
+    let vae = Weights::with_table(files.clone(), ldm::vae_table(&names, vae_config.block_out_channels.len()), "vae");
+    let text = Weights::with_table(files, ldm::text_table(&names, layout, text_config.hidden_size), "text encoder");
+    Ok(Layout {
+        unet,
+        vae,
+        text,
+        unet_config,
+        vae_config,
+        text_config,
+        scheduler,
+        tokenizer_dir,
+        default_pad: if layout == TextLayout::OpenClip { "!" } else { "<|endoftext|>" },
+        files: vec![path.to_path_buf()],
+    })
+}
+
+/// The pad token a tokenizer directory names (`special_tokens_map.json` or
+/// `tokenizer_config.json`, a string or `{"content": …}`).
+fn pad_token(dir: &Path) -> Option<String> {
+    for f in ["special_tokens_map.json", "tokenizer_config.json"] {
+        let Ok(text) = std::fs::read_to_string(dir.join(f)) else { continue };
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) else { continue };
+        match v.get("pad_token") {
+            Some(serde_json::Value::String(s)) => return Some(s.clone()),
+            Some(o) => {
+                if let Some(s) = o.get("content").and_then(|c| c.as_str()) {
+                    return Some(s.to_string());
+                }
+            }
+            None => {}
+        }
+    }
+    None
+}
+
+/// A short fingerprint of the weight files (names, sizes, modification times).
+fn fingerprint(files: &[PathBuf]) -> String {
+    let mut h = 0xcbf2_9ce4_8422_2325u64;
+    for f in files {
+        let meta = std::fs::metadata(f).ok();
+        let size = meta.as_ref().map_or(0, |m| m.len());
+        let mtime = meta
+            .and_then(|m| m.modified().ok())
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_secs());
+        h = zipp_core::rng::fnv1a(format!("{h}:{}:{size}:{mtime}", f.display()).as_bytes());
+    }
+    format!("{h:016x}")
+}
+
+impl Components {
+    /// Loads a model from `path` (see [`resolve_path`]).
+    pub fn load(path: &Path, opts: &LoadOptions) -> Result<Components> {
+        let path = resolve_path(path)?;
+        let layout = if path.is_file() {
+            if path.extension().and_then(|e| e.to_str()) != Some("safetensors") {
+                return Err(invalid(&path, "single-file checkpoints must be .safetensors (pickled .ckpt files can run code)"));
+            }
+            single_file(&path, opts)?
+        } else {
+            diffusers_layout(&path)?
+        };
+        let Layout {
+            unet,
+            vae,
+            text,
+            unet_config,
+            vae_config,
+            text_config,
+            scheduler,
+            tokenizer_dir,
+            default_pad,
+            files,
+        } = layout;
+
+        let tokenizer = match &tokenizer_dir {
+            Some(d) => ClipTokenizer::from_merges_file(d.join("merges.txt"))?,
+            None => ClipTokenizer::load_default()?,
+        };
+        let pad = tokenizer_dir.as_deref().and_then(pad_token).unwrap_or_else(|| default_pad.to_string());
+        let pad_id = tokenizer
+            .token_id(&pad)
+            .ok_or_else(|| invalid(&path, format!("the pad token {pad:?} is not in the tokenizer's vocabulary")))?;
+        if tokenizer.vocab_size() > text_config.vocab_size {
+            return Err(invalid(
+                &path,
+                format!(
+                    "the tokenizer has {} ids but the text encoder only {}: they do not belong together",
+                    tokenizer.vocab_size(),
+                    text_config.vocab_size
+                ),
+            ));
+        }
+        text_config.validate().map_err(|m| invalid(&path, format!("text encoder config: {m}")))?;
+        vae_config.validate().map_err(|m| invalid(&path, format!("vae config: {m}")))?;
+        unet_config.levels().map_err(|m| invalid(&path, format!("unet config: {m}")))?;
+        if unet_config.text_time() {
+            return Err(invalid(&path, "an SDXL UNet (text_time conditioning): SDXL pipelines are not supported yet"));
+        }
+        if unet_config.cross_attention_dim != text_config.hidden_size {
+            return Err(invalid(
+                &path,
+                format!(
+                    "the UNet attends to {}-wide text states but the text encoder makes {}",
+                    unet_config.cross_attention_dim, text_config.hidden_size
+                ),
+            ));
+        }
+        if scheduler.num_train_timesteps == 0 || !(scheduler.beta_start > 0.0 && scheduler.beta_end < 1.0) {
+            return Err(invalid(&path, "scheduler config: implausible training schedule"));
+        }
+
+        let (dev, dt) = (&opts.device, opts.dtype);
+        let load_err = |what: &str, e: candle_core::Error| invalid(&path, format!("{what}: {}", crate::candle_message(&e)));
+        let text_model = zipp_core::runtime::compute(dev, || ClipText::new(text.var_builder(dt, dev), text_config))
+            .map_err(|e| load_err("text encoder", e))?;
+        let unet_model =
+            zipp_core::runtime::compute(dev, || Unet::new(unet.var_builder(dt, dev), unet_config.clone(), opts.sliced_attention))
+                .map_err(|e| load_err("unet", e))?;
+        let vae_model =
+            zipp_core::runtime::compute(dev, || Vae::new(vae.var_builder(dt, dev), vae_config, opts.with_encoder))
+                .map_err(|e| load_err("vae", e))?;
+        let turbo = opts.turbo.unwrap_or(
+            scheduler.kind() == Some(SchedulerKind::EulerAncestral) && scheduler.timestep_spacing == Spacing::Trailing,
+        );
+        let id = format!("sd:{}:{}", if turbo { "turbo" } else { "base" }, fingerprint(&files));
+        Ok(Components {
+            id,
+            tokenizer: Arc::new(tokenizer),
+            pad_id,
+            text: text_model,
+            unet: unet_model,
+            unet_config,
+            vae: vae_model,
+            scheduler,
+            turbo,
+            device: opts.device.clone(),
+            dtype: opts.dtype,
+            files,
+        })
+    }
+}

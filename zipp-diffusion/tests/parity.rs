@@ -1,0 +1,222 @@
+//! zipp-diffusion against diffusers on identical random weights: text encoder, UNet, VAE,
+//! and whole pipelines (text-to-image, image-to-image, ViPer steering), from the diffusers
+//! layout and from a single-file checkpoint.
+//!
+//! References: `tests/fixtures/reference.{json,safetensors}`, written by
+//! `/tmp/diffref/v/bin/python benches/reference/diffusion_reference.py --out
+//! zipp-diffusion/tests/fixtures` (diffusers 0.42.1, transformers 5.24.0, torch 2.15.0 CPU,
+//! float32). Tolerances are the ones the fixture README derives from diffusers' own
+//! run-to-run and thread-count variation.
+
+mod common;
+
+use std::sync::OnceLock;
+
+use candle_core::{DType, Device, Tensor};
+use common::*;
+use zipp_core::image::{ImageGenerator, ImageRequest, InitImage, Image};
+use zipp_core::lm::Cancel;
+use zipp_core::personalize::Steering;
+use zipp_diffusion::noise::Noise;
+use zipp_diffusion::{LoadOptions, StableDiffusion};
+
+fn load(name: &str) -> StableDiffusion {
+    StableDiffusion::load(fixtures().join(name), &LoadOptions::default()).unwrap()
+}
+
+fn sd() -> &'static StableDiffusion {
+    static M: OnceLock<StableDiffusion> = OnceLock::new();
+    M.get_or_init(|| load("tiny-sd"))
+}
+
+fn sd2() -> &'static StableDiffusion {
+    static M: OnceLock<StableDiffusion> = OnceLock::new();
+    M.get_or_init(|| load("tiny-sd2"))
+}
+
+fn single_file() -> &'static StableDiffusion {
+    static M: OnceLock<StableDiffusion> = OnceLock::new();
+    M.get_or_init(|| {
+        let opts = LoadOptions { config_dir: Some(fixtures().join("tiny-sd")), ..Default::default() };
+        StableDiffusion::load(fixtures().join("tiny-sd.safetensors"), &opts).unwrap()
+    })
+}
+
+const KEYS: [&str; 4] = ["prompt", "negative", "liked", "disliked"];
+
+fn text_of(key: &str) -> String {
+    meta()["prompts"][key].as_str().unwrap().to_string()
+}
+
+#[test]
+fn tokenizer_ids_match_transformers() {
+    for (m, model) in [(sd(), "sd"), (sd2(), "sd2")] {
+        for key in KEYS {
+            let (w, _) = m.windows(&text_of(key), 1);
+            assert_eq!(w, vec![ids(model, key)], "{model} {key}");
+        }
+        let (w, n) = m.windows(&text_of("long"), 1);
+        let want: Vec<Vec<u32>> = meta()[model]["long_chunk_ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c.as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect())
+            .collect();
+        assert_eq!(w, want, "{model} long prompt windows");
+        assert_eq!(n, meta()[model]["long_body_ids"].as_array().unwrap().len());
+    }
+}
+
+#[test]
+fn text_encoder_matches_transformers() {
+    for (m, p) in [(sd(), "sd"), (sd2(), "sd2"), (single_file(), "sd")] {
+        for key in KEYS {
+            let got = m.encode_windows(&[ids(p, key)]).unwrap();
+            assert_close(&format!("{p} text {key}"), &got, &r(&format!("{p}.text.{key}.last_hidden_state")), 1e-4);
+            let ids_t = Tensor::new(vec![ids(p, key)], &Device::Cpu).unwrap();
+            let pooled = m.components().text.forward(&ids_t).unwrap().pooled;
+            assert_close(&format!("{p} pooled {key}"), &pooled, &r(&format!("{p}.text.{key}.pooler_output")), 1e-4);
+        }
+        let (w, _) = m.windows(&text_of("long"), 1);
+        let got = m.encode_windows(&w).unwrap();
+        assert_close(&format!("{p} long chunked"), &got, &r(&format!("{p}.text.long_chunked.last_hidden_state")), 1e-4);
+    }
+}
+
+#[test]
+fn unet_matches_diffusers() {
+    for (m, p) in [(sd(), "sd"), (sd2(), "sd2"), (single_file(), "sd")] {
+        let ctx = Tensor::cat(
+            &[r(&format!("{p}.text.negative.last_hidden_state")), r(&format!("{p}.text.prompt.last_hidden_state"))],
+            0,
+        )
+        .unwrap();
+        let x = r(&format!("{p}.unet.sample"));
+        for t in [999, 500, 1] {
+            let got = zipp_core::runtime::compute(&Device::Cpu, || m.components().unet.forward(&x, t as f64, &ctx, None))
+                .unwrap();
+            assert_close(&format!("{p} unet t={t}"), &got, &r(&format!("{p}.unet.out_t{t}")), 1e-4);
+        }
+    }
+}
+
+#[test]
+fn vae_matches_diffusers() {
+    for (m, p) in [(sd(), "sd"), (single_file(), "sd")] {
+        let got = m.decode(&r(&format!("{p}.vae.latents"))).unwrap();
+        // `decode` undoes the scaling factor itself, as the pipeline does.
+        assert_close(&format!("{p} vae decode"), &got, &r(&format!("{p}.vae.decoded")), 2e-4);
+        let (mean, std) = m.components().vae.encode(&r(&format!("{p}.vae.image"))).unwrap();
+        assert_close(&format!("{p} vae mean"), &mean, &r(&format!("{p}.vae.encoded_mean")), 2e-4);
+        assert_close(&format!("{p} vae std"), &std, &r(&format!("{p}.vae.encoded_std")), 2e-4);
+    }
+}
+
+fn latents0() -> Vec<f32> {
+    r("pipe.latents0").flatten_all().unwrap().to_vec1().unwrap()
+}
+
+fn request(steps: u32, guidance: f32) -> ImageRequest {
+    ImageRequest {
+        negative_prompt: Some(text_of("negative")),
+        width: Some(64),
+        height: Some(64),
+        steps: Some(steps),
+        guidance: Some(guidance),
+        latents: Some(latents0()),
+        ..ImageRequest::new(text_of("prompt"))
+    }
+}
+
+/// The image as the reference's `[1, H, W, 3]` floats in [0, 1] → bytes the way diffusers'
+/// `numpy_to_pil` makes them.
+fn reference_bytes(name: &str) -> Vec<u8> {
+    let v: Vec<f32> = r(name).flatten_all().unwrap().to_vec1().unwrap();
+    v.iter().map(|x| (x * 255.0).round() as u8).collect()
+}
+
+fn assert_image(what: &str, got: &Image, want: &[u8]) {
+    let worst = got.rgb().iter().zip(want).map(|(a, b)| (*a as i32 - *b as i32).abs()).max().unwrap();
+    eprintln!("{what}: worst byte difference {worst}");
+    assert!(worst <= 1, "{what}: a byte differs by {worst}");
+}
+
+fn run(m: &StableDiffusion, req: &ImageRequest, noise: Vec<Tensor>) -> (Tensor, Image) {
+    let mut noise = Noise::replay(noise, &Device::Cpu);
+    let d = m.denoise(req, &mut noise, &Cancel::new(), &mut |_| {}).unwrap();
+    let out = m.generate_with_noise(req, &mut Noise::replay(vec![], &Device::Cpu), &Cancel::new(), &mut |_| {});
+    let _ = out;
+    let img = m.decode(&d.latents).unwrap();
+    let img = (img / 2.0).unwrap() + 0.5;
+    let img = img.unwrap().clamp(0f32, 1f32).unwrap().permute((0, 2, 3, 1)).unwrap();
+    let bytes: Vec<u8> =
+        img.flatten_all().unwrap().to_vec1::<f32>().unwrap().iter().map(|x| (x * 255.0).round() as u8).collect();
+    (d.latents, Image::new(64, 64, bytes).unwrap())
+}
+
+#[test]
+fn text_to_image_ddim_matches_diffusers() {
+    for (m, name, req) in [
+        (sd(), "sd_ddim", request(3, 7.5)),
+        (sd2(), "sd2_ddim", request(3, 7.5)),
+        (single_file(), "sd_ddim", request(3, 7.5)),
+    ] {
+        let (lat, img) = run(m, &req, vec![]);
+        assert_close(&format!("{name} latents"), &lat, &r(&format!("pipe.{name}.latents")), 1e-3);
+        assert_image(name, &img, &reference_bytes(&format!("pipe.{name}.image")));
+        // The public path gives the same image.
+        let out = m.generate(&req, &Cancel::new(), &mut |_| {}).unwrap();
+        assert_eq!(out.images[0], img);
+    }
+}
+
+#[test]
+fn image_to_image_matches_diffusers() {
+    let init: Vec<f32> = r("img2img.init_image").permute((0, 2, 3, 1)).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+    let bytes: Vec<u8> = init.iter().map(|x| (x * 255.0).round() as u8).collect();
+    let image = Image::new(64, 64, bytes).unwrap();
+    let req = ImageRequest {
+        init_image: Some(InitImage { image, strength: 0.6 }),
+        latents: None,
+        ..request(5, 7.5)
+    };
+    let (lat, img) = run(sd(), &req, vec![r("img2img.draw0"), r("img2img.draw1")]);
+    assert_close("img2img latents", &lat, &r("img2img.latents"), 1e-3);
+    assert_image("img2img", &img, &reference_bytes("img2img.image"));
+}
+
+fn viper_request(beta: f32) -> ImageRequest {
+    ImageRequest {
+        steering: Some(Steering {
+            // One attribute each, so the seeded shuffle cannot reorder the reference's text.
+            liked: vec![text_of("liked")],
+            disliked: vec![text_of("disliked")],
+            liked_strength: beta,
+            disliked_strength: beta,
+        }),
+        ..request(2, 5.0)
+    }
+}
+
+#[test]
+fn viper_steering_matches_the_formula_run_in_diffusers() {
+    let (lat, _) = run(sd(), &viper_request(0.85), vec![]);
+    assert_close("viper latents", &lat, &r("viper.latents"), 1e-3);
+    let (plain, _) = run(sd(), &viper_request(0.0), vec![]);
+    assert_close("viper beta=0", &plain, &r("viper.latents_beta0"), 1e-3);
+    let (cfg, _) = run(sd(), &request(2, 5.0), vec![]);
+    // β = 0 is the plain pipeline, bit for bit.
+    assert_eq!(max_diff(&plain, &cfg), 0.0);
+    assert!(max_diff(&lat, &plain) > 1e-2, "steering must change the result");
+}
+
+#[test]
+fn single_file_loads_the_same_weights() {
+    let a = sd().components();
+    let b = single_file().components();
+    let ids_t = Tensor::new(vec![ids("sd", "prompt")], &Device::Cpu).unwrap();
+    let ta = a.text.forward(&ids_t).unwrap().last_hidden;
+    let tb = b.text.forward(&ids_t).unwrap().last_hidden;
+    assert_eq!(max_diff(&ta, &tb), 0.0);
+    let _ = DType::F32;
+}
