@@ -99,9 +99,12 @@ pub enum Spacing {
     Trailing,
 }
 
-/// A diffusers `scheduler_config.json`: the fields zipp's schedulers read, with diffusers'
-/// defaults for the ones a file leaves out. Unknown fields are ignored (configs carry many
-/// that only other schedulers use).
+/// A diffusers `scheduler_config.json`: the fields zipp's schedulers read. Unknown fields are
+/// ignored (configs carry many that only other schedulers use).
+///
+/// Fields a file leaves out take Stable Diffusion 1.x/2.x's values (what SD's own files
+/// state), except `timestep_spacing`: a file without it (SD1.5's and SD2.1's predate the key)
+/// gets each scheduler's own diffusers default, see [`SchedulerConfig::spacing`].
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default)]
 pub struct SchedulerConfig {
@@ -112,7 +115,8 @@ pub struct SchedulerConfig {
     pub beta_end: f64,
     pub beta_schedule: BetaSchedule,
     pub prediction_type: Prediction,
-    pub timestep_spacing: Spacing,
+    /// `None` when the file doesn't say: then [`SchedulerConfig::spacing`] picks per scheduler.
+    pub timestep_spacing: Option<Spacing>,
     pub steps_offset: usize,
     /// DDIM: whether the final step's "previous" ᾱ is 1 (else ᾱ₀).
     pub set_alpha_to_one: bool,
@@ -126,6 +130,7 @@ pub struct SchedulerConfig {
     pub disable_corrector: Vec<usize>,
     /// Zero terminal SNR rescaling (Lin et al. 2023).
     pub rescale_betas_zero_snr: bool,
+    /// UniPC: the σ after the last step, `zero` or `sigma_min` (σ of training timestep 0).
     pub final_sigmas_type: String,
     pub use_karras_sigmas: bool,
 }
@@ -140,7 +145,7 @@ impl Default for SchedulerConfig {
             beta_end: 0.012,
             beta_schedule: BetaSchedule::ScaledLinear,
             prediction_type: Prediction::Epsilon,
-            timestep_spacing: Spacing::Leading,
+            timestep_spacing: None,
             steps_offset: 1,
             set_alpha_to_one: false,
             clip_sample: false,
@@ -151,7 +156,7 @@ impl Default for SchedulerConfig {
             solver_type: "bh2".into(),
             disable_corrector: Vec::new(),
             rescale_betas_zero_snr: false,
-            final_sigmas_type: "zeros".into(),
+            final_sigmas_type: "zero".into(),
             use_karras_sigmas: false,
         }
     }
@@ -166,6 +171,17 @@ impl SchedulerConfig {
     /// The scheduler kind the file names, if zipp implements it.
     pub fn kind(&self) -> Option<SchedulerKind> {
         SchedulerKind::from_class_name(&self.class_name)
+    }
+
+    /// The timestep spacing `kind` uses: the file's, else that diffusers class's default —
+    /// `leading` for DDIM, `linspace` for Euler-a and UniPC. (A diffusers pipeline swaps
+    /// schedulers with `Kind.from_config(pipe.scheduler.config)`, which passes on only the keys
+    /// the file set; so SD1.5's file gives DDIM `leading` but Euler-a and UniPC `linspace`.)
+    pub fn spacing(&self, kind: SchedulerKind) -> Spacing {
+        self.timestep_spacing.unwrap_or(match kind {
+            SchedulerKind::Ddim => Spacing::Leading,
+            SchedulerKind::EulerAncestral | SchedulerKind::UniPc => Spacing::Linspace,
+        })
     }
 
     /// β for each training timestep.
