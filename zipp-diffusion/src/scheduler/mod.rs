@@ -11,6 +11,8 @@ use serde::Deserialize;
 
 use crate::noise::Noise;
 
+pub mod ddim;
+
 /// A scheduler set up for one generation of a fixed number of steps.
 ///
 /// The pipeline calls, for `i` in `start..timesteps().len()`:
@@ -236,4 +238,72 @@ fn rescale_zero_terminal_snr(betas: &mut [f64]) {
         let alpha = if i == 0 { ab[0] } else { ab[i] / ab[i - 1] };
         betas[i] = 1.0 - alpha;
     }
+}
+
+// ---- Shared schedule arithmetic: numpy's grids as diffusers uses them. ----
+
+/// `np.round`: halves go to the even neighbour (412.5 → 412), unlike `f64::round`.
+pub(crate) fn np_round(x: f64) -> f64 {
+    x.round_ties_even()
+}
+
+/// `np.linspace(0, stop, num)`: `k · stop/(num − 1)`, the last one exactly `stop`; `[0]` for
+/// `num = 1`.
+pub(crate) fn np_linspace(stop: f64, num: usize) -> Vec<f64> {
+    if num == 1 {
+        return vec![0.0];
+    }
+    let step = stop / (num - 1) as f64;
+    let mut v: Vec<f64> = (0..num).map(|k| k as f64 * step).collect();
+    v[num - 1] = stop;
+    v
+}
+
+/// diffusers' "trailing" spacing: `round(np.arange(n, 0, −n/steps)) − 1`, first (noisiest)
+/// to last.
+///
+/// numpy fills an `arange` as `n + k·δ` with `δ = (n − n/steps) − n`, so that is what is
+/// rounded here. Its length is `ceil(n / (n/steps))`, which rounding makes `steps + 1` for some
+/// counts (62 of 1..=1000 with n = 1000: 61, 103, 121, …); diffusers then runs an extra step at
+/// timestep −1 (DDIM indexes ᾱ[−1], the *noisiest* level). zipp keeps exactly `steps`.
+pub(crate) fn trailing_timesteps(n: usize, steps: usize) -> Vec<f64> {
+    let n = n as f64;
+    let step = -n / steps as f64;
+    let delta = (n + step) - n;
+    (0..steps)
+        .map(|k| match k {
+            0 => n,
+            1 => n + step,
+            _ => n + k as f64 * delta,
+        })
+        .map(|t| np_round(t) - 1.0)
+        .collect()
+}
+
+/// diffusers' "leading" spacing over `grid` points: `k · (n ÷ grid)` for `k = grid−1 … 0`
+/// (integer division), plus `steps_offset`.
+pub(crate) fn leading_timesteps(n: usize, grid: usize, offset: usize) -> Vec<f64> {
+    let ratio = n / grid;
+    (0..grid).rev().map(|k| (k * ratio + offset) as f64).collect()
+}
+
+/// Checks a step index against the schedule.
+pub(crate) fn check_index(i: usize, len: usize, what: &str) -> Result<()> {
+    if i >= len {
+        candle_core::bail!("{what}: step index {i} out of range, the schedule has {len} steps");
+    }
+    Ok(())
+}
+
+/// `Σ cₖ·tₖ` over same-shaped tensors, coefficients in `f64` (applied as `f32`).
+pub(crate) fn lincomb(terms: &[(f64, &Tensor)]) -> Result<Tensor> {
+    let mut acc: Option<Tensor> = None;
+    for &(c, t) in terms {
+        let term = t.affine(c, 0.0)?;
+        acc = Some(match acc {
+            None => term,
+            Some(a) => (a + term)?,
+        });
+    }
+    acc.ok_or_else(|| candle_core::Error::Msg("lincomb of no terms".into()))
 }
