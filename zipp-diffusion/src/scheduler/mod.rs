@@ -12,6 +12,7 @@ use serde::Deserialize;
 use crate::noise::Noise;
 
 pub mod ddim;
+pub mod euler_a;
 
 /// A scheduler set up for one generation of a fixed number of steps.
 ///
@@ -285,6 +286,33 @@ pub(crate) fn trailing_timesteps(n: usize, steps: usize) -> Vec<f64> {
 pub(crate) fn leading_timesteps(n: usize, grid: usize, offset: usize) -> Vec<f64> {
     let ratio = n / grid;
     (0..grid).rev().map(|k| (k * ratio + offset) as f64).collect()
+}
+
+/// `np.interp(t, 0..len, values)`: linear between integer timesteps, clamped at both ends.
+pub(crate) fn interp(t: f64, values: &[f64]) -> f64 {
+    let last = values.len() - 1;
+    if t <= 0.0 {
+        return values[0];
+    }
+    if t >= last as f64 {
+        return values[last];
+    }
+    let lo = t.floor() as usize;
+    let w = t - lo as f64;
+    values[lo] + w * (values[lo + 1] - values[lo])
+}
+
+/// The σ of each training timestep for the σ-parameterised schedulers (Euler-a, UniPC):
+/// σ_t = √((1 − ᾱ_t)/ᾱ_t). With zero-terminal-SNR betas ᾱ_T = 0 would make σ_T infinite, so
+/// diffusers sets ᾱ_T = 2⁻²⁴ first, and so does this.
+pub(crate) fn training_sigmas(config: &SchedulerConfig) -> Vec<f64> {
+    let mut ac = config.alphas_cumprod();
+    if config.rescale_betas_zero_snr {
+        if let Some(last) = ac.last_mut() {
+            *last = 2f64.powi(-24);
+        }
+    }
+    ac.iter().map(|a| ((1.0 - a) / a).sqrt()).collect()
 }
 
 /// Checks a step index against the schedule.
