@@ -5,6 +5,10 @@
 //! the papers, as diffusers configures them), checked against diffusers' own outputs
 //! (`tests/schedulers.rs`, fixtures from `benches/reference/`). Randomness (Euler-a's
 //! ancestral noise) comes from [`Noise`], never from the device.
+//!
+//! [`build`] sets one up for a generation: [`ddim::Ddim`], [`euler_a::EulerAncestral`],
+//! [`unipc::UniPc`]. Schedule arithmetic (ᾱ, σ, λ, solver coefficients) is `f64`; tensors
+//! stay `f32`, scaled by those coefficients.
 
 use candle_core::{Result, Tensor};
 use serde::Deserialize;
@@ -13,6 +17,7 @@ use crate::noise::Noise;
 
 pub mod ddim;
 pub mod euler_a;
+pub mod unipc;
 
 /// A scheduler set up for one generation of a fixed number of steps.
 ///
@@ -239,6 +244,26 @@ fn rescale_zero_terminal_snr(betas: &mut [f64]) {
         let alpha = if i == 0 { ab[0] } else { ab[i] / ab[i - 1] };
         betas[i] = 1.0 - alpha;
     }
+}
+
+/// Sets up a `kind` scheduler for a generation of `steps` steps (`1..=num_train_timesteps`).
+///
+/// Errors name what is wrong: a step count out of range, a configuration value zipp doesn't
+/// implement, or a schedule the scheduler can't step (e.g. DDIM at a timestep past the
+/// training range, UniPC with two equal noise levels).
+pub fn build(config: &SchedulerConfig, kind: SchedulerKind, steps: usize) -> Result<Box<dyn Scheduler>> {
+    let n = config.num_train_timesteps;
+    if steps == 0 || steps > n {
+        candle_core::bail!(
+            "{}: {steps} inference steps asked for; it takes 1 to num_train_timesteps ({n})",
+            kind.name()
+        );
+    }
+    Ok(match kind {
+        SchedulerKind::Ddim => Box::new(ddim::Ddim::new(config, steps)?),
+        SchedulerKind::EulerAncestral => Box::new(euler_a::EulerAncestral::new(config, steps)?),
+        SchedulerKind::UniPc => Box::new(unipc::UniPc::new(config, steps)?),
+    })
 }
 
 // ---- Shared schedule arithmetic: numpy's grids as diffusers uses them. ----
