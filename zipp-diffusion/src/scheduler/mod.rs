@@ -5,17 +5,25 @@
 //! the papers, as diffusers configures them), checked against diffusers' own outputs
 //! (`tests/schedulers.rs`, fixtures from `benches/reference/`). Randomness (Euler-a's
 //! ancestral noise) comes from [`Noise`], never from the device.
+//!
+//! [`build`] sets one up for a generation: [`ddim::Ddim`], [`euler_a::EulerAncestral`],
+//! [`unipc::UniPc`]. Schedule arithmetic (ᾱ, σ, λ, solver coefficients) is `f64`; tensors
+//! stay `f32`, scaled by those coefficients.
 
 use candle_core::{Result, Tensor};
 use serde::Deserialize;
 
 use crate::noise::Noise;
 
+pub mod ddim;
+pub mod euler_a;
+pub mod unipc;
+
 /// A scheduler set up for one generation of a fixed number of steps.
 ///
 /// The pipeline calls, for `i` in `start..timesteps().len()`:
 /// `scale_model_input(x, i)` → UNet at `timesteps()[i]` → guidance → `step(eps, i, x, noise)`.
-pub trait Scheduler: Send {
+pub trait Scheduler: Send + Sync {
     /// The model timesteps of the inference steps, first (noisiest) to last.
     fn timesteps(&self) -> &[f64];
 
@@ -99,9 +107,12 @@ pub enum Spacing {
     Trailing,
 }
 
-/// A diffusers `scheduler_config.json`: the fields zipp's schedulers read, with diffusers'
-/// defaults for the ones a file leaves out. Unknown fields are ignored (configs carry many
-/// that only other schedulers use).
+/// A diffusers `scheduler_config.json`: the fields zipp's schedulers read. Unknown fields are
+/// ignored (configs carry many that only other schedulers use).
+///
+/// Fields a file leaves out take Stable Diffusion 1.x/2.x's values (what SD's own files
+/// state), except `timestep_spacing`: a file without it (SD1.5's and SD2.1's predate the key)
+/// gets each scheduler's own diffusers default, see [`SchedulerConfig::spacing`].
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default)]
 pub struct SchedulerConfig {
@@ -112,7 +123,8 @@ pub struct SchedulerConfig {
     pub beta_end: f64,
     pub beta_schedule: BetaSchedule,
     pub prediction_type: Prediction,
-    pub timestep_spacing: Spacing,
+    /// `None` when the file doesn't say: then [`SchedulerConfig::spacing`] picks per scheduler.
+    pub timestep_spacing: Option<Spacing>,
     pub steps_offset: usize,
     /// DDIM: whether the final step's "previous" ᾱ is 1 (else ᾱ₀).
     pub set_alpha_to_one: bool,
@@ -126,6 +138,7 @@ pub struct SchedulerConfig {
     pub disable_corrector: Vec<usize>,
     /// Zero terminal SNR rescaling (Lin et al. 2023).
     pub rescale_betas_zero_snr: bool,
+    /// UniPC: the σ after the last step, `zero` or `sigma_min` (σ of training timestep 0).
     pub final_sigmas_type: String,
     pub use_karras_sigmas: bool,
 }
@@ -140,7 +153,7 @@ impl Default for SchedulerConfig {
             beta_end: 0.012,
             beta_schedule: BetaSchedule::ScaledLinear,
             prediction_type: Prediction::Epsilon,
-            timestep_spacing: Spacing::Leading,
+            timestep_spacing: None,
             steps_offset: 1,
             set_alpha_to_one: false,
             clip_sample: false,
@@ -151,7 +164,7 @@ impl Default for SchedulerConfig {
             solver_type: "bh2".into(),
             disable_corrector: Vec::new(),
             rescale_betas_zero_snr: false,
-            final_sigmas_type: "zeros".into(),
+            final_sigmas_type: "zero".into(),
             use_karras_sigmas: false,
         }
     }
@@ -166,6 +179,17 @@ impl SchedulerConfig {
     /// The scheduler kind the file names, if zipp implements it.
     pub fn kind(&self) -> Option<SchedulerKind> {
         SchedulerKind::from_class_name(&self.class_name)
+    }
+
+    /// The timestep spacing `kind` uses: the file's, else that diffusers class's default —
+    /// `leading` for DDIM, `linspace` for Euler-a and UniPC. (A diffusers pipeline swaps
+    /// schedulers with `Kind.from_config(pipe.scheduler.config)`, which passes on only the keys
+    /// the file set; so SD1.5's file gives DDIM `leading` but Euler-a and UniPC `linspace`.)
+    pub fn spacing(&self, kind: SchedulerKind) -> Spacing {
+        self.timestep_spacing.unwrap_or(match kind {
+            SchedulerKind::Ddim => Spacing::Leading,
+            SchedulerKind::EulerAncestral | SchedulerKind::UniPc => Spacing::Linspace,
+        })
     }
 
     /// β for each training timestep.
@@ -222,3 +246,117 @@ fn rescale_zero_terminal_snr(betas: &mut [f64]) {
     }
 }
 
+/// Sets up a `kind` scheduler for a generation of `steps` steps (`1..=num_train_timesteps`).
+///
+/// Errors name what is wrong: a step count out of range, a configuration value zipp doesn't
+/// implement, or a schedule the scheduler can't step (e.g. DDIM at a timestep past the
+/// training range, UniPC with two equal noise levels).
+pub fn build(config: &SchedulerConfig, kind: SchedulerKind, steps: usize) -> Result<Box<dyn Scheduler>> {
+    let n = config.num_train_timesteps;
+    if steps == 0 || steps > n {
+        candle_core::bail!(
+            "{}: {steps} inference steps asked for; it takes 1 to num_train_timesteps ({n})",
+            kind.name()
+        );
+    }
+    Ok(match kind {
+        SchedulerKind::Ddim => Box::new(ddim::Ddim::new(config, steps)?),
+        SchedulerKind::EulerAncestral => Box::new(euler_a::EulerAncestral::new(config, steps)?),
+        SchedulerKind::UniPc => Box::new(unipc::UniPc::new(config, steps)?),
+    })
+}
+
+// ---- Shared schedule arithmetic: numpy's grids as diffusers uses them. ----
+
+/// `np.round`: halves go to the even neighbour (412.5 → 412), unlike `f64::round`.
+pub(crate) fn np_round(x: f64) -> f64 {
+    x.round_ties_even()
+}
+
+/// `np.linspace(0, stop, num)`: `k · stop/(num − 1)`, the last one exactly `stop`; `[0]` for
+/// `num = 1`.
+pub(crate) fn np_linspace(stop: f64, num: usize) -> Vec<f64> {
+    if num == 1 {
+        return vec![0.0];
+    }
+    let step = stop / (num - 1) as f64;
+    let mut v: Vec<f64> = (0..num).map(|k| k as f64 * step).collect();
+    v[num - 1] = stop;
+    v
+}
+
+/// diffusers' "trailing" spacing: `round(np.arange(n, 0, −n/steps)) − 1`, first (noisiest)
+/// to last.
+///
+/// numpy fills an `arange` as `n + k·δ` with `δ = (n − n/steps) − n`, so that is what is
+/// rounded here. Its length is `ceil(n / (n/steps))`, which rounding makes `steps + 1` for some
+/// counts (62 of 1..=1000 with n = 1000: 61, 103, 121, …); diffusers then runs an extra step at
+/// timestep −1 (DDIM indexes ᾱ[−1], the *noisiest* level). zipp keeps exactly `steps`.
+pub(crate) fn trailing_timesteps(n: usize, steps: usize) -> Vec<f64> {
+    let n = n as f64;
+    let step = -n / steps as f64;
+    let delta = (n + step) - n;
+    (0..steps)
+        .map(|k| match k {
+            0 => n,
+            1 => n + step,
+            _ => n + k as f64 * delta,
+        })
+        .map(|t| np_round(t) - 1.0)
+        .collect()
+}
+
+/// diffusers' "leading" spacing over `grid` points: `k · (n ÷ grid)` for `k = grid−1 … 0`
+/// (integer division), plus `steps_offset`.
+pub(crate) fn leading_timesteps(n: usize, grid: usize, offset: usize) -> Vec<f64> {
+    let ratio = n / grid;
+    (0..grid).rev().map(|k| (k * ratio + offset) as f64).collect()
+}
+
+/// `np.interp(t, 0..len, values)`: linear between integer timesteps, clamped at both ends.
+pub(crate) fn interp(t: f64, values: &[f64]) -> f64 {
+    let last = values.len() - 1;
+    if t <= 0.0 {
+        return values[0];
+    }
+    if t >= last as f64 {
+        return values[last];
+    }
+    let lo = t.floor() as usize;
+    let w = t - lo as f64;
+    values[lo] + w * (values[lo + 1] - values[lo])
+}
+
+/// The σ of each training timestep for the σ-parameterised schedulers (Euler-a, UniPC):
+/// σ_t = √((1 − ᾱ_t)/ᾱ_t). With zero-terminal-SNR betas ᾱ_T = 0 would make σ_T infinite, so
+/// diffusers sets ᾱ_T = 2⁻²⁴ first, and so does this.
+pub(crate) fn training_sigmas(config: &SchedulerConfig) -> Vec<f64> {
+    let mut ac = config.alphas_cumprod();
+    if config.rescale_betas_zero_snr {
+        if let Some(last) = ac.last_mut() {
+            *last = 2f64.powi(-24);
+        }
+    }
+    ac.iter().map(|a| ((1.0 - a) / a).sqrt()).collect()
+}
+
+/// Checks a step index against the schedule.
+pub(crate) fn check_index(i: usize, len: usize, what: &str) -> Result<()> {
+    if i >= len {
+        candle_core::bail!("{what}: step index {i} out of range, the schedule has {len} steps");
+    }
+    Ok(())
+}
+
+/// `Σ cₖ·tₖ` over same-shaped tensors, coefficients in `f64` (applied as `f32`).
+pub(crate) fn lincomb(terms: &[(f64, &Tensor)]) -> Result<Tensor> {
+    let mut acc: Option<Tensor> = None;
+    for &(c, t) in terms {
+        let term = t.affine(c, 0.0)?;
+        acc = Some(match acc {
+            None => term,
+            Some(a) => (a + term)?,
+        });
+    }
+    acc.ok_or_else(|| candle_core::Error::Msg("lincomb of no terms".into()))
+}
