@@ -390,7 +390,7 @@ impl Components {
             zipp_core::runtime::compute(dev, || Vae::new(vae.var_builder(dt, dev), vae_config, opts.with_encoder))
                 .map_err(|e| load_err("vae", e))?;
         let turbo = opts.turbo.unwrap_or(
-            scheduler.kind() == Some(SchedulerKind::EulerAncestral) && scheduler.timestep_spacing == Spacing::Trailing,
+            scheduler.kind() == Some(SchedulerKind::EulerAncestral) && scheduler.timestep_spacing == Some(Spacing::Trailing),
         );
         let id = format!("sd:{}:{}", if turbo { "turbo" } else { "base" }, fingerprint(&files));
         Ok(Components {
