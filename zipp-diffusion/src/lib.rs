@@ -17,6 +17,7 @@
 // The only unsafe code is the memory map of weight files (weights.rs), with its SAFETY note.
 #![deny(unsafe_code)]
 
+pub mod attention;
 pub mod clip;
 pub mod ldm;
 pub mod model;

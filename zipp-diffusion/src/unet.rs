@@ -8,10 +8,11 @@
 
 use candle_core::{Module, Result, Tensor};
 use candle_nn as nn;
-use candle_transformers::models::stable_diffusion::attention::{SpatialTransformer, SpatialTransformerConfig};
 use candle_transformers::models::stable_diffusion::embeddings::{TimestepEmbedding, Timesteps};
 use candle_transformers::models::stable_diffusion::resnet::{ResnetBlock2D, ResnetBlock2DConfig};
 use serde::Deserialize;
+
+use crate::attention::{Transformer2D, TransformerConfig};
 
 /// An integer or a per-block list, as diffusers configs write several fields.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -195,15 +196,17 @@ impl Ctx<'_> {
         ResnetBlock2D::new(vs, cin, cfg)
     }
 
-    fn transformer(&self, vs: nn::VarBuilder, width: usize, heads: usize, depth: usize) -> Result<SpatialTransformer> {
-        let cfg = SpatialTransformerConfig {
+    fn transformer(&self, vs: nn::VarBuilder, width: usize, heads: usize, depth: usize) -> Result<Transformer2D> {
+        let cfg = TransformerConfig {
+            channels: width,
+            heads,
             depth,
-            num_groups: self.c.norm_num_groups,
-            context_dim: Some(self.c.cross_attention_dim),
-            sliced_attention_size: self.sliced,
-            use_linear_projection: self.c.use_linear_projection,
+            groups: self.c.norm_num_groups,
+            context_dim: self.c.cross_attention_dim,
+            linear_projection: self.c.use_linear_projection,
+            slice: self.sliced,
         };
-        SpatialTransformer::new(vs, width, heads, width / heads, false, cfg)
+        Transformer2D::new(vs, cfg)
     }
 }
 
@@ -214,14 +217,14 @@ fn conv3(cin: usize, cout: usize, stride: usize, padding: usize, vs: nn::VarBuil
 #[derive(Debug)]
 struct Down {
     resnets: Vec<ResnetBlock2D>,
-    attentions: Vec<SpatialTransformer>,
+    attentions: Vec<Transformer2D>,
     downsampler: Option<nn::Conv2d>,
 }
 
 #[derive(Debug)]
 struct Up {
     resnets: Vec<ResnetBlock2D>,
-    attentions: Vec<SpatialTransformer>,
+    attentions: Vec<Transformer2D>,
     upsampler: Option<nn::Conv2d>,
 }
 
@@ -241,7 +244,7 @@ pub struct Unet {
     time_embedding: TimestepEmbedding,
     add: Option<AddEmbedding>,
     down: Vec<Down>,
-    mid: (ResnetBlock2D, SpatialTransformer, ResnetBlock2D),
+    mid: (ResnetBlock2D, Transformer2D, ResnetBlock2D),
     up: Vec<Up>,
     norm_out: nn::GroupNorm,
     conv_out: nn::Conv2d,
@@ -350,7 +353,7 @@ impl Unet {
             for (j, r) in d.resnets.iter().enumerate() {
                 xs = r.forward(&xs, Some(&emb))?;
                 if let Some(a) = d.attentions.get(j) {
-                    xs = a.forward(&xs, Some(context))?;
+                    xs = a.forward(&xs, context)?;
                 }
                 skips.push(xs.clone());
             }
@@ -360,14 +363,14 @@ impl Unet {
             }
         }
         xs = self.mid.0.forward(&xs, Some(&emb))?;
-        xs = self.mid.1.forward(&xs, Some(context))?;
+        xs = self.mid.1.forward(&xs, context)?;
         xs = self.mid.2.forward(&xs, Some(&emb))?;
         for u in &self.up {
             for (j, r) in u.resnets.iter().enumerate() {
                 let skip = skips.pop().ok_or_else(|| candle_core::Error::Msg("unet skip stack underflow".into()))?;
                 xs = r.forward(&Tensor::cat(&[&xs, &skip], 1)?, Some(&emb))?;
                 if let Some(a) = u.attentions.get(j) {
-                    xs = a.forward(&xs, Some(context))?;
+                    xs = a.forward(&xs, context)?;
                 }
             }
             if let Some(us) = &u.upsampler {

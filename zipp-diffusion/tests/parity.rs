@@ -95,7 +95,7 @@ fn unet_matches_diffusers() {
         for t in [999, 500, 1] {
             let got = zipp_core::runtime::compute(&Device::Cpu, || m.components().unet.forward(&x, t as f64, &ctx, None))
                 .unwrap();
-            assert_close(&format!("{p} unet t={t}"), &got, &r(&format!("{p}.unet.out_t{t}")), 1e-4);
+            assert_close(&format!("{p} unet t={t}"), &got, &r(&format!("{p}.unet.out_t{t}")), 1e-5);
         }
     }
 }
@@ -162,7 +162,7 @@ fn text_to_image_ddim_matches_diffusers() {
         (single_file(), "sd_ddim", request(3, 7.5)),
     ] {
         let (lat, img) = run(m, &req, vec![]);
-        assert_close(&format!("{name} latents"), &lat, &r(&format!("pipe.{name}.latents")), 1e-3);
+        assert_close(&format!("{name} latents"), &lat, &r(&format!("pipe.{name}.latents")), 1e-4);
         assert_image(name, &img, &reference_bytes(&format!("pipe.{name}.image")));
         // The public path gives the same image.
         let out = m.generate(&req, &Cancel::new(), &mut |_| {}).unwrap();
@@ -181,7 +181,7 @@ fn image_to_image_matches_diffusers() {
         ..request(5, 7.5)
     };
     let (lat, img) = run(sd(), &req, vec![r("img2img.draw0"), r("img2img.draw1")]);
-    assert_close("img2img latents", &lat, &r("img2img.latents"), 1e-3);
+    assert_close("img2img latents", &lat, &r("img2img.latents"), 1e-4);
     assert_image("img2img", &img, &reference_bytes("img2img.image"));
 }
 
@@ -201,9 +201,9 @@ fn viper_request(beta: f32) -> ImageRequest {
 #[test]
 fn viper_steering_matches_the_formula_run_in_diffusers() {
     let (lat, _) = run(sd(), &viper_request(0.85), vec![]);
-    assert_close("viper latents", &lat, &r("viper.latents"), 1e-3);
+    assert_close("viper latents", &lat, &r("viper.latents"), 1e-4);
     let (plain, _) = run(sd(), &viper_request(0.0), vec![]);
-    assert_close("viper beta=0", &plain, &r("viper.latents_beta0"), 1e-3);
+    assert_close("viper beta=0", &plain, &r("viper.latents_beta0"), 1e-4);
     let (cfg, _) = run(sd(), &request(2, 5.0), vec![]);
     // β = 0 is the plain pipeline, bit for bit.
     assert_eq!(max_diff(&plain, &cfg), 0.0);
