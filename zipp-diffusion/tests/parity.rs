@@ -12,7 +12,7 @@ mod common;
 
 use std::sync::OnceLock;
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{Device, Tensor};
 use common::*;
 use zipp_core::image::{ImageGenerator, ImageRequest, InitImage, Image};
 use zipp_core::lm::Cancel;
@@ -32,6 +32,11 @@ fn sd() -> &'static StableDiffusion {
 fn sd2() -> &'static StableDiffusion {
     static M: OnceLock<StableDiffusion> = OnceLock::new();
     M.get_or_init(|| load("tiny-sd2"))
+}
+
+fn turbo() -> &'static StableDiffusion {
+    static M: OnceLock<StableDiffusion> = OnceLock::new();
+    M.get_or_init(|| load("tiny-turbo"))
 }
 
 fn single_file() -> &'static StableDiffusion {
@@ -144,8 +149,6 @@ fn assert_image(what: &str, got: &Image, want: &[u8]) {
 fn run(m: &StableDiffusion, req: &ImageRequest, noise: Vec<Tensor>) -> (Tensor, Image) {
     let mut noise = Noise::replay(noise, &Device::Cpu);
     let d = m.denoise(req, &mut noise, &Cancel::new(), &mut |_| {}).unwrap();
-    let out = m.generate_with_noise(req, &mut Noise::replay(vec![], &Device::Cpu), &Cancel::new(), &mut |_| {});
-    let _ = out;
     let img = m.decode(&d.latents).unwrap();
     let img = (img / 2.0).unwrap() + 0.5;
     let img = img.unwrap().clamp(0f32, 1f32).unwrap().permute((0, 2, 3, 1)).unwrap();
@@ -168,6 +171,30 @@ fn text_to_image_ddim_matches_diffusers() {
         let out = m.generate(&req, &Cancel::new(), &mut |_| {}).unwrap();
         assert_eq!(out.images[0], img);
     }
+}
+
+#[test]
+fn text_to_image_unipc_matches_diffusers() {
+    let req = ImageRequest { scheduler: Some("unipc".into()), ..request(3, 7.5) };
+    let (lat, img) = run(sd(), &req, vec![]);
+    assert_close("sd_unipc latents", &lat, &r("pipe.sd_unipc.latents"), 1e-4);
+    assert_image("sd_unipc", &img, &reference_bytes("pipe.sd_unipc.image"));
+}
+
+#[test]
+fn turbo_euler_ancestral_matches_diffusers() {
+    assert!(turbo().is_turbo());
+    for n in [1u32, 4] {
+        // Turbo defaults: no guidance, the model's Euler-a; the recorded step noise replayed.
+        let req = ImageRequest { latents: Some(latents0()), width: Some(64), height: Some(64), steps: Some(n), ..ImageRequest::new(text_of("prompt")) };
+        let noise: Vec<Tensor> = (0..n).map(|i| r(&format!("pipe.turbo{n}.noise{i}"))).collect();
+        let (lat, img) = run(turbo(), &req, noise);
+        assert_close(&format!("turbo{n} latents"), &lat, &r(&format!("pipe.turbo{n}.latents")), 1e-4);
+        assert_image(&format!("turbo{n}"), &img, &reference_bytes(&format!("pipe.turbo{n}.image")));
+    }
+    // The defaults are Turbo's: one step, no guidance.
+    let out = turbo().generate(&ImageRequest { width: Some(64), height: Some(64), ..ImageRequest::new("a cat") }, &Cancel::new(), &mut |_| {}).unwrap();
+    assert_eq!((out.steps, out.guidance, out.scheduler.as_str()), (1, 0.0, "euler_a"));
 }
 
 #[test]
@@ -218,5 +245,4 @@ fn single_file_loads_the_same_weights() {
     let ta = a.text.forward(&ids_t).unwrap().last_hidden;
     let tb = b.text.forward(&ids_t).unwrap().last_hidden;
     assert_eq!(max_diff(&ta, &tb), 0.0);
-    let _ = DType::F32;
 }
