@@ -220,7 +220,8 @@ def text_encoder_state(te):
     for k, v in te.state_dict().items():
         if k.endswith("position_ids"):
             continue
-        out[k if k.startswith("text_projection") else "text_model." + k] = v.detach().half().contiguous()
+        hub = k if k.startswith(("text_projection", "text_model.")) else "text_model." + k
+        out[hub] = v.detach().half().contiguous()
     return out
 
 
@@ -768,8 +769,10 @@ def main():
 
     # --- write -----------------------------------------------------------------------------
     save_file(ref.arrays, str(out / "reference.safetensors"), metadata={"format": "pt"})
-    files = sorted(p for p in out.rglob("*") if p.is_file() and p.name not in ("reference.json", "README.md")
-                   and not p.name.startswith("."))
+    # Only this script's files (other scripts write their own fixtures beside these).
+    ours = [out / "reference.safetensors", out / "tiny-sd.safetensors"]
+    ours += [p for d in ("tiny-sd", "tiny-sd2", "tiny-turbo", "tiny-sdxl") for p in (out / d).rglob("*")]
+    files = sorted(p for p in ours if p.is_file() and not p.name.startswith("."))
     meta["files_sha256"] = {str(p.relative_to(out)): sha256(p) for p in files}
     dump(out / "reference.json", meta)
 

@@ -54,12 +54,21 @@ impl Default for LoadOptions {
     }
 }
 
-/// A loaded SD 1.x / 2.x / Turbo model.
-pub struct Components {
-    pub id: String,
+/// A text encoder with its tokenizer and pad token.
+pub struct TextEncoder {
+    pub model: ClipText,
     pub tokenizer: Arc<ClipTokenizer>,
     pub pad_id: u32,
-    pub text: ClipText,
+}
+
+/// A loaded SD 1.x / 2.x / XL / Turbo model.
+pub struct Components {
+    pub id: String,
+    /// One text encoder (SD 1.x/2.x) or two (SDXL: CLIP ViT-L, then OpenCLIP bigG).
+    pub encoders: Vec<TextEncoder>,
+    /// SDXL: an empty negative prompt conditions on zeros (diffusers'
+    /// `force_zeros_for_empty_prompt`).
+    pub zeros_for_empty_negative: bool,
     pub unet: Unet,
     pub unet_config: UnetConfig,
     pub vae: Vae,
@@ -160,15 +169,21 @@ fn snapshot(entry: &Path) -> Result<PathBuf> {
 struct Layout {
     unet: Weights,
     vae: Weights,
-    text: Weights,
+    texts: Vec<TextPart>,
     unet_config: UnetConfig,
     vae_config: VaeConfig,
-    text_config: ClipTextConfig,
     scheduler: SchedulerConfig,
+    zeros_for_empty_negative: bool,
+    files: Vec<PathBuf>,
+}
+
+/// A text encoder's weights, config and tokenizer files.
+struct TextPart {
+    weights: Weights,
+    config: ClipTextConfig,
     tokenizer_dir: Option<PathBuf>,
     /// Default pad token when the tokenizer files do not say.
     default_pad: &'static str,
-    files: Vec<PathBuf>,
 }
 
 fn open_files(paths: &[PathBuf], at: &Path) -> Result<Arc<Files>> {
@@ -180,34 +195,42 @@ fn diffusers_layout(dir: &Path) -> Result<Layout> {
         return Err(invalid(dir, "no model_index.json: not a diffusers-layout directory"));
     }
     let index: serde_json::Value = read_json(&dir.join("model_index.json"))?;
-    if index.get("text_encoder_2").is_some_and(|v| !v.is_null()) {
-        return Err(invalid(
-            dir,
-            "a two-text-encoder (SDXL) pipeline: SDXL is not supported yet (SD 1.x, 2.x and SD-Turbo are)",
-        ));
-    }
+    let xl = index.get("text_encoder_2").is_some_and(|v| !v.is_null());
     let part = |name: &str, stem: &str| -> Result<(Weights, Vec<PathBuf>)> {
         let d = dir.join(name);
         let paths = component_files(&d, stem).map_err(|m| invalid(&d, m))?;
         let files = open_files(&paths, &d)?;
         Ok((Weights::identity(files, name), paths))
     };
-    let (unet, f1) = part("unet", "diffusion_pytorch_model")?;
-    let (vae, f2) = part("vae", "diffusion_pytorch_model")?;
-    let (text, f3) = part("text_encoder", "model")?;
+    let (unet, mut files) = part("unet", "diffusion_pytorch_model")?;
+    let (vae, f) = part("vae", "diffusion_pytorch_model")?;
+    files.extend(f);
+    let mut texts = Vec::new();
+    for (enc, tok, pad) in [("text_encoder", "tokenizer", "<|endoftext|>"), ("text_encoder_2", "tokenizer_2", "!")]
+        .into_iter()
+        .take(if xl { 2 } else { 1 })
+    {
+        let (weights, f) = part(enc, "model")?;
+        files.extend(f);
+        texts.push(TextPart {
+            weights,
+            config: read_json(&dir.join(enc).join("config.json"))?,
+            tokenizer_dir: Some(dir.join(tok)).filter(|d| d.is_dir()),
+            default_pad: pad,
+        });
+    }
     let scheduler_path = dir.join("scheduler/scheduler_config.json");
     let scheduler = if scheduler_path.is_file() { read_json(&scheduler_path)? } else { SchedulerConfig::default() };
     Ok(Layout {
         unet,
         vae,
-        text,
+        texts,
         unet_config: read_json(&dir.join("unet/config.json"))?,
         vae_config: read_json(&dir.join("vae/config.json"))?,
-        text_config: read_json(&dir.join("text_encoder/config.json"))?,
         scheduler,
-        tokenizer_dir: Some(dir.join("tokenizer")).filter(|d| d.is_dir()),
-        default_pad: "<|endoftext|>",
-        files: [f1, f2, f3].concat(),
+        zeros_for_empty_negative: xl
+            && index.get("force_zeros_for_empty_prompt").and_then(|v| v.as_bool()).unwrap_or(true),
+        files,
     })
 }
 
@@ -241,7 +264,10 @@ fn single_file(path: &Path, opts: &LoadOptions) -> Result<Layout> {
         return Err(invalid(path, "no model.diffusion_model.* tensors: not a Stable Diffusion checkpoint"));
     }
     if names.iter().any(|n| n.starts_with("conditioner.embedders.")) {
-        return Err(invalid(path, "an SDXL checkpoint: SDXL is not supported yet (SD 1.x, 2.x and SD-Turbo are)"));
+        return Err(invalid(
+            path,
+            "a single-file SDXL checkpoint: zipp reads SDXL from a diffusers-layout folder (single files: SD 1.x, 2.x, Turbo)",
+        ));
     }
     let layout = ldm::text_layout(&names)
         .ok_or_else(|| invalid(path, "no text encoder (cond_stage_model.*) in the checkpoint"))?;
@@ -272,13 +298,16 @@ fn single_file(path: &Path, opts: &LoadOptions) -> Result<Layout> {
     Ok(Layout {
         unet,
         vae,
-        text,
+        texts: vec![TextPart {
+            weights: text,
+            config: text_config,
+            tokenizer_dir,
+            default_pad: if layout == TextLayout::OpenClip { "!" } else { "<|endoftext|>" },
+        }],
         unet_config,
         vae_config,
-        text_config,
         scheduler,
-        tokenizer_dir,
-        default_pad: if layout == TextLayout::OpenClip { "!" } else { "<|endoftext|>" },
+        zeros_for_empty_negative: false,
         files: vec![path.to_path_buf()],
     })
 }
@@ -329,60 +358,74 @@ impl Components {
         } else {
             diffusers_layout(&path)?
         };
-        let Layout {
-            unet,
-            vae,
-            text,
-            unet_config,
-            vae_config,
-            text_config,
-            scheduler,
-            tokenizer_dir,
-            default_pad,
-            files,
-        } = layout;
+        let Layout { unet, vae, texts, unet_config, vae_config, scheduler, zeros_for_empty_negative, files } = layout;
 
-        let tokenizer = match &tokenizer_dir {
-            Some(d) => ClipTokenizer::from_merges_file(d.join("merges.txt"))?,
-            None => ClipTokenizer::load_default()?,
-        };
-        let pad = tokenizer_dir.as_deref().and_then(pad_token).unwrap_or_else(|| default_pad.to_string());
-        let pad_id = tokenizer
-            .token_id(&pad)
-            .ok_or_else(|| invalid(&path, format!("the pad token {pad:?} is not in the tokenizer's vocabulary")))?;
-        if tokenizer.vocab_size() > text_config.vocab_size {
+        let (dev, dt) = (&opts.device, opts.dtype);
+        let load_err = |what: &str, e: candle_core::Error| invalid(&path, format!("{what}: {}", crate::candle_message(&e)));
+        let mut encoders = Vec::with_capacity(texts.len());
+        let mut width = 0;
+        for (i, part) in texts.into_iter().enumerate() {
+            let what = if i == 0 { "text encoder" } else { "second text encoder" };
+            let tokenizer = match &part.tokenizer_dir {
+                Some(d) => ClipTokenizer::from_merges_file(d.join("merges.txt"))?,
+                None => ClipTokenizer::load_default()?,
+            };
+            let pad = part.tokenizer_dir.as_deref().and_then(pad_token).unwrap_or_else(|| part.default_pad.to_string());
+            let pad_id = tokenizer
+                .token_id(&pad)
+                .ok_or_else(|| invalid(&path, format!("the pad token {pad:?} is not in the tokenizer's vocabulary")))?;
+            if tokenizer.vocab_size() > part.config.vocab_size {
+                return Err(invalid(
+                    &path,
+                    format!(
+                        "the tokenizer has {} ids but the {what} only {}: they do not belong together",
+                        tokenizer.vocab_size(),
+                        part.config.vocab_size
+                    ),
+                ));
+            }
+            part.config.validate().map_err(|m| invalid(&path, format!("{what} config: {m}")))?;
+            width += part.config.hidden_size;
+            let model = zipp_core::runtime::compute(dev, || ClipText::new(part.weights.var_builder(dt, dev), part.config))
+                .map_err(|e| load_err(what, e))?;
+            encoders.push(TextEncoder { model, tokenizer: Arc::new(tokenizer), pad_id });
+        }
+        let xl = encoders.len() == 2;
+        if xl != unet_config.text_time() {
             return Err(invalid(
                 &path,
-                format!(
-                    "the tokenizer has {} ids but the text encoder only {}: they do not belong together",
-                    tokenizer.vocab_size(),
-                    text_config.vocab_size
-                ),
+                "SDXL needs both: two text encoders and a UNet with text_time conditioning (this model has only one)",
             ));
         }
-        text_config.validate().map_err(|m| invalid(&path, format!("text encoder config: {m}")))?;
+        if xl && !encoders[1].model.config.with_projection() {
+            return Err(invalid(&path, "SDXL's second text encoder must have a text_projection (CLIPTextModelWithProjection)"));
+        }
         vae_config.validate().map_err(|m| invalid(&path, format!("vae config: {m}")))?;
         unet_config.levels().map_err(|m| invalid(&path, format!("unet config: {m}")))?;
-        if unet_config.text_time() {
-            return Err(invalid(&path, "an SDXL UNet (text_time conditioning): SDXL pipelines are not supported yet"));
-        }
-        if unet_config.cross_attention_dim != text_config.hidden_size {
+        if unet_config.cross_attention_dim != width {
             return Err(invalid(
                 &path,
                 format!(
-                    "the UNet attends to {}-wide text states but the text encoder makes {}",
-                    unet_config.cross_attention_dim, text_config.hidden_size
+                    "the UNet attends to {}-wide text states but the text encoders make {width}",
+                    unet_config.cross_attention_dim
                 ),
             ));
+        }
+        if xl {
+            let pooled = encoders[1].model.config.projection_dim;
+            let want = unet_config.projection_class_embeddings_input_dim.unwrap_or(0);
+            let time = unet_config.addition_time_embed_dim.unwrap_or(0);
+            if pooled + 6 * time != want {
+                return Err(invalid(
+                    &path,
+                    format!("the UNet's added conditioning takes {want} numbers, not pooled {pooled} + 6 x {time}"),
+                ));
+            }
         }
         if scheduler.num_train_timesteps == 0 || !(scheduler.beta_start > 0.0 && scheduler.beta_end < 1.0) {
             return Err(invalid(&path, "scheduler config: implausible training schedule"));
         }
 
-        let (dev, dt) = (&opts.device, opts.dtype);
-        let load_err = |what: &str, e: candle_core::Error| invalid(&path, format!("{what}: {}", crate::candle_message(&e)));
-        let text_model = zipp_core::runtime::compute(dev, || ClipText::new(text.var_builder(dt, dev), text_config))
-            .map_err(|e| load_err("text encoder", e))?;
         let unet_model =
             zipp_core::runtime::compute(dev, || Unet::new(unet.var_builder(dt, dev), unet_config.clone(), opts.sliced_attention))
                 .map_err(|e| load_err("unet", e))?;
@@ -392,12 +435,17 @@ impl Components {
         let turbo = opts.turbo.unwrap_or(
             scheduler.kind() == Some(SchedulerKind::EulerAncestral) && scheduler.timestep_spacing == Some(Spacing::Trailing),
         );
-        let id = format!("sd:{}:{}", if turbo { "turbo" } else { "base" }, fingerprint(&files));
+        let family = match (xl, turbo) {
+            (false, false) => "sd",
+            (false, true) => "sd-turbo",
+            (true, false) => "sdxl",
+            (true, true) => "sdxl-turbo",
+        };
+        let id = format!("{family}:{}", fingerprint(&files));
         Ok(Components {
             id,
-            tokenizer: Arc::new(tokenizer),
-            pad_id,
-            text: text_model,
+            encoders,
+            zeros_for_empty_negative,
             unet: unet_model,
             unet_config,
             vae: vae_model,

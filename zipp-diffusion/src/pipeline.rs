@@ -119,39 +119,89 @@ impl StableDiffusion {
         zipp_core::runtime::compute(&self.c.device, f).map_err(compute_err)
     }
 
-    /// The 77-token windows of `text`: `(ids of each window, tokens in the text)`. At least
-    /// `min_windows` windows (empty ones appended).
+    /// The 77-token windows of `text` for the first text encoder: `(ids of each window,
+    /// tokens in the text)`. At least `min_windows` windows (empty ones appended).
     pub fn windows(&self, text: &str, min_windows: usize) -> (Vec<Vec<u32>>, usize) {
-        let t = &self.c.tokenizer;
-        let ids = t.encode(text);
+        self.windows_for(0, text, min_windows)
+    }
+
+    fn windows_for(&self, encoder: usize, text: &str, min_windows: usize) -> (Vec<Vec<u32>>, usize) {
+        let ids = self.c.encoders[encoder].tokenizer.encode(text);
         let n = ids.len();
-        let mut out: Vec<Vec<u32>> = ids.chunks(WINDOW).map(|c| self.window(c)).collect();
+        let mut out: Vec<Vec<u32>> = ids.chunks(WINDOW).map(|c| self.window(encoder, c)).collect();
         while out.len() < min_windows.max(1) {
-            out.push(self.window(&[]));
+            out.push(self.window(encoder, &[]));
         }
         (out, n)
     }
 
-    fn window(&self, ids: &[u32]) -> Vec<u32> {
-        let t = &self.c.tokenizer;
+    fn window(&self, encoder: usize, ids: &[u32]) -> Vec<u32> {
+        let e = &self.c.encoders[encoder];
         let mut w = Vec::with_capacity(WINDOW + 2);
-        w.push(t.start_of_text_id());
+        w.push(e.tokenizer.start_of_text_id());
         w.extend_from_slice(ids);
-        w.push(t.end_of_text_id());
-        w.resize(WINDOW + 2, self.c.pad_id);
+        w.push(e.tokenizer.end_of_text_id());
+        w.resize(WINDOW + 2, e.pad_id);
         w
     }
 
-    /// The text encoder's last hidden state for windows of ids: `[1, 77 · windows, dim]`.
+    /// The first text encoder's last hidden state for windows of ids: `[1, 77 · windows,
+    /// dim]` (what SD 1.x/2.x condition on).
     pub fn encode_windows(&self, windows: &[Vec<u32>]) -> Result<Tensor> {
         let dev = self.device().clone();
         self.compute(move || {
-            let flat: Vec<u32> = windows.iter().flatten().copied().collect();
-            let ids = Tensor::from_vec(flat, (windows.len(), WINDOW + 2), &dev)?;
-            let out = self.c.text.forward(&ids)?.last_hidden;
-            let (n, l, d) = out.dims3()?;
-            out.reshape((1, n * l, d))?.to_dtype(DType::F32)
+            let ids = Self::ids_tensor(windows, &dev)?;
+            Self::flat(self.c.encoders[0].model.forward(&ids)?.last_hidden)
         })
+    }
+
+    fn ids_tensor(windows: &[Vec<u32>], dev: &Device) -> candle_core::Result<Tensor> {
+        let flat: Vec<u32> = windows.iter().flatten().copied().collect();
+        Tensor::from_vec(flat, (windows.len(), WINDOW + 2), dev)
+    }
+
+    /// `[windows, 77, d]` → `[1, 77 · windows, d]` in f32.
+    fn flat(t: Tensor) -> candle_core::Result<Tensor> {
+        let (n, l, d) = t.dims3()?;
+        t.reshape((1, n * l, d))?.to_dtype(DType::F32)
+    }
+
+    /// Whether this is an SDXL model (two text encoders, pooled and size conditioning).
+    pub fn is_xl(&self) -> bool {
+        self.c.encoders.len() == 2
+    }
+
+    /// A text's conditioning in at least `min_windows` windows: the states (SD 1.x/2.x: the
+    /// encoder's last hidden state; SDXL: both encoders' penultimate states side by side),
+    /// SDXL's pooled embedding (the second encoder's projection of the first window), the
+    /// token count and the windows used.
+    pub fn encode_text(&self, text: &str, min_windows: usize) -> Result<(Tensor, Option<Tensor>, usize, usize)> {
+        if !self.is_xl() {
+            let (w, n) = self.windows(text, min_windows);
+            return Ok((self.encode_windows(&w)?, None, n, w.len()));
+        }
+        let (w1, n) = self.windows_for(0, text, min_windows);
+        let (w2, _) = self.windows_for(1, text, w1.len());
+        let (w1, _) = self.windows_for(0, text, w2.len());
+        let windows = w1.len();
+        let dev = self.device().clone();
+        let (states, pooled) = self.compute(move || {
+            let a = self.c.encoders[0].model.forward(&Self::ids_tensor(&w1, &dev)?)?;
+            let b = self.c.encoders[1].model.forward(&Self::ids_tensor(&w2, &dev)?)?;
+            let states = Tensor::cat(&[Self::flat(a.penultimate)?, Self::flat(b.penultimate)?], 2)?;
+            Ok((states, b.pooled.narrow(0, 0, 1)?.to_dtype(DType::F32)?))
+        })?;
+        Ok((states, Some(pooled), n, windows))
+    }
+
+    /// The embeddings of a text's windows, as [`Embeds`].
+    fn text_embeds(&self, text: &str, min_windows: usize) -> Result<(Embeds, usize, usize)> {
+        let (states, pooled, n, windows) = self.encode_text(text, min_windows)?;
+        let mut e = Self::embeds(&states)?;
+        if let Some(p) = pooled {
+            e.pooled = Some(p.flatten_all().and_then(|f| f.to_vec1::<f32>()).map_err(compute_err)?);
+        }
+        Ok((e, n, windows))
     }
 
     /// Joins attributes (shuffled with `seed`) into one window's worth of text: the text and
@@ -167,7 +217,7 @@ impl StableDiffusion {
         let mut dropped = Vec::new();
         for a in order {
             let candidate = if text.is_empty() { a.trim().to_string() } else { format!("{text}, {}", a.trim()) };
-            if self.c.tokenizer.encode(&candidate).len() <= WINDOW {
+            if self.c.encoders[0].tokenizer.encode(&candidate).len() <= WINDOW {
                 text = candidate;
             } else {
                 dropped.push(a.clone());
@@ -184,7 +234,7 @@ impl StableDiffusion {
 
     fn tensor(&self, e: &Embeds, what: &str) -> Result<Tensor> {
         e.validate(what)?;
-        let dim = self.c.text.config.hidden_size;
+        let dim = self.c.unet_config.cross_attention_dim;
         if e.dim != dim || e.tokens % (WINDOW + 2) != 0 {
             return Err(invalid(format!(
                 "{what}: {} tokens of width {} do not fit this model (77·k tokens of width {dim})",
@@ -192,6 +242,17 @@ impl StableDiffusion {
             )));
         }
         Tensor::from_vec(e.data.clone(), (1, e.tokens, e.dim), self.device()).map_err(compute_err)
+    }
+
+    /// SDXL's pooled embedding of `e` as `[1, p]`.
+    fn pooled(&self, e: &Embeds, what: &str) -> Result<Tensor> {
+        let want = self.c.encoders.get(1).map_or(0, |t| t.model.config.projection_dim);
+        match &e.pooled {
+            Some(p) if p.len() == want => {
+                Tensor::from_vec(p.clone(), (1, want), self.device()).map_err(compute_err)
+            }
+            _ => Err(invalid(format!("{what}: an SDXL model needs a pooled embedding of {want} numbers"))),
+        }
     }
 
     fn strengths(req: &ImageRequest) -> Result<(f32, f32)> {
@@ -279,26 +340,34 @@ impl StableDiffusion {
     fn conditioning(&self, req: &ImageRequest, plan: &Plan) -> Result<(Conditioning, PromptReport)> {
         let mut report = PromptReport::default();
         let negative = Self::negative_text(req);
-        let (pw, pn) = self.windows(&req.prompt, 1);
-        let (nw, nn) = self.windows(&negative, pw.len());
-        let (pw, _) = self.windows(&req.prompt, nw.len());
+        let (_, pn) = self.windows(&req.prompt, 1);
+        let (_, nn) = self.windows(&negative, 1);
+        let windows = pn.div_ceil(WINDOW).max(nn.div_ceil(WINDOW)).max(1);
+        let (prompt, _, _) = self.text_embeds(&req.prompt, windows)?;
+        let negative = if self.c.zeros_for_empty_negative && negative.trim().is_empty() {
+            // SDXL's `force_zeros_for_empty_prompt`: no negative prompt is zeros, not E("").
+            Embeds {
+                data: vec![0.0; prompt.data.len()],
+                pooled: prompt.pooled.as_ref().map(|p| vec![0.0; p.len()]),
+                ..prompt.clone()
+            }
+        } else {
+            self.text_embeds(&negative, windows)?.0
+        };
         report.prompt_tokens = pn;
         report.negative_tokens = nn;
-        report.chunks = pw.len();
-        let prompt = Self::embeds(&self.encode_windows(&pw)?)?;
-        let negative = Self::embeds(&self.encode_windows(&nw)?)?;
+        report.chunks = windows;
         let (mut liked, mut disliked) = (None, None);
         if let Some(s) = &req.steering {
             if plan.liked > 0.0 {
                 let (text, dropped) = self.attributes(&s.liked, req.seed, 0x6c696b6564);
                 report.liked_dropped = dropped;
-                liked = Some(Self::embeds(&self.encode_windows(&[self.window(&self.c.tokenizer.encode(&text))])?)?);
+                liked = Some(self.text_embeds(&text, 1)?.0);
             }
             if plan.disliked > 0.0 {
                 let (text, dropped) = self.attributes(&s.disliked, req.seed, 0x646973);
                 report.disliked_dropped = dropped;
-                disliked =
-                    Some(Self::embeds(&self.encode_windows(&[self.window(&self.c.tokenizer.encode(&text))])?)?);
+                disliked = Some(self.text_embeds(&text, 1)?.0);
             }
         }
         Ok((Conditioning { model: self.c.id.clone(), prompt, negative, liked, disliked }, report))
@@ -412,6 +481,13 @@ impl StableDiffusion {
             _ => None,
         };
         let cfg = plan.guidance > 1.0;
+        // SDXL: pooled text per branch (the prompt's for every conditional branch, the
+        // negative's for the unconditional one) and the size/crop ids.
+        let pooled = if self.is_xl() {
+            Some((self.pooled(&cond.prompt, "prompt embeddings")?, self.pooled(&cond.negative, "negative embeddings")?))
+        } else {
+            None
+        };
         // The branches, in UNet batch order.
         let branches: Vec<Tensor> = self.compute(|| {
             let c2 = match &p {
@@ -440,6 +516,18 @@ impl StableDiffusion {
             let rows: Vec<Tensor> = branches.iter().flat_map(|b| std::iter::repeat_n(b, bsz)).cloned().collect();
             Tensor::cat(&rows, 0)?.to_dtype(dtype)
         })?;
+        let added = match &pooled {
+            None => None,
+            Some((pc, pu)) => Some(self.compute(|| {
+                let rows: Vec<&Tensor> =
+                    (0..nb).flat_map(|k| std::iter::repeat_n(if cfg && k == 0 { pu } else { pc }, bsz)).collect();
+                let text = Tensor::cat(&rows, 0)?.to_dtype(dtype)?;
+                let (h, w) = (plan.height as f32, plan.width as f32);
+                let ids: Vec<f32> = (0..nb * bsz).flat_map(|_| [h, w, 0.0, 0.0, h, w]).collect();
+                let ids = Tensor::from_vec(ids, (nb * bsz, 6), self.device())?.to_dtype(dtype)?;
+                Ok((text, ids))
+            })?),
+        };
         let text_s = t0.elapsed().as_secs_f64();
 
         // Scheduler and starting latents.
@@ -502,7 +590,8 @@ impl StableDiffusion {
             let eps = self.compute(|| {
                 let xin = sched.scale_model_input(&x, i)?;
                 let xin = Tensor::cat(&vec![&xin; nb], 0)?.to_dtype(dtype)?;
-                let out = self.c.unet.forward(&xin, t, &context, None)?.to_dtype(DType::F32)?;
+                let add = added.as_ref().map(|(a, b)| (a, b));
+                let out = self.c.unet.forward(&xin, t, &context, add)?.to_dtype(DType::F32)?;
                 let part = |k: usize| out.narrow(0, k * bsz, bsz);
                 if !cfg {
                     return part(0);

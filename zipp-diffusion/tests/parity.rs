@@ -39,6 +39,11 @@ fn turbo() -> &'static StableDiffusion {
     M.get_or_init(|| load("tiny-turbo"))
 }
 
+fn sdxl() -> &'static StableDiffusion {
+    static M: OnceLock<StableDiffusion> = OnceLock::new();
+    M.get_or_init(|| load("tiny-sdxl"))
+}
+
 fn single_file() -> &'static StableDiffusion {
     static M: OnceLock<StableDiffusion> = OnceLock::new();
     M.get_or_init(|| {
@@ -79,7 +84,7 @@ fn text_encoder_matches_transformers() {
             let got = m.encode_windows(&[ids(p, key)]).unwrap();
             assert_close(&format!("{p} text {key}"), &got, &r(&format!("{p}.text.{key}.last_hidden_state")), 1e-4);
             let ids_t = Tensor::new(vec![ids(p, key)], &Device::Cpu).unwrap();
-            let pooled = m.components().text.forward(&ids_t).unwrap().pooled;
+            let pooled = m.components().encoders[0].model.forward(&ids_t).unwrap().pooled;
             assert_close(&format!("{p} pooled {key}"), &pooled, &r(&format!("{p}.text.{key}.pooler_output")), 1e-4);
         }
         let (w, _) = m.windows(&text_of("long"), 1);
@@ -242,7 +247,38 @@ fn single_file_loads_the_same_weights() {
     let a = sd().components();
     let b = single_file().components();
     let ids_t = Tensor::new(vec![ids("sd", "prompt")], &Device::Cpu).unwrap();
-    let ta = a.text.forward(&ids_t).unwrap().last_hidden;
-    let tb = b.text.forward(&ids_t).unwrap().last_hidden;
+    let ta = a.encoders[0].model.forward(&ids_t).unwrap().last_hidden;
+    let tb = b.encoders[0].model.forward(&ids_t).unwrap().last_hidden;
     assert_eq!(max_diff(&ta, &tb), 0.0);
+}
+
+#[test]
+fn sdxl_text_encoders_and_unet_match_diffusers() {
+    let m = sdxl();
+    assert!(m.is_xl());
+    for key in ["prompt", "negative"] {
+        let (states, pooled, _, windows) = m.encode_text(&text_of(key), 1).unwrap();
+        assert_eq!(windows, 1);
+        let te1 = r(&format!("sdxl.te1.text.{key}.penultimate"));
+        let te2 = r(&format!("sdxl.te2.text.{key}.penultimate"));
+        assert_close(&format!("sdxl states {key}"), &states, &Tensor::cat(&[te1, te2], 2).unwrap(), 1e-4);
+        assert_close(&format!("sdxl pooled {key}"), &pooled.unwrap(), &r(&format!("sdxl.te2.text.{key}.text_embeds")), 1e-4);
+    }
+    let (states, _, _, windows) = m.encode_text(&text_of("long"), 1).unwrap();
+    assert_eq!(windows, 2);
+    let want = Tensor::cat(&[r("sdxl.te1.text.long_chunked.last_hidden_state"), r("sdxl.te2.text.long_chunked.penultimate")], 2);
+    // te1's chunked reference is its last hidden state; SDXL uses the penultimate one, so
+    // only the second encoder's half is compared here.
+    let _ = want;
+    let got2 = states.narrow(2, 32, 32).unwrap();
+    assert_close("sdxl long chunked te2", &got2, &r("sdxl.te2.text.long_chunked.penultimate"), 1e-4);
+    let ctx = r("sdxl.prompt_embeds");
+    let (text_embeds, time_ids) = (r("sdxl.pooled"), r("sdxl.time_ids"));
+    let x = r("sdxl.unet.sample");
+    for t in [999, 500, 1] {
+        let got = m.components().unet.forward(&x, t as f64, &ctx, Some((&text_embeds, &time_ids))).unwrap();
+        assert_close(&format!("sdxl unet t={t}"), &got, &r(&format!("sdxl.unet.out_t{t}")), 1e-5);
+    }
+    let got = m.decode(&r("sdxl.vae.latents")).unwrap();
+    assert_close("sdxl vae decode", &got, &r("sdxl.vae.decoded"), 2e-4);
 }
