@@ -14,7 +14,8 @@ Euler sigmas) for every spacing at awkward step counts.
 Schedulers are built the way a diffusers pipeline builds them: the class named in the file
 loads the file, then `Kind.from_config(that.config)` swaps in the scheduler we test. Keys the
 file leaves out keep the *new* class's defaults (diffusers tracks `_use_default_values`), so
-e.g. UniPC and Euler-a from SD1.5's file get `linspace` spacing while DDIM gets `leading`.
+e.g. UniPC, Euler and Euler-a from SD1.5's file get `linspace` spacing while DDIM gets
+`leading`.
 
 Run in a throwaway CPU venv (never in CI):
 
@@ -26,7 +27,7 @@ Run in a throwaway CPU venv (never in CI):
 
 Made with diffusers 0.42.1, torch 2.15.0, numpy 2.4.6, Python 3.11 (versions are recorded in
 the fixture's "meta"). The scheduler configs below are the Hub's scheduler_config.json files
-of stable-diffusion-v1-5, stable-diffusion-2-1 and sd-turbo.
+of stable-diffusion-v1-5, stable-diffusion-2-1, sd-turbo and stable-diffusion-xl-base-1.0.
 """
 
 import json
@@ -36,7 +37,7 @@ import diffusers
 import numpy as np
 import torch
 import diffusers.schedulers.scheduling_euler_ancestral_discrete as euler_a_module
-from diffusers import DDIMScheduler, EulerAncestralDiscreteScheduler, UniPCMultistepScheduler
+from diffusers import DDIMScheduler, EulerAncestralDiscreteScheduler, EulerDiscreteScheduler, UniPCMultistepScheduler
 
 SD15 = {
     "_class_name": "PNDMScheduler",
@@ -84,7 +85,31 @@ SD_TURBO = {
     "use_karras_sigmas": False,
 }
 
-KINDS = {"ddim": DDIMScheduler, "euler_a": EulerAncestralDiscreteScheduler, "unipc": UniPCMultistepScheduler}
+SDXL = {
+    "_class_name": "EulerDiscreteScheduler",
+    "_diffusers_version": "0.19.0.dev0",
+    "beta_end": 0.012,
+    "beta_schedule": "scaled_linear",
+    "beta_start": 0.00085,
+    "clip_sample": False,
+    "interpolation_type": "linear",
+    "num_train_timesteps": 1000,
+    "prediction_type": "epsilon",
+    "sample_max_value": 1.0,
+    "set_alpha_to_one": False,
+    "skip_prk_steps": True,
+    "steps_offset": 1,
+    "timestep_spacing": "leading",
+    "trained_betas": None,
+    "use_karras_sigmas": False,
+}
+
+KINDS = {
+    "ddim": DDIMScheduler,
+    "euler_a": EulerAncestralDiscreteScheduler,
+    "unipc": UniPCMultistepScheduler,
+    "euler": EulerDiscreteScheduler,
+}
 
 
 def with_(base, **over):
@@ -199,16 +224,16 @@ def case(name, kind, config, steps, shape=(1, 2, 3, 3), strength=None, seed=0):
 
 
 def timestep_table():
-    """Timesteps (and Euler-a's sigmas) for SD1.5's schedule at awkward step counts."""
+    """Timesteps (and Euler's and Euler-a's sigmas) for SD1.5's schedule at awkward step counts."""
     rows = []
-    for kind in ["ddim", "euler_a", "unipc"]:
+    for kind in ["ddim", "euler_a", "unipc", "euler"]:
         for spacing, offset in [("leading", 1), ("leading", 0), ("linspace", 1), ("trailing", 1)]:
             for steps in [1, 2, 3, 7, 16, 48, 61, 100]:
                 s = make(kind, with_(SD15, timestep_spacing=spacing, steps_offset=offset))
                 s.set_timesteps(steps)
                 row = {"kind": kind, "spacing": spacing, "steps_offset": offset, "steps": steps}
                 row["timesteps"] = [float(t) for t in s.timesteps.tolist()]
-                if kind == "euler_a":
+                if kind in ("euler_a", "euler"):
                     row["sigmas"] = f32s(s.sigmas.tolist())
                     row["init_noise_sigma"] = float(s.init_noise_sigma)
                 rows.append(row)
@@ -268,6 +293,25 @@ def main():
         case("ddim_zero_snr_v", "ddim", with_(SD21, rescale_betas_zero_snr=True, timestep_spacing="trailing"), 5, seed=13),
         case("euler_a_zero_snr_v", "euler_a", with_(SD21, rescale_betas_zero_snr=True, timestep_spacing="trailing"), 4, seed=14),
         case("unipc_zero_snr_v", "unipc", with_(SD21, rescale_betas_zero_snr=True, timestep_spacing="trailing"), 5, seed=15),
+        # Euler (EulerDiscreteScheduler): SDXL's own file (leading, steps_offset 1), then the
+        # other spacings, v-prediction, and the options SDXL-family files set.
+        case("euler_sdxl", "euler", SDXL, 10, strength=0.75, seed=18),
+        case("euler_sdxl_2", "euler", SDXL, 2, shape=(2, 2, 3, 3), strength=0.5, seed=19),
+        case("euler_sd15_linspace", "euler", SD15, 10, strength=0.6, seed=20),
+        case("euler_sd21_v", "euler", SD21, 8, strength=0.5, seed=21),
+        case("euler_turbo_1", "euler", SD_TURBO, 1, shape=(2, 2, 3, 3), seed=22),
+        case("euler_turbo_4", "euler", SD_TURBO, 4, strength=0.5, seed=23),
+        case(
+            "euler_sdxl_trailing_v",
+            "euler",
+            with_(SDXL, timestep_spacing="trailing", prediction_type="v_prediction"),
+            6,
+            strength=0.5,
+            seed=24,
+        ),
+        case("euler_sdxl_sigma_min", "euler", with_(SDXL, final_sigmas_type="sigma_min"), 5, strength=0.6, seed=25),
+        case("euler_sdxl_linspace_sample", "euler", with_(SDXL, timestep_spacing="linspace", prediction_type="sample"), 5, seed=26),
+        case("euler_zero_snr_v", "euler", with_(SD21, rescale_betas_zero_snr=True, timestep_spacing="trailing"), 4, seed=27),
     ]
     doc = {
         "meta": {

@@ -18,7 +18,8 @@
 //! `step` the scale also counts the step's input sample (Euler's x + (σ_down − σ)·d cancels
 //! x ~ σ·z, so both sides carry float32 rounding of the input's size: with zero-terminal-SNR
 //! σ_max = 4096 that is ~1e-4 of a unit-size output). Then a table of timesteps for every
-//! spacing at awkward step counts, and edge cases.
+//! spacing at awkward step counts, and edge cases. Euler also against the SDXL pipeline
+//! fixture's schedule (`fixtures/reference.json`, tiny-sdxl's scheduler_config.json).
 
 use candle_core::{Device, Tensor};
 use serde::Deserialize;
@@ -214,8 +215,9 @@ fn matches_diffusers() {
 
 /// The σ schedule of the σ-space schedulers (with its final σ).
 fn sigmas(config: &SchedulerConfig, kind: SchedulerKind, steps: usize) -> Vec<f64> {
-    use zipp_diffusion::scheduler::{euler_a::EulerAncestral, unipc::UniPc};
+    use zipp_diffusion::scheduler::{euler::Euler, euler_a::EulerAncestral, unipc::UniPc};
     match kind {
+        SchedulerKind::Euler => Euler::new(config, steps).unwrap().sigmas().to_vec(),
         SchedulerKind::EulerAncestral => EulerAncestral::new(config, steps).unwrap().sigmas().to_vec(),
         SchedulerKind::UniPc => UniPc::new(config, steps).unwrap().sigmas().to_vec(),
         SchedulerKind::Ddim => Vec::new(),
@@ -255,7 +257,7 @@ fn timestep_table_matches_diffusers() {
             assert!(rel(init, row.init_noise_sigma.unwrap()) <= SIGMA_TOL, "{what}: init_noise_sigma {init}");
         }
     }
-    assert_eq!(extra, 3, "the 61-step trailing rows of the three kinds");
+    assert_eq!(extra, 4, "the 61-step trailing rows of the four kinds");
 }
 
 fn sd15() -> SchedulerConfig {
@@ -266,7 +268,8 @@ fn spaced(spacing: Spacing, offset: usize) -> SchedulerConfig {
     SchedulerConfig { timestep_spacing: Some(spacing), steps_offset: offset, ..sd15() }
 }
 
-const ALL: [SchedulerKind; 3] = [SchedulerKind::Ddim, SchedulerKind::EulerAncestral, SchedulerKind::UniPc];
+const ALL: [SchedulerKind; 4] =
+    [SchedulerKind::Ddim, SchedulerKind::Euler, SchedulerKind::EulerAncestral, SchedulerKind::UniPc];
 
 #[test]
 fn zero_or_too_many_steps_are_errors() {
@@ -296,8 +299,13 @@ fn run_through(sched: &mut dyn Scheduler) -> Tensor {
 
 #[test]
 fn one_step() {
-    // SD1.5's file: DDIM leading (timestep 0 + offset 1); Euler-a and UniPC linspace.
-    let want = [(SchedulerKind::Ddim, 1.0), (SchedulerKind::EulerAncestral, 0.0), (SchedulerKind::UniPc, 999.0)];
+    // SD1.5's file: DDIM leading (timestep 0 + offset 1); Euler, Euler-a and UniPC linspace.
+    let want = [
+        (SchedulerKind::Ddim, 1.0),
+        (SchedulerKind::Euler, 0.0),
+        (SchedulerKind::EulerAncestral, 0.0),
+        (SchedulerKind::UniPc, 999.0),
+    ];
     for (kind, t) in want {
         let mut s = build(&sd15(), kind, 1).unwrap();
         assert_eq!(s.timesteps(), &[t], "{kind:?}");
@@ -317,6 +325,11 @@ fn one_step() {
     let eps = Tensor::full(1.0f32, (1, 1, 1, 1), &Device::Cpu).unwrap();
     let out = s.step(&eps, 0, &x, &mut Noise::seeded(0, 0, 1, &Device::Cpu)).unwrap();
     assert!(out.flatten_all().unwrap().to_vec1::<f32>().unwrap()[0].abs() < 1e-4);
+    // Euler's one step is the same x − σ·ε, and draws no noise (an empty replay would fail).
+    let mut s = build(&turbo, SchedulerKind::Euler, 1).unwrap();
+    assert_eq!(s.init_noise_sigma(), sigma);
+    let out = s.step(&eps, 0, &x, &mut Noise::replay(Vec::new(), &Device::Cpu)).unwrap();
+    assert!(out.flatten_all().unwrap().to_vec1::<f32>().unwrap()[0].abs() < 1e-4);
 }
 
 #[test]
@@ -327,16 +340,20 @@ fn as_many_steps_as_training_timesteps() {
         let mut s = build(&config, SchedulerKind::Ddim, 1000).unwrap();
         assert_eq!(s.timesteps(), &every[..]);
         run_through(s.as_mut());
-        let mut s = build(&config, SchedulerKind::EulerAncestral, 1000).unwrap();
-        assert_eq!(s.timesteps(), &every[..]);
-        run_through(s.as_mut());
+        for kind in [SchedulerKind::Euler, SchedulerKind::EulerAncestral] {
+            let mut s = build(&config, kind, 1000).unwrap();
+            assert_eq!(s.timesteps(), &every[..]);
+            run_through(s.as_mut());
+        }
     }
     // SD1.5's leading + steps_offset 1 reaches timestep 1000: diffusers' DDIM indexes past ᾱ
-    // and fails; zipp says so when building. Euler-a clamps σ there, as diffusers does.
+    // and fails; zipp says so when building. Euler and Euler-a clamp σ there, as diffusers does.
     let e = build(&sd15(), SchedulerKind::Ddim, 1000).err().expect("ddim leading 1000").to_string();
     assert!(e.contains("timestep 1000"), "{e}");
-    let s = build(&spaced(Spacing::Leading, 1), SchedulerKind::EulerAncestral, 1000).unwrap();
-    assert_eq!(s.timesteps()[0], 1000.0);
+    for kind in [SchedulerKind::Euler, SchedulerKind::EulerAncestral] {
+        let s = build(&spaced(Spacing::Leading, 1), kind, 1000).unwrap();
+        assert_eq!(s.timesteps()[0], 1000.0);
+    }
     // UniPC needs distinct noise levels: trailing gives them, linspace over 1001 points rounds
     // two onto one timestep, leading has no room (⌊1000/1001⌋ = 0).
     let mut s = build(&spaced(Spacing::Trailing, 1), SchedulerKind::UniPc, 1000).unwrap();
@@ -361,16 +378,24 @@ fn unipc_steps_in_order_only() {
 
 #[test]
 fn unsupported_settings_are_errors() {
-    let cases: [(SchedulerConfig, SchedulerKind, &str); 6] = [
+    use zipp_diffusion::scheduler::Prediction;
+    let cases: [(SchedulerConfig, SchedulerKind, &str); 13] = [
         (SchedulerConfig { use_karras_sigmas: true, ..sd15() }, SchedulerKind::UniPc, "use_karras_sigmas"),
         (SchedulerConfig { lower_order_final: false, ..sd15() }, SchedulerKind::UniPc, "lower_order_final"),
         (SchedulerConfig { solver_type: "bh3".into(), ..sd15() }, SchedulerKind::UniPc, "solver_type"),
         (SchedulerConfig { final_sigmas_type: "zeros".into(), ..sd15() }, SchedulerKind::UniPc, "final_sigmas_type"),
         (SchedulerConfig { predict_x0: false, ..sd15() }, SchedulerKind::UniPc, "predict_x0"),
+        (SchedulerConfig { prediction_type: Prediction::Sample, ..sd15() }, SchedulerKind::EulerAncestral, "sample"),
+        (SchedulerConfig { use_karras_sigmas: true, ..sd15() }, SchedulerKind::Euler, "use_karras_sigmas"),
+        (SchedulerConfig { use_exponential_sigmas: true, ..sd15() }, SchedulerKind::Euler, "use_exponential_sigmas"),
+        (SchedulerConfig { use_beta_sigmas: true, ..sd15() }, SchedulerKind::Euler, "use_beta_sigmas"),
+        (SchedulerConfig { interpolation_type: "log_linear".into(), ..sd15() }, SchedulerKind::Euler, "log_linear"),
+        (SchedulerConfig { final_sigmas_type: "zeros".into(), ..sd15() }, SchedulerKind::Euler, "final_sigmas_type"),
+        (SchedulerConfig { timestep_type: "steps".into(), ..sd15() }, SchedulerKind::Euler, "timestep_type"),
         (
-            SchedulerConfig { prediction_type: zipp_diffusion::scheduler::Prediction::Sample, ..sd15() },
-            SchedulerKind::EulerAncestral,
-            "sample",
+            SchedulerConfig { timestep_type: "continuous".into(), prediction_type: Prediction::VPrediction, ..sd15() },
+            SchedulerKind::Euler,
+            "timestep_type \"continuous\"",
         ),
     ];
     for (config, kind, needle) in cases {
@@ -389,4 +414,52 @@ fn euler_a_noise_must_match_the_batch() {
     let a = run_through(build(&spaced(Spacing::Trailing, 1), SchedulerKind::EulerAncestral, 4).unwrap().as_mut());
     let b = run_through(build(&spaced(Spacing::Trailing, 1), SchedulerKind::EulerAncestral, 4).unwrap().as_mut());
     assert_eq!(a.flatten_all().unwrap().to_vec1::<f32>().unwrap(), b.flatten_all().unwrap().to_vec1::<f32>().unwrap());
+}
+
+#[test]
+fn euler_continuous_timesteps_change_nothing_without_v_prediction() {
+    // diffusers only switches to 0.25·ln σ timesteps for v-prediction; with ε it runs the
+    // discrete schedule, and so does zipp.
+    let continuous = SchedulerConfig { timestep_type: "continuous".into(), ..sd15() };
+    let a = build(&continuous, SchedulerKind::Euler, 7).unwrap();
+    let b = build(&sd15(), SchedulerKind::Euler, 7).unwrap();
+    assert_eq!(a.timesteps(), b.timesteps());
+}
+
+#[test]
+fn euler_names() {
+    assert_eq!(SchedulerKind::from_name("euler"), Some(SchedulerKind::Euler));
+    assert_eq!(SchedulerKind::from_name("Euler"), Some(SchedulerKind::Euler));
+    assert_eq!(SchedulerKind::Euler.name(), "euler");
+    assert_eq!(SchedulerKind::from_class_name("EulerDiscreteScheduler"), Some(SchedulerKind::Euler));
+    assert_eq!(SchedulerKind::from_name("euler_a"), Some(SchedulerKind::EulerAncestral));
+}
+
+/// The SDXL pipeline fixture (`fixtures/reference.json` → `sdxl.pipeline`, diffusers'
+/// `StableDiffusionXLPipeline` on tiny-sdxl) records its EulerDiscrete schedule; zipp's Euler
+/// from tiny-sdxl's own scheduler_config.json gives the same.
+#[test]
+fn euler_matches_the_sdxl_pipeline_fixture() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
+    let reference: Value =
+        serde_json::from_str(&std::fs::read_to_string(format!("{dir}/reference.json")).unwrap()).unwrap();
+    let want = &reference["sdxl"]["pipeline"];
+    assert_eq!(want["scheduler"], "EulerDiscrete leading");
+    let text = std::fs::read_to_string(format!("{dir}/tiny-sdxl/scheduler/scheduler_config.json")).unwrap();
+    let config = SchedulerConfig::from_json(&text).unwrap();
+    assert_eq!(config.kind(), Some(SchedulerKind::Euler));
+    assert_eq!(config.spacing(SchedulerKind::Euler), Spacing::Leading);
+    let steps = want["steps"].as_u64().unwrap() as usize;
+    let sched = build(&config, SchedulerKind::Euler, steps).unwrap();
+    let floats = |v: &Value| v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect::<Vec<f64>>();
+    assert_eq!(sched.timesteps(), &floats(&want["timesteps"])[..]);
+    assert_eq!(sched.timesteps(), &[501.0, 1.0]);
+    let got = sigmas(&config, SchedulerKind::Euler, steps);
+    let want_sigmas = floats(&want["sigmas"]);
+    assert_eq!(got.len(), want_sigmas.len());
+    for (g, w) in got.iter().zip(&want_sigmas) {
+        assert!((g - w).abs() <= 1e-6, "sigma {g} vs {w}");
+    }
+    let init = want["init_noise_sigma"].as_f64().unwrap();
+    assert!((sched.init_noise_sigma() - init).abs() <= 1e-6, "init_noise_sigma {} vs {init}", sched.init_noise_sigma());
 }

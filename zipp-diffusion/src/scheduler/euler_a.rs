@@ -24,8 +24,8 @@
 
 use candle_core::{Result, Tensor};
 
-use super::{check_index, interp, leading_timesteps, lincomb, np_linspace, trailing_timesteps, training_sigmas};
-use super::{Prediction, Scheduler, SchedulerConfig, SchedulerKind, Spacing};
+use super::{check_index, euler_init_noise_sigma, euler_schedule, lincomb, sigma_x0};
+use super::{Prediction, Scheduler, SchedulerConfig, SchedulerKind};
 use crate::noise::Noise;
 
 /// Euler-ancestral set up for one generation.
@@ -44,23 +44,9 @@ impl EulerAncestral {
         if config.prediction_type == Prediction::Sample {
             candle_core::bail!("euler_a: prediction_type \"sample\" is not implemented (nor is it in diffusers)");
         }
-        let n = config.num_train_timesteps;
-        let spacing = config.spacing(SchedulerKind::EulerAncestral);
-        let timesteps: Vec<f64> = match spacing {
-            Spacing::Linspace => np_linspace((n - 1) as f64, steps).into_iter().rev().collect(),
-            Spacing::Leading => leading_timesteps(n, steps, config.steps_offset),
-            Spacing::Trailing => trailing_timesteps(n, steps),
-        };
-        // diffusers keeps timesteps as float32.
-        let timesteps: Vec<f64> = timesteps.into_iter().map(|t| t as f32 as f64).collect();
-        let train = training_sigmas(config);
-        let mut sigmas: Vec<f64> = timesteps.iter().map(|&t| interp(t, &train)).collect();
+        let (timesteps, mut sigmas) = euler_schedule(config, SchedulerKind::EulerAncestral, steps);
         sigmas.push(0.0);
-        let sigma_max = sigmas.iter().copied().fold(0.0, f64::max);
-        let init_noise_sigma = match spacing {
-            Spacing::Linspace | Spacing::Trailing => sigma_max,
-            Spacing::Leading => (sigma_max * sigma_max + 1.0).sqrt(),
-        };
+        let init_noise_sigma = euler_init_noise_sigma(&sigmas, config.spacing(SchedulerKind::EulerAncestral));
         Ok(EulerAncestral { timesteps, sigmas, init_noise_sigma, prediction: config.prediction_type })
     }
 
@@ -89,13 +75,8 @@ impl Scheduler for EulerAncestral {
     fn step(&mut self, model_output: &Tensor, i: usize, sample: &Tensor, noise: &mut Noise) -> Result<Tensor> {
         check_index(i, self.timesteps.len(), "euler_a")?;
         let (s, s_to) = (self.sigmas[i], self.sigmas[i + 1]);
-        let x0 = match self.prediction {
-            Prediction::Epsilon => lincomb(&[(1.0, sample), (-s, model_output)])?,
-            Prediction::VPrediction => {
-                lincomb(&[(-s / (s * s + 1.0).sqrt(), model_output), (1.0 / (s * s + 1.0), sample)])?
-            }
-            Prediction::Sample => unreachable!("rejected in new"),
-        };
+        // (`Prediction::Sample` is rejected in `new`.)
+        let x0 = sigma_x0(self.prediction, s, model_output, sample)?;
         let sigma_up = (s_to * s_to * (s * s - s_to * s_to) / (s * s)).sqrt();
         let sigma_down = s_to * s_to / s;
         let derivative = (sample - &x0)?.affine(1.0 / s, 0.0)?;

@@ -1,4 +1,4 @@
-//! Noise schedulers: DDIM, Euler-ancestral and UniPC, configured from a model's own
+//! Noise schedulers: DDIM, Euler, Euler-ancestral and UniPC, configured from a model's own
 //! `scheduler_config.json` (diffusers' format), stepped by index.
 //!
 //! Each is a reimplementation of the diffusers scheduler of the same name (the formulas of
@@ -6,9 +6,9 @@
 //! (`tests/schedulers.rs`, fixtures from `benches/reference/`). Randomness (Euler-a's
 //! ancestral noise) comes from [`Noise`], never from the device.
 //!
-//! [`build`] sets one up for a generation: [`ddim::Ddim`], [`euler_a::EulerAncestral`],
-//! [`unipc::UniPc`]. Schedule arithmetic (ᾱ, σ, λ, solver coefficients) is `f64`; tensors
-//! stay `f32`, scaled by those coefficients.
+//! [`build`] sets one up for a generation: [`ddim::Ddim`], [`euler::Euler`],
+//! [`euler_a::EulerAncestral`], [`unipc::UniPc`]. Schedule arithmetic (ᾱ, σ, λ, solver
+//! coefficients) is `f64`; tensors stay `f32`, scaled by those coefficients.
 
 use candle_core::{Result, Tensor};
 use serde::Deserialize;
@@ -16,6 +16,7 @@ use serde::Deserialize;
 use crate::noise::Noise;
 
 pub mod ddim;
+pub mod euler;
 pub mod euler_a;
 pub mod unipc;
 
@@ -45,6 +46,7 @@ pub trait Scheduler: Send + Sync {
 #[serde(rename_all = "snake_case")]
 pub enum SchedulerKind {
     Ddim,
+    Euler,
     EulerAncestral,
     UniPc,
 }
@@ -54,16 +56,18 @@ impl SchedulerKind {
     pub fn from_class_name(name: &str) -> Option<SchedulerKind> {
         match name {
             "DDIMScheduler" => Some(SchedulerKind::Ddim),
+            "EulerDiscreteScheduler" => Some(SchedulerKind::Euler),
             "EulerAncestralDiscreteScheduler" => Some(SchedulerKind::EulerAncestral),
             "UniPCMultistepScheduler" => Some(SchedulerKind::UniPc),
             _ => None,
         }
     }
 
-    /// Parses `ddim`, `euler_a` (or `euler_ancestral`), `unipc`.
+    /// Parses `ddim`, `euler`, `euler_a` (or `euler_ancestral`), `unipc`.
     pub fn from_name(name: &str) -> Option<SchedulerKind> {
         match name.to_ascii_lowercase().replace('-', "_").as_str() {
             "ddim" => Some(SchedulerKind::Ddim),
+            "euler" => Some(SchedulerKind::Euler),
             "euler_a" | "euler_ancestral" => Some(SchedulerKind::EulerAncestral),
             "unipc" | "uni_pc" => Some(SchedulerKind::UniPc),
             _ => None,
@@ -73,6 +77,7 @@ impl SchedulerKind {
     pub fn name(self) -> &'static str {
         match self {
             SchedulerKind::Ddim => "ddim",
+            SchedulerKind::Euler => "euler",
             SchedulerKind::EulerAncestral => "euler_a",
             SchedulerKind::UniPc => "unipc",
         }
@@ -138,9 +143,16 @@ pub struct SchedulerConfig {
     pub disable_corrector: Vec<usize>,
     /// Zero terminal SNR rescaling (Lin et al. 2023).
     pub rescale_betas_zero_snr: bool,
-    /// UniPC: the σ after the last step, `zero` or `sigma_min` (σ of training timestep 0).
+    /// UniPC and Euler: the σ after the last step, `zero` or `sigma_min` (σ of training
+    /// timestep 0).
     pub final_sigmas_type: String,
     pub use_karras_sigmas: bool,
+    /// Euler: the σ schedules zipp doesn't implement (only the defaults are accepted: `linear`
+    /// interpolation of the training σ, `discrete` timesteps, no exponential or beta σ).
+    pub interpolation_type: String,
+    pub timestep_type: String,
+    pub use_exponential_sigmas: bool,
+    pub use_beta_sigmas: bool,
 }
 
 impl Default for SchedulerConfig {
@@ -166,6 +178,10 @@ impl Default for SchedulerConfig {
             rescale_betas_zero_snr: false,
             final_sigmas_type: "zero".into(),
             use_karras_sigmas: false,
+            interpolation_type: "linear".into(),
+            timestep_type: "discrete".into(),
+            use_exponential_sigmas: false,
+            use_beta_sigmas: false,
         }
     }
 }
@@ -182,13 +198,13 @@ impl SchedulerConfig {
     }
 
     /// The timestep spacing `kind` uses: the file's, else that diffusers class's default —
-    /// `leading` for DDIM, `linspace` for Euler-a and UniPC. (A diffusers pipeline swaps
+    /// `leading` for DDIM, `linspace` for Euler, Euler-a and UniPC. (A diffusers pipeline swaps
     /// schedulers with `Kind.from_config(pipe.scheduler.config)`, which passes on only the keys
-    /// the file set; so SD1.5's file gives DDIM `leading` but Euler-a and UniPC `linspace`.)
+    /// the file set; so SD1.5's file gives DDIM `leading` but the others `linspace`.)
     pub fn spacing(&self, kind: SchedulerKind) -> Spacing {
         self.timestep_spacing.unwrap_or(match kind {
             SchedulerKind::Ddim => Spacing::Leading,
-            SchedulerKind::EulerAncestral | SchedulerKind::UniPc => Spacing::Linspace,
+            SchedulerKind::Euler | SchedulerKind::EulerAncestral | SchedulerKind::UniPc => Spacing::Linspace,
         })
     }
 
@@ -261,6 +277,7 @@ pub fn build(config: &SchedulerConfig, kind: SchedulerKind, steps: usize) -> Res
     }
     Ok(match kind {
         SchedulerKind::Ddim => Box::new(ddim::Ddim::new(config, steps)?),
+        SchedulerKind::Euler => Box::new(euler::Euler::new(config, steps)?),
         SchedulerKind::EulerAncestral => Box::new(euler_a::EulerAncestral::new(config, steps)?),
         SchedulerKind::UniPc => Box::new(unipc::UniPc::new(config, steps)?),
     })
@@ -327,7 +344,7 @@ pub(crate) fn interp(t: f64, values: &[f64]) -> f64 {
     values[lo] + w * (values[lo + 1] - values[lo])
 }
 
-/// The σ of each training timestep for the σ-parameterised schedulers (Euler-a, UniPC):
+/// The σ of each training timestep for the σ-parameterised schedulers (Euler, Euler-a, UniPC):
 /// σ_t = √((1 − ᾱ_t)/ᾱ_t). With zero-terminal-SNR betas ᾱ_T = 0 would make σ_T infinite, so
 /// diffusers sets ᾱ_T = 2⁻²⁴ first, and so does this.
 pub(crate) fn training_sigmas(config: &SchedulerConfig) -> Vec<f64> {
@@ -338,6 +355,44 @@ pub(crate) fn training_sigmas(config: &SchedulerConfig) -> Vec<f64> {
         }
     }
     ac.iter().map(|a| ((1.0 - a) / a).sqrt()).collect()
+}
+
+/// The Euler schedulers' timesteps (`float32`-rounded, as diffusers keeps them), first to
+/// last, and σ at each of them (linear in the training timestep, clamped past the ends), for
+/// `kind`'s spacing (see [`euler_a`]'s module docs). The caller appends the final σ.
+pub(crate) fn euler_schedule(config: &SchedulerConfig, kind: SchedulerKind, steps: usize) -> (Vec<f64>, Vec<f64>) {
+    let n = config.num_train_timesteps;
+    let timesteps: Vec<f64> = match config.spacing(kind) {
+        Spacing::Linspace => np_linspace((n - 1) as f64, steps).into_iter().rev().collect(),
+        Spacing::Leading => leading_timesteps(n, steps, config.steps_offset),
+        Spacing::Trailing => trailing_timesteps(n, steps),
+    };
+    let timesteps: Vec<f64> = timesteps.into_iter().map(|t| t as f32 as f64).collect();
+    let train = training_sigmas(config);
+    let sigmas = timesteps.iter().map(|&t| interp(t, &train)).collect();
+    (timesteps, sigmas)
+}
+
+/// The Euler schedulers' `init_noise_sigma`: the largest σ for `linspace`/`trailing` spacing,
+/// but √(σ_max² + 1) for `leading` (diffusers' rule).
+pub(crate) fn euler_init_noise_sigma(sigmas: &[f64], spacing: Spacing) -> f64 {
+    let sigma_max = sigmas.iter().copied().fold(0.0, f64::max);
+    match spacing {
+        Spacing::Linspace | Spacing::Trailing => sigma_max,
+        Spacing::Leading => (sigma_max * sigma_max + 1.0).sqrt(),
+    }
+}
+
+/// The Euler schedulers' denoised estimate x̂₀ at noise level σ (k-diffusion's c_skip/c_out
+/// for the model's parameterisation): ε: x − σ·ε; v: −σ/√(σ²+1)·v + x/(σ²+1); sample: the
+/// output itself.
+pub(crate) fn sigma_x0(prediction: Prediction, sigma: f64, model_output: &Tensor, sample: &Tensor) -> Result<Tensor> {
+    let s = sigma;
+    match prediction {
+        Prediction::Epsilon => lincomb(&[(1.0, sample), (-s, model_output)]),
+        Prediction::VPrediction => lincomb(&[(-s / (s * s + 1.0).sqrt(), model_output), (1.0 / (s * s + 1.0), sample)]),
+        Prediction::Sample => Ok(model_output.clone()),
+    }
 }
 
 /// Checks a step index against the schedule.
