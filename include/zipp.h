@@ -111,6 +111,10 @@ typedef enum zipp_status {
    answered garbage (the message says which; it never contains an API key).
    */
   ZIPP_ERR_REMOTE = 12,
+  /*
+   The caller cancelled a long computation (an image generation) before it finished.
+   */
+  ZIPP_ERR_CANCELLED = 13,
 } zipp_status;
 
 /*
@@ -125,6 +129,17 @@ typedef struct zipp_evaluation zipp_evaluation;
  ViPer preference extraction. Immutable and thread-safe.
  */
 typedef struct zipp_extractor zipp_extractor;
+
+/*
+ A loaded Stable Diffusion model (SD 1.x, 2.x, XL, Turbo). Immutable and thread-safe:
+ generations on one handle may run from several threads at once.
+ */
+typedef struct zipp_image_model zipp_image_model;
+
+/*
+ The images of one generation and what the request resolved to. Immutable.
+ */
+typedef struct zipp_images zipp_images;
 
 /*
  A streaming reader of a JSONL persona file. Not thread-safe: one thread at a time.
@@ -180,6 +195,17 @@ typedef struct zipp_synthetic_bench zipp_synthetic_bench;
  The persona verbalizer. Immutable and thread-safe.
  */
 typedef struct zipp_verbalizer zipp_verbalizer;
+
+/*
+ Told after each denoising step (`step` of `total`, 1-based) on the calling thread, with
+ `user_data`. Return 0 to go on, anything else to cancel the generation
+ (`ZIPP_ERR_CANCELLED`).
+ */
+typedef int (*zipp_step_callback)(uint32_t step,
+                                  uint32_t total,
+                                  double timestep,
+                                  double elapsed_s,
+                                  void *user_data);
 
 /*
  Receives generated text: `piece` is `len` bytes of UTF-8 (also NUL-terminated), valid
@@ -836,6 +862,116 @@ int32_t zipp_rake(const double *counts,
                   double *weights,
                   double *aggregate,
                   size_t *sweeps);
+
+/*
+ Loads a model from a JSON spec: `"path"` (a diffusers-layout folder, a Hugging Face cache
+ entry or repo id found in the local cache, or a single-file `.safetensors` checkpoint) or
+ `{"path": "...", "config_dir": "...", "turbo": true, "prediction": "epsilon" |
+ "v_prediction", "sliced_attention": 2, "with_encoder": true}`.
+
+ # Safety
+ `spec` is a NUL-terminated string; `out` writable.
+ */
+int32_t zipp_image_model_new(const char *spec, struct zipp_image_model **out);
+
+/*
+ The model's identity (family and weights fingerprint) as a new string.
+
+ # Safety
+ `model` is NULL or a live handle; `out` writable.
+ */
+int32_t zipp_image_model_id(const struct zipp_image_model *model, char **out);
+
+/*
+ Generates images. `request` is JSON: `{"prompt": "...", "negative_prompt": "...",
+ "steering": {"liked": [...], "disliked": [...], "liked_strength": 0.85,
+ "disliked_strength": 0.85}, "width": 512, "height": 512, "steps": 30, "guidance": 7.5,
+ "scheduler": "ddim"|"euler_a"|"unipc", "seed": 7, "batch": 1, "strength": 0.75,
+ "conditioning": {...}}` (only `prompt` required; unset fields take the model's defaults),
+ or `{"personalization": <zipp_personalize's result>, "seed": 7, ...}`. For
+ image-to-image pass an RGB init image (`init_rgb`, rows `init_stride` bytes apart; NULL
+ for text-to-image) the size of the output. `on_step` (may be NULL) is called on this thread
+ after each step; the generation is cancelled (`ZIPP_ERR_CANCELLED`, no images) when it
+ returns non-zero or when `*cancel` (may be NULL) becomes non-zero, set from any thread with
+ an atomic store and polled at least every 20 ms; it stops within one step.
+
+ # Safety
+ `model` is NULL or a live handle; `request` NUL-terminated; `init_rgb` NULL or
+ `init_stride * (init_height - 1) + init_width * 3` readable bytes; `cancel` NULL or an
+ aligned `int` valid for the call, written only atomically; `on_step` NULL or safe to call
+ with the arguments described; `out` writable.
+ */
+int32_t zipp_image_generate(const struct zipp_image_model *model,
+                            const char *request,
+                            const uint8_t *init_rgb,
+                            uint32_t init_width,
+                            uint32_t init_height,
+                            size_t init_stride,
+                            zipp_step_callback on_step,
+                            void *user_data,
+                            const int *cancel,
+                            struct zipp_images **out);
+
+/*
+ The conditioning a request would use (embeddings out), as JSON, a new string:
+ `{"model": id, "prompt": {"tokens": 77, "dim": 768, "data": [...], "pooled": [...]},
+ "negative": {...}, "liked": {...}, "disliked": {...}, "report": {...}}`. Pass it back as a
+ request's `"conditioning"` (the `"report"` is ignored there) to skip text encoding, e.g.
+ to cache a persona's steering vectors; only the model that made it accepts it.
+
+ # Safety
+ `model` is NULL or a live handle; `request` NUL-terminated; `out` writable.
+ */
+int32_t zipp_image_encode(const struct zipp_image_model *model, const char *request, char **out);
+
+/*
+ How many images a result holds.
+
+ # Safety
+ `images` is NULL or a live handle; `out` writable.
+ */
+int32_t zipp_images_count(const struct zipp_images *images, size_t *out);
+
+/*
+ Image `index`: `*rgb` points to its pixels (rows `*stride` bytes apart, 3 bytes per
+ pixel, valid until `zipp_images_free`), with its width and height.
+
+ # Safety
+ `images` is NULL or a live handle; the out pointers writable.
+ */
+int32_t zipp_images_get(const struct zipp_images *images,
+                        size_t index,
+                        const uint8_t **rgb,
+                        uint32_t *width,
+                        uint32_t *height,
+                        size_t *stride);
+
+/*
+ What the generation resolved to, as JSON, a new string: `{"count", "width", "height",
+ "steps", "guidance", "scheduler", "report": {"prompt_tokens", "negative_tokens",
+ "chunks", "liked_dropped", "disliked_dropped"}, "timings": {"text_s", "denoise_s",
+ "decode_s"}}`.
+
+ # Safety
+ `images` is NULL or a live handle; `out` writable.
+ */
+int32_t zipp_images_info(const struct zipp_images *images, char **out);
+
+/*
+ Frees a generation's images. NULL is ignored.
+
+ # Safety
+ `images` is NULL or a live handle no other thread is using.
+ */
+void zipp_images_free(struct zipp_images *images);
+
+/*
+ Frees a model. NULL is ignored.
+
+ # Safety
+ `model` is NULL or a live handle no other thread is using.
+ */
+void zipp_image_model_free(struct zipp_image_model *model);
 
 /*
  Loads a language model from a JSON spec: `"smollm2"` (the embedded default, shared

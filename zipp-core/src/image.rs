@@ -144,7 +144,7 @@ pub struct ImageRequest {
     pub height: Option<u32>,
     pub steps: Option<u32>,
     pub guidance: Option<f32>,
-    /// `ddim`, `euler_a` or `unipc`; the model's own scheduler when unset.
+    /// `ddim`, `euler`, `euler_a` or `unipc`; the model's own scheduler when unset.
     pub scheduler: Option<String>,
     pub seed: u64,
     /// Images per request (each from its own noise stream: image `k` equals the single image

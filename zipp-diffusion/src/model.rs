@@ -432,8 +432,11 @@ impl Components {
         let vae_model =
             zipp_core::runtime::compute(dev, || Vae::new(vae.var_builder(dt, dev), vae_config, opts.with_encoder))
                 .map_err(|e| load_err("vae", e))?;
+        // SD-Turbo and SDXL-Turbo ship an Euler (sd-turbo) or Euler-ancestral scheduler with
+        // `trailing` spacing; no base model does.
         let turbo = opts.turbo.unwrap_or(
-            scheduler.kind() == Some(SchedulerKind::EulerAncestral) && scheduler.timestep_spacing == Some(Spacing::Trailing),
+            matches!(scheduler.kind(), Some(SchedulerKind::EulerAncestral | SchedulerKind::Euler))
+                && scheduler.timestep_spacing == Some(Spacing::Trailing),
         );
         let family = match (xl, turbo) {
             (false, false) => "sd",

@@ -323,7 +323,7 @@ impl StableDiffusion {
         }
         let kind = match &req.scheduler {
             Some(name) => SchedulerKind::from_name(name)
-                .ok_or_else(|| invalid(format!("unknown scheduler {name:?} (ddim, euler_a, unipc)")))?,
+                .ok_or_else(|| invalid(format!("unknown scheduler {name:?} (ddim, euler, euler_a, unipc)")))?,
             None => self.c.scheduler.kind().unwrap_or(SchedulerKind::Ddim),
         };
         if req.conditioning.is_none() && req.prompt.trim().is_empty() {

@@ -6,7 +6,7 @@
 //! `zipp_diffusion::LoadOptions`). [`request_from_json`] reads a request:
 //! `{"prompt": …, "negative_prompt": …, "steering": {"liked": […], "disliked": […],
 //! "liked_strength": 0.85, "disliked_strength": 0.85}, "disliked_as_negative": false,
-//! "width": …, "height": …, "steps": …, "guidance": …, "scheduler": "ddim" | "euler_a" |
+//! "width": …, "height": …, "steps": …, "guidance": …, "scheduler": "ddim" | "euler" | "euler_a" |
 //! "unipc", "seed": 0, "batch": 1, "first_index": 0, "strength": 0.75, "conditioning": {…},
 //! "latents": […]}`, or `{"personalization": <a personalizer's output>, "seed": …, …}` to
 //! render what a personalizer produced (its prompt, negative prompt and steering).
@@ -194,6 +194,15 @@ pub fn generate(
         model.generate(&request, cancel, &mut |p: &StepProgress| emit(*p))
     })?;
     drive(job, on_step, interrupted)
+}
+
+/// The conditioning of a request (embeddings out) with its tokenization report, as JSON:
+/// the `Conditioning` object plus `"report"`.
+pub fn conditioning_json(model: &dyn ImageGenerator, request: &ImageRequest) -> Result<String> {
+    let (cond, report) = model.encode(request)?;
+    let mut v = serde_json::to_value(&cond).map_err(|e| Error::Internal(e.to_string()))?;
+    v["report"] = serde_json::to_value(&report).map_err(|e| Error::Internal(e.to_string()))?;
+    Ok(v.to_string())
 }
 
 /// The JSON of an output's metadata (everything but the pixels).

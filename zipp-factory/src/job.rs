@@ -105,10 +105,15 @@ pub fn drive<E: Send + 'static, R: Send + 'static>(
     mut interrupted: impl FnMut() -> bool,
 ) -> Result<R> {
     let mut cancelled = false;
+    if interrupted() {
+        cancelled = true;
+        job.cancel();
+    }
     loop {
         match job.next(POLL) {
             Polled::Event(e) => {
-                if !cancelled && !on_event(e) {
+                // Events can arrive faster than the poll interval: check the flag on each.
+                if !cancelled && (!on_event(e) || interrupted()) {
                     cancelled = true;
                     job.cancel();
                 }

@@ -28,6 +28,7 @@
 mod bench;
 mod call;
 mod eval;
+mod image;
 mod json;
 mod lm;
 
@@ -86,6 +87,8 @@ pub enum zipp_status {
     /// A remote model server could not be reached, timed out, refused the request or
     /// answered garbage (the message says which; it never contains an API key).
     ZIPP_ERR_REMOTE = 12,
+    /// The caller cancelled a long computation (an image generation) before it finished.
+    ZIPP_ERR_CANCELLED = 13,
 }
 
 impl PartialEq<zipp_status> for i32 {

@@ -37,7 +37,8 @@ fn version_and_status_names() {
     assert_eq!(name(zipp_status::ZIPP_ERR_INTERNAL as i32), "ZIPP_ERR_INTERNAL");
     assert_eq!(name(zipp_status::ZIPP_ERR_REMOTE as i32), "ZIPP_ERR_REMOTE");
     assert_eq!(name(-3), "ZIPP_UNKNOWN_STATUS");
-    assert_eq!(name(13), "ZIPP_UNKNOWN_STATUS");
+    assert_eq!(name(zipp_status::ZIPP_ERR_CANCELLED as i32), "ZIPP_ERR_CANCELLED");
+    assert_eq!(name(14), "ZIPP_UNKNOWN_STATUS");
 }
 
 #[test]

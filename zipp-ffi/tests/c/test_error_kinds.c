@@ -374,16 +374,17 @@ static void test_status_names(void) {
       {ZIPP_ERR_INVALID_UTF8, "ZIPP_ERR_INVALID_UTF8"},
       {ZIPP_ERR_INTERNAL, "ZIPP_ERR_INTERNAL"},
       {ZIPP_ERR_REMOTE, "ZIPP_ERR_REMOTE"},
+      {ZIPP_ERR_CANCELLED, "ZIPP_ERR_CANCELLED"},
   };
   char what[96];
-  for (int32_t s = 0; s < 13; s++) {
+  for (int32_t s = 0; s < 14; s++) {
     snprintf(what, sizeof what, "%s is %d", statuses[s].name, (int)s);
     CHECK(statuses[s].code == s, what);
     const char *name = zipp_status_name(s);
     snprintf(what, sizeof what, "zipp_status_name(%d) is %s", (int)s, statuses[s].name);
     CHECK(name != NULL && strcmp(name, statuses[s].name) == 0, what);
   }
-  static const int32_t unknown[] = {13, -1, INT32_MAX, INT32_MIN};
+  static const int32_t unknown[] = {14, -1, INT32_MAX, INT32_MIN};
   for (size_t i = 0; i < sizeof unknown / sizeof unknown[0]; i++) {
     const char *name = zipp_status_name(unknown[i]);
     snprintf(what, sizeof what, "zipp_status_name(%ld) is ZIPP_UNKNOWN_STATUS", (long)unknown[i]);

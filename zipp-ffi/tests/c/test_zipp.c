@@ -498,6 +498,102 @@ static void test_image_metrics(void) {
         "target shares that do not sum to 1");
 }
 
+static int count_steps(uint32_t step, uint32_t total, double timestep, double elapsed_s, void *user) {
+  (void)timestep;
+  (void)elapsed_s;
+  int *n = (int *)user;
+  if (step == (uint32_t)(*n + 1) && total >= step) *n += 1;
+  return 0;
+}
+
+static int cancel_at_first(uint32_t step, uint32_t total, double timestep, double elapsed_s, void *user) {
+  (void)step, (void)total, (void)timestep, (void)elapsed_s;
+  *(int *)user += 1;
+  return 1;
+}
+
+/* The image runner on the tiny random SD fixture (zipp-diffusion/tests/fixtures): RGB
+ * buffers with stride, progress and cancellation from the callback, image-to-image from a
+ * padded buffer, embeddings out and back in, and typed errors. */
+static void test_image_generation(void) {
+  zipp_image_model *m = NULL;
+  CHECK(zipp_image_model_new("\"/nonexistent/sd\"", &m) == ZIPP_ERR_MODEL_NOT_FOUND && m == NULL,
+        "a missing model is MODEL_NOT_FOUND");
+  if (zipp_image_model_new("{\"path\":\"zipp-diffusion/tests/fixtures/tiny-sd\"}", &m) != ZIPP_OK) {
+    CHECK(0, "load the tiny SD fixture");
+    return;
+  }
+  int steps = 0;
+  zipp_images *a = NULL, *b = NULL;
+  const char *req = "{\"prompt\":\"a photo of a red cat\",\"steps\":3,\"seed\":5}";
+  CHECK(zipp_image_generate(m, req, NULL, 0, 0, 0, count_steps, &steps, NULL, &a) == ZIPP_OK && steps == 3,
+        "generate with a progress callback per step");
+  CHECK(zipp_image_generate(m, req, NULL, 0, 0, 0, NULL, NULL, NULL, &b) == ZIPP_OK, "generate again");
+  size_t n = 0, stride = 0;
+  uint32_t w = 0, h = 0;
+  const uint8_t *pa = NULL, *pb = NULL;
+  CHECK(zipp_images_count(a, &n) == ZIPP_OK && n == 1, "one image");
+  CHECK(zipp_images_get(a, 0, &pa, &w, &h, &stride) == ZIPP_OK && w == 64 && h == 64 && stride == 192,
+        "a 64x64 RGB image");
+  CHECK(zipp_images_get(b, 0, &pb, &w, &h, &stride) == ZIPP_OK && memcmp(pa, pb, 64 * 192) == 0,
+        "the same seed gives the same bytes");
+  CHECK(zipp_images_get(a, 1, &pb, &w, &h, &stride) == ZIPP_ERR_INVALID_INPUT, "index out of range");
+  char *info = NULL;
+  CHECK(zipp_images_info(a, &info) == ZIPP_OK && contains(info, "\"steps\":3") && contains(info, "\"chunks\":1"),
+        "the info JSON says what ran");
+  zipp_string_free(info);
+
+  /* Image-to-image from a buffer whose rows carry 4 bytes of padding. */
+  uint8_t *padded = (uint8_t *)calloc(64 * 196, 1);
+  for (int y = 0; y < 64; y++) memcpy(padded + y * 196, pa + y * 192, 192);
+  zipp_images *c = NULL;
+  CHECK(zipp_image_generate(m, "{\"prompt\":\"a cat\",\"steps\":4,\"strength\":0.5}", padded, 64, 64, 196, NULL, NULL,
+                            NULL, &c) == ZIPP_OK,
+        "image-to-image from a strided buffer");
+  CHECK(zipp_image_generate(m, "{\"prompt\":\"a cat\",\"steps\":4}", padded, 64, 64, 100, NULL, NULL, NULL, &c) ==
+            ZIPP_ERR_INVALID_INPUT,
+        "a stride shorter than a row");
+  free(padded);
+  zipp_images_free(c);
+
+  int calls = 0;
+  zipp_images *d = NULL;
+  CHECK(zipp_image_generate(m, req, NULL, 0, 0, 0, cancel_at_first, &calls, NULL, &d) == ZIPP_ERR_CANCELLED && calls == 1 &&
+            d == NULL,
+        "a callback returning non-zero cancels within one step");
+  int flag = 1;
+  CHECK(zipp_image_generate(m, req, NULL, 0, 0, 0, NULL, NULL, &flag, &d) == ZIPP_ERR_CANCELLED,
+        "a set cancel flag cancels");
+  CHECK(zipp_image_generate(m, "{\"prompt\":\"a cat\",\"width\":100}", NULL, 0, 0, 0, NULL, NULL, NULL, &d) ==
+            ZIPP_ERR_INVALID_INPUT,
+        "a width that is not a multiple of 8");
+  CHECK(zipp_image_generate(m, "{\"prompt\":\"a cat\",\"colour\":1}", NULL, 0, 0, 0, NULL, NULL, NULL, &d) ==
+            ZIPP_ERR_SCHEMA,
+        "an unknown request field");
+  CHECK(zipp_image_generate(m, NULL, NULL, 0, 0, 0, NULL, NULL, NULL, &d) == ZIPP_ERR_NULL_POINTER, "NULL request");
+
+  /* Embeddings out, and back in as the conditioning: the same image. */
+  char *cond = NULL;
+  if (zipp_image_encode(m, req, &cond) == ZIPP_OK) {
+    size_t len = strlen(cond) + 64;
+    char *again = (char *)malloc(len);
+    snprintf(again, len, "{\"conditioning\":%s,\"steps\":3,\"seed\":5}", cond);
+    zipp_images *e = NULL;
+    const uint8_t *pe = NULL;
+    CHECK(zipp_image_generate(m, again, NULL, 0, 0, 0, NULL, NULL, NULL, &e) == ZIPP_OK &&
+              zipp_images_get(e, 0, &pe, &w, &h, &stride) == ZIPP_OK && memcmp(pa, pe, 64 * 192) == 0,
+          "conditioning from zipp_image_encode gives the same image");
+    zipp_images_free(e);
+    free(again);
+  } else {
+    CHECK(0, "zipp_image_encode");
+  }
+  zipp_string_free(cond);
+  zipp_images_free(a);
+  zipp_images_free(b);
+  zipp_image_model_free(m);
+}
+
 /* The ZIPP rewriter (SPEC §5) with the embedded SmolLM2, through the same JSON spec as Rust
  * and Python (not under valgrind: a generation there would take minutes). */
 static void test_zipp_rewrite(const zipp_models *models, const zipp_persona *persona) {
@@ -650,6 +746,7 @@ static void test_end_to_end(const char *personas_path, int quick) {
   test_lm_scripted();
   test_extract_and_verbalize();
   test_image_metrics();
+  test_image_generation();
 
   zipp_personalizer_free(vprag);
   zipp_persona_free(tiny);
