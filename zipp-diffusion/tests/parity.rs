@@ -282,3 +282,25 @@ fn sdxl_text_encoders_and_unet_match_diffusers() {
     let got = m.decode(&r("sdxl.vae.latents")).unwrap();
     assert_close("sdxl vae decode", &got, &r("sdxl.vae.decoded"), 2e-4);
 }
+
+#[test]
+fn sdxl_pipeline_matches_diffusers() {
+    let req = ImageRequest {
+        negative_prompt: Some(text_of("negative")),
+        width: Some(64),
+        height: Some(64),
+        steps: Some(2),
+        guidance: Some(5.0),
+        latents: Some(r("sdxl.pipe.latents0").flatten_all().unwrap().to_vec1().unwrap()),
+        ..ImageRequest::new(text_of("prompt"))
+    };
+    let (lat, img) = run(sdxl(), &req, vec![]);
+    assert_close("sdxl pipeline latents", &lat, &r("sdxl.pipe.latents"), 1e-4);
+    assert_image("sdxl pipeline", &img, &reference_bytes("sdxl.pipe.image"));
+    let out = sdxl().generate(&req, &Cancel::new(), &mut |_| {}).unwrap();
+    assert_eq!(out.scheduler, "euler", "the model's own scheduler");
+    // No negative prompt: SDXL conditions on zeros (force_zeros_for_empty_prompt).
+    let (cond, _) = sdxl().encode(&ImageRequest { negative_prompt: None, ..req }).unwrap();
+    assert!(cond.negative.data.iter().all(|&x| x == 0.0));
+    assert!(cond.negative.pooled.unwrap().iter().all(|&x| x == 0.0));
+}
