@@ -49,7 +49,7 @@ impl Default for ClipTextConfig {
 
 impl ClipTextConfig {
     pub fn validate(&self) -> std::result::Result<(), String> {
-        if self.num_attention_heads == 0 || self.hidden_size % self.num_attention_heads != 0 {
+        if self.num_attention_heads == 0 || !self.hidden_size.is_multiple_of(self.num_attention_heads) {
             return Err(format!(
                 "hidden_size {} is not a multiple of num_attention_heads {}",
                 self.hidden_size, self.num_attention_heads
@@ -192,6 +192,14 @@ impl ClipText {
     /// Builds the model from weights named as transformers names them (`vs` at the model's
     /// root: `text_model.*`, `text_projection.*`).
     pub fn new(vs: nn::VarBuilder, config: ClipTextConfig) -> Result<ClipText> {
+        let projection = config.with_projection();
+        ClipText::new_with_projection(vs, config, projection)
+    }
+
+    /// [`ClipText::new`], saying whether to load the root `text_projection` (no bias,
+    /// `projection_dim` wide) rather than reading it from `architectures`: a `CLIPModel`
+    /// has one though its text config does not say `WithProjection`.
+    pub fn new_with_projection(vs: nn::VarBuilder, config: ClipTextConfig, projection: bool) -> Result<ClipText> {
         let c = &config;
         let act = Activation::parse(&c.hidden_act).map_err(candle_core::Error::Msg)?;
         let tm = vs.pp("text_model");
@@ -212,7 +220,7 @@ impl ClipText {
             })
             .collect::<Result<Vec<_>>>()?;
         let final_norm = nn::layer_norm(c.hidden_size, c.layer_norm_eps, tm.pp("final_layer_norm"))?;
-        let projection = if c.with_projection() {
+        let projection = if projection {
             Some(nn::linear_no_bias(c.hidden_size, c.projection_dim, vs.pp("text_projection"))?)
         } else {
             None

@@ -19,10 +19,13 @@
 
 pub mod attention;
 pub mod clip;
+pub mod clip_model;
+pub mod clip_vision;
 pub mod ldm;
 pub mod model;
 pub mod noise;
 pub mod pipeline;
+pub mod preprocess;
 pub mod scheduler;
 pub mod unet;
 pub mod vae;
