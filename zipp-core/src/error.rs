@@ -321,6 +321,7 @@ mod tests {
                 (8, "compute"),
                 (11, "internal"),
                 (12, "remote"),
+                (13, "cancelled"),
             ]
         );
         for k in ErrorKind::ALL {

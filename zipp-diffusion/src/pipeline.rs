@@ -235,7 +235,7 @@ impl StableDiffusion {
     fn tensor(&self, e: &Embeds, what: &str) -> Result<Tensor> {
         e.validate(what)?;
         let dim = self.c.unet_config.cross_attention_dim;
-        if e.dim != dim || e.tokens % (WINDOW + 2) != 0 {
+        if e.dim != dim || !e.tokens.is_multiple_of(WINDOW + 2) {
             return Err(invalid(format!(
                 "{what}: {} tokens of width {} do not fit this model (77·k tokens of width {dim})",
                 e.tokens, e.dim
@@ -248,9 +248,7 @@ impl StableDiffusion {
     fn pooled(&self, e: &Embeds, what: &str) -> Result<Tensor> {
         let want = self.c.encoders.get(1).map_or(0, |t| t.model.config.projection_dim);
         match &e.pooled {
-            Some(p) if p.len() == want => {
-                Tensor::from_vec(p.clone(), (1, want), self.device()).map_err(compute_err)
-            }
+            Some(p) if p.len() == want => Tensor::from_vec(p.clone(), (1, want), self.device()).map_err(compute_err),
             _ => Err(invalid(format!("{what}: an SDXL model needs a pooled embedding of {want} numbers"))),
         }
     }
@@ -383,9 +381,7 @@ impl StableDiffusion {
     fn image_tensor(&self, img: &Image) -> Result<Tensor> {
         let (w, h) = (img.width() as usize, img.height() as usize);
         let data: Vec<f32> = img.rgb().iter().map(|&b| b as f32 / 127.5 - 1.0).collect();
-        Tensor::from_vec(data, (1, h, w, 3), self.device())
-            .and_then(|t| t.permute((0, 3, 1, 2)))
-            .map_err(compute_err)
+        Tensor::from_vec(data, (1, h, w, 3), self.device()).and_then(|t| t.permute((0, 3, 1, 2))).map_err(compute_err)
     }
 
     fn to_images(t: &Tensor) -> Result<Vec<Image>> {

@@ -125,13 +125,14 @@ impl UnetConfig {
         }
         match self.addition_embed_type.as_deref() {
             None => {}
-            Some("text_time") => {
-                if self.addition_time_embed_dim.is_none() || self.projection_class_embeddings_input_dim.is_none() {
-                    return Err("text_time conditioning needs addition_time_embed_dim and \
-                                projection_class_embeddings_input_dim"
-                        .into());
-                }
+            Some("text_time")
+                if self.addition_time_embed_dim.is_none() || self.projection_class_embeddings_input_dim.is_none() =>
+            {
+                return Err("text_time conditioning needs addition_time_embed_dim and \
+                            projection_class_embeddings_input_dim"
+                    .into());
             }
+            Some("text_time") => {}
             Some(t) => return Err(format!("addition_embed_type {t:?} is not supported (only SDXL's text_time)")),
         }
         if self.class_embed_type.is_some() || self.time_cond_proj_dim.is_some() {
@@ -157,9 +158,11 @@ impl UnetConfig {
             };
             let width = self.block_out_channels[i];
             let h = heads.at(i).ok_or_else(|| format!("no head count for level {i}"))?;
-            let layers =
-                self.transformer_layers_per_block.at(i).ok_or_else(|| format!("no transformer layers for level {i}"))?;
-            if width == 0 || width % self.norm_num_groups != 0 || h == 0 || width % h != 0 {
+            let layers = self
+                .transformer_layers_per_block
+                .at(i)
+                .ok_or_else(|| format!("no transformer layers for level {i}"))?;
+            if width == 0 || !width.is_multiple_of(self.norm_num_groups) || h == 0 || !width.is_multiple_of(h) {
                 return Err(format!(
                     "level {i}: width {width} must be a positive multiple of norm_num_groups {} and of its {h} heads",
                     self.norm_num_groups
@@ -317,8 +320,11 @@ impl Unet {
                     .collect::<Result<Vec<_>>>()?,
                 None => Vec::new(),
             };
-            let upsampler =
-                if i + 1 < n { Some(conv3(l.width, l.width, 1, 1, vs.pp("upsamplers").pp(0).pp("conv"))?) } else { None };
+            let upsampler = if i + 1 < n {
+                Some(conv3(l.width, l.width, 1, 1, vs.pp("upsamplers").pp(0).pp("conv"))?)
+            } else {
+                None
+            };
             up.push(Up { resnets, attentions, upsampler });
         }
         let norm_out = nn::group_norm(c.norm_num_groups, b0, c.norm_eps, vs.pp("conv_norm_out"))?;

@@ -21,6 +21,7 @@ use pyo3::prelude::*;
 mod bench;
 mod error;
 mod eval;
+mod image;
 mod json;
 mod lm;
 mod models;
@@ -100,5 +101,6 @@ fn _zipp(m: &Bound<'_, PyModule>) -> PyResult<()> {
     eval::register(m)?;
     bench::register(m)?;
     lm::register(m)?;
+    image::register(m)?;
     Ok(())
 }

@@ -25,6 +25,7 @@ KINDS = {
     "compute": (zipp.ComputeError, RuntimeError),
     "internal": (zipp.InternalError, RuntimeError),
     "remote": (zipp.RemoteError, RuntimeError),
+    "cancelled": (zipp.CancelledError, RuntimeError),
 }
 
 

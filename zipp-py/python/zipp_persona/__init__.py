@@ -22,6 +22,7 @@ from typing import Optional as _Optional, Union as _Union
 
 from . import _provision, stats
 from ._errors import (
+    CancelledError,
     ComputeError,
     InternalError,
     InvalidInputError,
@@ -45,7 +46,9 @@ from ._zipp import (
     EvidenceElement,
     EvidencePost,
     Extractor,
+    GeneratedImages,
     Identity,
+    ImageModel,
     LanguageModel,
     Models,
     MovieLens,
@@ -97,6 +100,7 @@ def provision_models(dir: "_Optional[_Union[str, _os.PathLike[str]]]" = None) ->
 __all__ = [
     "PROVISION_HINT",
     "Brag",
+    "CancelledError",
     "Combined",
     "ComputeError",
     "Evaluation",
@@ -105,7 +109,9 @@ __all__ = [
     "EvidenceElement",
     "EvidencePost",
     "Extractor",
+    "GeneratedImages",
     "Identity",
+    "ImageModel",
     "InternalError",
     "InvalidInputError",
     "IoError",

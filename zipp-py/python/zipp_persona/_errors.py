@@ -154,6 +154,14 @@ class RemoteError(ZippError, RuntimeError):
     code = 12
 
 
+class CancelledError(ZippError, RuntimeError):
+    """The caller cancelled a long computation (an image generation) before it finished
+    (a step callback returned ``False``); Ctrl-C raises ``KeyboardInterrupt`` instead."""
+
+    kind = "cancelled"
+    code = 13
+
+
 _BY_KIND: Dict[str, Type[ZippError]] = {
     cls.kind: cls
     for cls in (
@@ -167,6 +175,7 @@ _BY_KIND: Dict[str, Type[ZippError]] = {
         ComputeError,
         InternalError,
         RemoteError,
+        CancelledError,
     )
 }
 

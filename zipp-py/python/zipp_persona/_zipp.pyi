@@ -55,6 +55,8 @@ __all__ = [
     "TextStream",
     "Extractor",
     "Verbalizer",
+    "ImageModel",
+    "GeneratedImages",
     "clip_score",
     "personalization_clip_score",
     "cmmd",
@@ -519,6 +521,58 @@ class Extractor:
 class Verbalizer:
     def __new__(cls, spec: str | Mapping[str, Any] | None = None, *, models: Models | None = None) -> Self: ...
     def verbalize(self, evidence: str | Mapping[str, Any]) -> tuple[Persona, dict[str, Any]]: ...
+
+_UInt8Image = npt.NDArray[np.uint8]
+
+class _Steering(TypedDict):
+    liked: list[str]
+    disliked: list[str]
+    liked_strength: float
+    disliked_strength: float
+
+@final
+class ImageModel:
+    def __new__(cls, spec: str | os.PathLike[str] | Mapping[str, Any]) -> Self: ...
+    @property
+    def id(self) -> str: ...
+    def generate(
+        self,
+        prompt: str | Personalization | None = None,
+        *,
+        negative_prompt: str | None = None,
+        steering: _Steering | Mapping[str, Any] | None = None,
+        disliked_as_negative: bool = False,
+        width: int | None = None,
+        height: int | None = None,
+        steps: int | None = None,
+        guidance: float | None = None,
+        scheduler: Literal["ddim", "euler", "euler_a", "unipc"] | None = None,
+        seed: int = 0,
+        batch: int = 1,
+        first_index: int = 0,
+        init_image: _UInt8Image | None = None,
+        strength: float | None = None,
+        conditioning: Mapping[str, Any] | None = None,
+        on_step: Callable[[int, int, float, float], object] | None = None,
+    ) -> GeneratedImages: ...
+    def encode(
+        self,
+        prompt: str | Personalization | None = None,
+        *,
+        negative_prompt: str | None = None,
+        steering: _Steering | Mapping[str, Any] | None = None,
+        disliked_as_negative: bool = False,
+        seed: int = 0,
+    ) -> dict[str, Any]: ...
+
+@final
+class GeneratedImages:
+    @property
+    def images(self) -> list[_UInt8Image]: ...
+    @property
+    def info(self) -> dict[str, Any]: ...
+    def __len__(self) -> int: ...
+    def __getitem__(self, key: int, /) -> _UInt8Image: ...
 
 def clip_score(image: Sequence[float], text: Sequence[float], *, scale100: bool = False) -> float: ...
 def personalization_clip_score(image: Sequence[float], references: Sequence[Sequence[float]]) -> float: ...
