@@ -71,8 +71,7 @@ fn is_attention(names: &[String], prefix: &str) -> bool {
 /// configuration the checkpoint is loaded with.
 pub fn unet_table(names: &[String], layers_per_block: usize) -> HashMap<String, Source> {
     let per = layers_per_block + 1;
-    let unet: Vec<String> =
-        names.iter().filter_map(|n| n.strip_prefix(UNET_PREFIX)).map(str::to_string).collect();
+    let unet: Vec<String> = names.iter().filter_map(|n| n.strip_prefix(UNET_PREFIX)).map(str::to_string).collect();
     let mut table = HashMap::new();
     for key in &unet {
         let mapped = if let Some(r) = key.strip_prefix("time_embed.0.") {

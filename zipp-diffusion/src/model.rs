@@ -283,9 +283,13 @@ fn single_file(path: &Path, opts: &LoadOptions) -> Result<Layout> {
             )
         }
         None => match layout {
-            TextLayout::OpenAi => {
-                (UnetConfig::default(), VaeConfig::default(), ClipTextConfig::default(), SchedulerConfig::default(), None)
-            }
+            TextLayout::OpenAi => (
+                UnetConfig::default(),
+                VaeConfig::default(),
+                ClipTextConfig::default(),
+                SchedulerConfig::default(),
+                None,
+            ),
             TextLayout::OpenClip => {
                 let (u, t, s) = sd2_configs(opts.prediction.unwrap_or(Prediction::VPrediction));
                 (u, VaeConfig::default(), t, s, None)
@@ -352,7 +356,10 @@ impl Components {
         let path = resolve_path(path)?;
         let layout = if path.is_file() {
             if path.extension().and_then(|e| e.to_str()) != Some("safetensors") {
-                return Err(invalid(&path, "single-file checkpoints must be .safetensors (pickled .ckpt files can run code)"));
+                return Err(invalid(
+                    &path,
+                    "single-file checkpoints must be .safetensors (pickled .ckpt files can run code)",
+                ));
             }
             single_file(&path, opts)?
         } else {
@@ -361,7 +368,8 @@ impl Components {
         let Layout { unet, vae, texts, unet_config, vae_config, scheduler, zeros_for_empty_negative, files } = layout;
 
         let (dev, dt) = (&opts.device, opts.dtype);
-        let load_err = |what: &str, e: candle_core::Error| invalid(&path, format!("{what}: {}", crate::candle_message(&e)));
+        let load_err =
+            |what: &str, e: candle_core::Error| invalid(&path, format!("{what}: {}", crate::candle_message(&e)));
         let mut encoders = Vec::with_capacity(texts.len());
         let mut width = 0;
         for (i, part) in texts.into_iter().enumerate() {
@@ -386,8 +394,9 @@ impl Components {
             }
             part.config.validate().map_err(|m| invalid(&path, format!("{what} config: {m}")))?;
             width += part.config.hidden_size;
-            let model = zipp_core::runtime::compute(dev, || ClipText::new(part.weights.var_builder(dt, dev), part.config))
-                .map_err(|e| load_err(what, e))?;
+            let model =
+                zipp_core::runtime::compute(dev, || ClipText::new(part.weights.var_builder(dt, dev), part.config))
+                    .map_err(|e| load_err(what, e))?;
             encoders.push(TextEncoder { model, tokenizer: Arc::new(tokenizer), pad_id });
         }
         let xl = encoders.len() == 2;
@@ -398,7 +407,10 @@ impl Components {
             ));
         }
         if xl && !encoders[1].model.config.with_projection() {
-            return Err(invalid(&path, "SDXL's second text encoder must have a text_projection (CLIPTextModelWithProjection)"));
+            return Err(invalid(
+                &path,
+                "SDXL's second text encoder must have a text_projection (CLIPTextModelWithProjection)",
+            ));
         }
         vae_config.validate().map_err(|m| invalid(&path, format!("vae config: {m}")))?;
         unet_config.levels().map_err(|m| invalid(&path, format!("unet config: {m}")))?;
@@ -426,9 +438,10 @@ impl Components {
             return Err(invalid(&path, "scheduler config: implausible training schedule"));
         }
 
-        let unet_model =
-            zipp_core::runtime::compute(dev, || Unet::new(unet.var_builder(dt, dev), unet_config.clone(), opts.sliced_attention))
-                .map_err(|e| load_err("unet", e))?;
+        let unet_model = zipp_core::runtime::compute(dev, || {
+            Unet::new(unet.var_builder(dt, dev), unet_config.clone(), opts.sliced_attention)
+        })
+        .map_err(|e| load_err("unet", e))?;
         let vae_model =
             zipp_core::runtime::compute(dev, || Vae::new(vae.var_builder(dt, dev), vae_config, opts.with_encoder))
                 .map_err(|e| load_err("vae", e))?;

@@ -129,7 +129,8 @@ mod tests {
 
     #[test]
     fn moments_are_standard_normal() {
-        let v: Vec<f32> = Noise::seeded(7, 0, 1, &Device::Cpu).sample(&[100_000]).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+        let v: Vec<f32> =
+            Noise::seeded(7, 0, 1, &Device::Cpu).sample(&[100_000]).unwrap().flatten_all().unwrap().to_vec1().unwrap();
         let n = v.len() as f64;
         let mean = v.iter().map(|&x| x as f64).sum::<f64>() / n;
         let var = v.iter().map(|&x| (x as f64 - mean).powi(2)).sum::<f64>() / n;

@@ -69,9 +69,12 @@ impl VaeConfig {
                 self.norm_num_groups, self.block_out_channels
             ));
         }
-        if let Some(t) = self.down_block_types.iter().chain(&self.up_block_types).find(|t| {
-            !matches!(t.as_str(), "DownEncoderBlock2D" | "UpDecoderBlock2D")
-        }) {
+        if let Some(t) = self
+            .down_block_types
+            .iter()
+            .chain(&self.up_block_types)
+            .find(|t| !matches!(t.as_str(), "DownEncoderBlock2D" | "UpDecoderBlock2D"))
+        {
             return Err(format!("block type {t} is not supported (only DownEncoderBlock2D/UpDecoderBlock2D)"));
         }
         if self.latent_channels == 0 || self.in_channels == 0 || self.out_channels == 0 {

@@ -14,7 +14,7 @@ use std::sync::OnceLock;
 
 use candle_core::{Device, Tensor};
 use common::*;
-use zipp_core::image::{ImageGenerator, ImageRequest, InitImage, Image};
+use zipp_core::image::{Image, ImageGenerator, ImageRequest, InitImage};
 use zipp_core::lm::Cancel;
 use zipp_core::personalize::Steering;
 use zipp_diffusion::noise::Noise;
@@ -103,8 +103,9 @@ fn unet_matches_diffusers() {
         .unwrap();
         let x = r(&format!("{p}.unet.sample"));
         for t in [999, 500, 1] {
-            let got = zipp_core::runtime::compute(&Device::Cpu, || m.components().unet.forward(&x, t as f64, &ctx, None))
-                .unwrap();
+            let got =
+                zipp_core::runtime::compute(&Device::Cpu, || m.components().unet.forward(&x, t as f64, &ctx, None))
+                    .unwrap();
             assert_close(&format!("{p} unet t={t}"), &got, &r(&format!("{p}.unet.out_t{t}")), 1e-5);
         }
     }
@@ -191,27 +192,36 @@ fn turbo_euler_ancestral_matches_diffusers() {
     assert!(turbo().is_turbo());
     for n in [1u32, 4] {
         // Turbo defaults: no guidance, the model's Euler-a; the recorded step noise replayed.
-        let req = ImageRequest { latents: Some(latents0()), width: Some(64), height: Some(64), steps: Some(n), ..ImageRequest::new(text_of("prompt")) };
+        let req = ImageRequest {
+            latents: Some(latents0()),
+            width: Some(64),
+            height: Some(64),
+            steps: Some(n),
+            ..ImageRequest::new(text_of("prompt"))
+        };
         let noise: Vec<Tensor> = (0..n).map(|i| r(&format!("pipe.turbo{n}.noise{i}"))).collect();
         let (lat, img) = run(turbo(), &req, noise);
         assert_close(&format!("turbo{n} latents"), &lat, &r(&format!("pipe.turbo{n}.latents")), 1e-4);
         assert_image(&format!("turbo{n}"), &img, &reference_bytes(&format!("pipe.turbo{n}.image")));
     }
     // The defaults are Turbo's: one step, no guidance.
-    let out = turbo().generate(&ImageRequest { width: Some(64), height: Some(64), ..ImageRequest::new("a cat") }, &Cancel::new(), &mut |_| {}).unwrap();
+    let out = turbo()
+        .generate(
+            &ImageRequest { width: Some(64), height: Some(64), ..ImageRequest::new("a cat") },
+            &Cancel::new(),
+            &mut |_| {},
+        )
+        .unwrap();
     assert_eq!((out.steps, out.guidance, out.scheduler.as_str()), (1, 0.0, "euler_a"));
 }
 
 #[test]
 fn image_to_image_matches_diffusers() {
-    let init: Vec<f32> = r("img2img.init_image").permute((0, 2, 3, 1)).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+    let init: Vec<f32> =
+        r("img2img.init_image").permute((0, 2, 3, 1)).unwrap().flatten_all().unwrap().to_vec1().unwrap();
     let bytes: Vec<u8> = init.iter().map(|x| (x * 255.0).round() as u8).collect();
     let image = Image::new(64, 64, bytes).unwrap();
-    let req = ImageRequest {
-        init_image: Some(InitImage { image, strength: 0.6 }),
-        latents: None,
-        ..request(5, 7.5)
-    };
+    let req = ImageRequest { init_image: Some(InitImage { image, strength: 0.6 }), latents: None, ..request(5, 7.5) };
     let (lat, img) = run(sd(), &req, vec![r("img2img.draw0"), r("img2img.draw1")]);
     assert_close("img2img latents", &lat, &r("img2img.latents"), 1e-4);
     assert_image("img2img", &img, &reference_bytes("img2img.image"));
@@ -262,11 +272,19 @@ fn sdxl_text_encoders_and_unet_match_diffusers() {
         let te1 = r(&format!("sdxl.te1.text.{key}.penultimate"));
         let te2 = r(&format!("sdxl.te2.text.{key}.penultimate"));
         assert_close(&format!("sdxl states {key}"), &states, &Tensor::cat(&[te1, te2], 2).unwrap(), 1e-4);
-        assert_close(&format!("sdxl pooled {key}"), &pooled.unwrap(), &r(&format!("sdxl.te2.text.{key}.text_embeds")), 1e-4);
+        assert_close(
+            &format!("sdxl pooled {key}"),
+            &pooled.unwrap(),
+            &r(&format!("sdxl.te2.text.{key}.text_embeds")),
+            1e-4,
+        );
     }
     let (states, _, _, windows) = m.encode_text(&text_of("long"), 1).unwrap();
     assert_eq!(windows, 2);
-    let want = Tensor::cat(&[r("sdxl.te1.text.long_chunked.last_hidden_state"), r("sdxl.te2.text.long_chunked.penultimate")], 2);
+    let want = Tensor::cat(
+        &[r("sdxl.te1.text.long_chunked.last_hidden_state"), r("sdxl.te2.text.long_chunked.penultimate")],
+        2,
+    );
     // te1's chunked reference is its last hidden state; SDXL uses the penultimate one, so
     // only the second encoder's half is compared here.
     let _ = want;

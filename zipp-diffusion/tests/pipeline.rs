@@ -142,7 +142,8 @@ fn steering_moves_the_prediction_toward_liked_and_away_from_disliked() {
         .to_vec1()
         .unwrap();
     let turbo = StableDiffusion::load(fixtures().join("tiny-turbo"), &LoadOptions::default()).unwrap();
-    let base = ImageRequest { guidance: Some(5.0), steps: Some(1), latents: Some(x.clone()), ..req("a photo of a red cat") };
+    let base =
+        ImageRequest { guidance: Some(5.0), steps: Some(1), latents: Some(x.clone()), ..req("a photo of a red cat") };
     let run = |r: &ImageRequest| -> Vec<f32> {
         let mut noise = zipp_diffusion::noise::Noise::seeded(1, 0, 1, &Device::Cpu);
         let d = turbo.denoise(r, &mut noise, &Cancel::new(), &mut |_| {}).unwrap();
@@ -153,12 +154,14 @@ fn steering_moves_the_prediction_toward_liked_and_away_from_disliked() {
         let ctx = turbo.encode_windows(&w).unwrap();
         // Euler's model input at σ_max: the initial latents × σ, scaled by 1/√(σ²+1).
         let sigma = 14.614646911621094f64;
-        let xt = (Tensor::from_vec(x.clone(), (1, 4, 8, 8), &Device::Cpu).unwrap() * (sigma / (sigma * sigma + 1.0).sqrt()))
-            .unwrap();
+        let xt = (Tensor::from_vec(x.clone(), (1, 4, 8, 8), &Device::Cpu).unwrap()
+            * (sigma / (sigma * sigma + 1.0).sqrt()))
+        .unwrap();
         turbo.components().unet.forward(&xt, 999.0, &ctx, None).unwrap().flatten_all().unwrap().to_vec1().unwrap()
     };
     let plain = run(&base);
-    let liked = run(&ImageRequest { steering: Some(steering(&["watercolor, soft pastel light"], &[], 0.85)), ..base.clone() });
+    let liked =
+        run(&ImageRequest { steering: Some(steering(&["watercolor, soft pastel light"], &[], 0.85)), ..base.clone() });
     let disliked = run(&ImageRequest { steering: Some(steering(&[], &["neon, harsh shadows"], 0.85)), ..base.clone() });
     let d_liked: Vec<f32> = liked.iter().zip(&plain).map(|(a, b)| a - b).collect();
     let d_disliked: Vec<f32> = disliked.iter().zip(&plain).map(|(a, b)| a - b).collect();
@@ -197,8 +200,10 @@ fn disliked_attributes_can_join_the_negative_prompt() {
 #[test]
 fn image_to_image_keeps_the_size_and_starts_from_the_image() {
     let src = gen(&req("a photo of a red cat")).images.remove(0);
-    let light = gen(&ImageRequest { init_image: Some(InitImage { image: src.clone(), strength: 0.25 }), ..req("a cat") });
-    let heavy = gen(&ImageRequest { init_image: Some(InitImage { image: src.clone(), strength: 1.0 }), ..req("a cat") });
+    let light =
+        gen(&ImageRequest { init_image: Some(InitImage { image: src.clone(), strength: 0.25 }), ..req("a cat") });
+    let heavy =
+        gen(&ImageRequest { init_image: Some(InitImage { image: src.clone(), strength: 1.0 }), ..req("a cat") });
     assert_eq!((light.width, light.height), (64, 64));
     assert!(dist(&light.images[0], &src) < dist(&heavy.images[0], &src));
 }
@@ -210,7 +215,9 @@ fn concurrent_generations_equal_sequential_ones() {
     let handles: Vec<_> = (0..3)
         .map(|_| {
             let m = model.clone();
-            std::thread::spawn(move || m.generate(&req("a photo of a red cat"), &Cancel::new(), &mut |_| {}).unwrap().images)
+            std::thread::spawn(move || {
+                m.generate(&req("a photo of a red cat"), &Cancel::new(), &mut |_| {}).unwrap().images
+            })
         })
         .collect();
     for h in handles {
@@ -232,9 +239,19 @@ fn bad_requests_are_typed_errors() {
         ImageRequest { steering: Some(steering(&["x"], &[], f32::INFINITY)), ..req("a cat") },
         req(""),
         req("a\0cat"),
-        ImageRequest { init_image: Some(InitImage { image: Image::new(72, 64, vec![0; 72 * 64 * 3]).unwrap(), strength: 0.5 }), width: Some(64), ..req("a cat") },
-        ImageRequest { init_image: Some(InitImage { image: Image::new(64, 64, vec![0; 64 * 64 * 3]).unwrap(), strength: 1.5 }), ..req("a cat") },
-        ImageRequest { init_image: Some(InitImage { image: Image::new(64, 64, vec![0; 64 * 64 * 3]).unwrap(), strength: 0.1 }), ..req("a cat") },
+        ImageRequest {
+            init_image: Some(InitImage { image: Image::new(72, 64, vec![0; 72 * 64 * 3]).unwrap(), strength: 0.5 }),
+            width: Some(64),
+            ..req("a cat")
+        },
+        ImageRequest {
+            init_image: Some(InitImage { image: Image::new(64, 64, vec![0; 64 * 64 * 3]).unwrap(), strength: 1.5 }),
+            ..req("a cat")
+        },
+        ImageRequest {
+            init_image: Some(InitImage { image: Image::new(64, 64, vec![0; 64 * 64 * 3]).unwrap(), strength: 0.1 }),
+            ..req("a cat")
+        },
     ];
     for r in &bad {
         let e = err(r);
@@ -331,7 +348,15 @@ fn real_weights_when_given() {
     let img = &out.images[0];
     let mean = img.rgb().iter().map(|&b| b as f64).sum::<f64>() / img.rgb().len() as f64;
     let var = img.rgb().iter().map(|&b| (b as f64 - mean).powi(2)).sum::<f64>() / img.rgb().len() as f64;
-    eprintln!("{}x{} in {:.1}s text + {:.1}s denoise + {:.1}s decode; pixel mean {mean:.1} sd {:.1}", out.width, out.height, out.text_s, out.denoise_s, out.decode_s, var.sqrt());
+    eprintln!(
+        "{}x{} in {:.1}s text + {:.1}s denoise + {:.1}s decode; pixel mean {mean:.1} sd {:.1}",
+        out.width,
+        out.height,
+        out.text_s,
+        out.denoise_s,
+        out.decode_s,
+        var.sqrt()
+    );
     assert!(var.sqrt() > 10.0, "a real image has contrast (a black or flat image means a broken model path)");
     if let Some(p) = std::env::var_os("ZIPP_SD_OUT") {
         let mut ppm = format!("P6\n{} {}\n255\n", img.width(), img.height()).into_bytes();

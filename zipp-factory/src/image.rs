@@ -18,9 +18,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use zipp_core::error::{Error, Result};
-use zipp_core::image::{
-    Conditioning, Image, ImageGenerator, ImageOutput, ImageRequest, InitImage, StepProgress,
-};
+use zipp_core::image::{Conditioning, Image, ImageGenerator, ImageOutput, ImageRequest, InitImage, StepProgress};
 use zipp_core::personalize::{Personalization, Steering};
 
 use crate::job::{drive, Job};

@@ -26,9 +26,8 @@ pub struct zipp_images {
 /// Told after each denoising step (`step` of `total`, 1-based) on the calling thread, with
 /// `user_data`. Return 0 to go on, anything else to cancel the generation
 /// (`ZIPP_ERR_CANCELLED`).
-pub type zipp_step_callback = Option<
-    unsafe extern "C" fn(step: u32, total: u32, timestep: f64, elapsed_s: f64, user_data: *mut c_void) -> c_int,
->;
+pub type zipp_step_callback =
+    Option<unsafe extern "C" fn(step: u32, total: u32, timestep: f64, elapsed_s: f64, user_data: *mut c_void) -> c_int>;
 
 /// Loads a model from a JSON spec: `"path"` (a diffusers-layout folder, a Hugging Face cache
 /// entry or repo id found in the local cache, or a single-file `.safetensors` checkpoint) or
