@@ -31,7 +31,27 @@ pub mod unet;
 pub mod vae;
 pub mod weights;
 
+pub use candle_core::{DType, Device};
 pub use model::LoadOptions;
+
+/// The compute device a name means: `"cpu"`, `"cuda"` (GPU 0), `"cuda:N"`, `"metal"`. A GPU
+/// zipp was built without (features `cuda`, `metal`) is an error that says so.
+pub fn device(name: &str) -> zipp_core::Result<Device> {
+    let bad = |e: candle_core::Error| {
+        zipp_core::Error::InvalidInput(format!("device {name:?} is not available: {}", candle_message(&e)))
+    };
+    match name {
+        "cpu" => Ok(Device::Cpu),
+        "cuda" => Device::new_cuda(0).map_err(bad),
+        "metal" => Device::new_metal(0).map_err(bad),
+        other => match other.strip_prefix("cuda:").and_then(|n| n.parse::<usize>().ok()) {
+            Some(n) => Device::new_cuda(n).map_err(bad),
+            None => Err(zipp_core::Error::InvalidInput(format!(
+                "device {other:?}: use \"cpu\", \"cuda\", \"cuda:N\" or \"metal\""
+            ))),
+        },
+    }
+}
 
 /// A candle error's message without the backtrace candle appends when `RUST_BACKTRACE` is
 /// set (zipp's errors say what went wrong, not where in candle).
@@ -62,6 +82,17 @@ pub fn validate_size(width: u32, height: u32) -> zipp_core::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn devices_by_name() {
+        assert!(device("cpu").unwrap().is_cpu());
+        assert!(device("tpu").is_err());
+        // Built without CUDA / Metal: a clear error, not a panic.
+        #[cfg(not(feature = "cuda"))]
+        assert!(device("cuda:0").is_err());
+        #[cfg(not(feature = "metal"))]
+        assert!(device("metal").is_err());
+    }
 
     #[test]
     fn sizes_must_be_multiples_of_eight() {

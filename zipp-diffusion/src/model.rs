@@ -76,6 +76,9 @@ pub struct Components {
     pub turbo: bool,
     pub device: Device,
     pub dtype: DType,
+    /// The VAE's dtype: F32 when the model is F16 but its VAE config says `force_upcast`
+    /// (SDXL's VAE overflows in f16 and decodes black images; diffusers upcasts it too).
+    pub vae_dtype: DType,
     /// The weight files, for the record.
     pub files: Vec<PathBuf>,
 }
@@ -438,13 +441,15 @@ impl Components {
             return Err(invalid(&path, "scheduler config: implausible training schedule"));
         }
 
+        let vae_dtype = if dt == DType::F16 && vae_config.force_upcast { DType::F32 } else { dt };
         let unet_model = zipp_core::runtime::compute(dev, || {
             Unet::new(unet.var_builder(dt, dev), unet_config.clone(), opts.sliced_attention)
         })
         .map_err(|e| load_err("unet", e))?;
-        let vae_model =
-            zipp_core::runtime::compute(dev, || Vae::new(vae.var_builder(dt, dev), vae_config, opts.with_encoder))
-                .map_err(|e| load_err("vae", e))?;
+        let vae_model = zipp_core::runtime::compute(dev, || {
+            Vae::new(vae.var_builder(vae_dtype, dev), vae_config, opts.with_encoder)
+        })
+        .map_err(|e| load_err("vae", e))?;
         // SD-Turbo and SDXL-Turbo ship an Euler (sd-turbo) or Euler-ancestral scheduler with
         // `trailing` spacing; no base model does.
         let turbo = opts.turbo.unwrap_or(
@@ -469,6 +474,7 @@ impl Components {
             turbo,
             device: opts.device.clone(),
             dtype: opts.dtype,
+            vae_dtype,
             files,
         })
     }

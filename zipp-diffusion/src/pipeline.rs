@@ -434,7 +434,7 @@ impl StableDiffusion {
     /// Decodes scaled latents `[n, 4, h, w]` to images `[n, 3, 8h, 8w]` in about `[-1, 1]`.
     pub fn decode(&self, latents: &Tensor) -> Result<Tensor> {
         let scaling = self.c.vae.config.scaling_factor;
-        let dtype = self.c.dtype;
+        let dtype = self.c.vae_dtype;
         self.compute(|| {
             let z = (latents / scaling)?.to_dtype(dtype)?;
             self.c.vae.decode(&z)?.to_dtype(DType::F32)
@@ -563,7 +563,8 @@ impl StableDiffusion {
                     )));
                 }
                 let img = self.image_tensor(&init.image)?;
-                let (mean, std) = self.compute(|| self.c.vae.encode(&img.to_dtype(dtype)?))?;
+                let vae_dtype = self.c.vae_dtype;
+                let (mean, std) = self.compute(|| self.c.vae.encode(&img.to_dtype(vae_dtype)?))?;
                 let e = noise.sample(&[lat_c, lh, lw]).map_err(compute_err)?;
                 let z = self.compute(|| {
                     let z = (mean.to_dtype(DType::F32)? + std.to_dtype(DType::F32)?.broadcast_mul(&e)?)?;

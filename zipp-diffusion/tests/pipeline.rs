@@ -364,3 +364,21 @@ fn real_weights_when_given() {
         std::fs::write(p, ppm).unwrap();
     }
 }
+
+/// f16 (the GPU setting) keeps an SDXL VAE in f32 (`force_upcast`: diffusers' rule; f16
+/// SDXL VAEs overflow into black images) and still generates; on the CPU it runs slowly.
+#[test]
+fn f16_models_keep_an_upcast_vae_in_f32() {
+    use candle_core::DType;
+    let opts = LoadOptions { dtype: DType::F16, ..LoadOptions::default() };
+    let xl = StableDiffusion::load(fixtures().join("tiny-sdxl"), &opts).unwrap();
+    assert_eq!((xl.components().dtype, xl.components().vae_dtype), (DType::F16, DType::F32));
+    let out =
+        xl.generate(&ImageRequest { steps: Some(2), ..ImageRequest::new("a red cat") }, &Cancel::new(), &mut |_| {});
+    let out = out.unwrap();
+    let f32_model = StableDiffusion::load(fixtures().join("tiny-sdxl"), &LoadOptions::default()).unwrap();
+    let want = f32_model
+        .generate(&ImageRequest { steps: Some(2), ..ImageRequest::new("a red cat") }, &Cancel::new(), &mut |_| {})
+        .unwrap();
+    assert!(dist(&out.images[0], &want.images[0]) < 2.0, "f16 and f32 images agree to rounding");
+}

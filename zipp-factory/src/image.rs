@@ -38,6 +38,13 @@ pub struct DiffusionSpec {
     pub sliced_attention: Option<usize>,
     #[serde(default = "yes")]
     pub with_encoder: bool,
+    /// `"cpu"` (default), `"cuda"`, `"cuda:N"` or `"metal"` (the GPU ones need zipp built
+    /// with the `cuda` / `metal` feature).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
+    /// `"f32"` (default) or `"f16"` (GPUs; an SDXL VAE stays f32, see `force_upcast`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dtype: Option<String>,
 }
 
 fn yes() -> bool {
@@ -56,6 +63,8 @@ impl DiffusionSpec {
                 prediction: None,
                 sliced_attention: None,
                 with_encoder: true,
+                device: None,
+                dtype: None,
             }
         } else {
             zipp_core::json::from_str(json, "diffusion model spec")?
@@ -79,13 +88,20 @@ impl DiffusionSpec {
         if self.sliced_attention == Some(0) {
             return Err(Error::InvalidInput("sliced_attention must be at least 1 (or absent)".into()));
         }
+        let dtype = match self.dtype.as_deref() {
+            None | Some("f32") => zipp_diffusion::DType::F32,
+            Some("f16") => zipp_diffusion::DType::F16,
+            Some(other) => return Err(Error::InvalidInput(format!("dtype {other:?}: use \"f32\" or \"f16\""))),
+        };
+        let device = zipp_diffusion::device(self.device.as_deref().unwrap_or("cpu"))?;
         Ok(zipp_diffusion::LoadOptions {
+            device,
+            dtype,
             sliced_attention: self.sliced_attention,
             turbo: self.turbo,
             config_dir: self.config_dir.clone(),
             prediction,
             with_encoder: self.with_encoder,
-            ..Default::default()
         })
     }
 
@@ -239,6 +255,8 @@ mod tests {
         }
         assert!(DiffusionSpec::from_json(r#"{"path": ""}"#).is_err());
         assert!(DiffusionSpec::from_json(r#"{"path": "m", "prediction": "x"}"#).is_err());
+        assert!(DiffusionSpec::from_json(r#"{"path": "m", "dtype": "f8"}"#).is_err());
+        assert!(DiffusionSpec::from_json(r#"{"path": "m", "device": "tpu"}"#).is_err());
         assert_eq!(DiffusionSpec::from_json(r#""/m""#).unwrap().path, PathBuf::from("/m"));
         let e = DiffusionSpec::from_json(r#""/nonexistent/model""#).unwrap().build().err().unwrap();
         assert_eq!(e.kind(), zipp_core::ErrorKind::ModelNotFound, "{e}");
