@@ -11,12 +11,17 @@
 //! ```
 //!
 //! Prints one JSON line per part: median, min and max seconds over `--reps` timed runs after
-//! one warm-up, the FLOP count of the part (multiply-adds × 2, from the shapes), and the
-//! GFLOP/s that makes.
+//! one warm-up, and the process's peak resident memory (`VmHWM`: weights + activations).
+//! `--part params` prints each component's parameter count and weight bytes in f32 and f16
+//! for `--model sd15|sd21|sdxl` without allocating any weights.
 
 use std::time::Instant;
 
-use candle_core::{DType, Device, Tensor};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use candle_core::{DType, Device, Shape, Tensor};
+use candle_nn::var_builder::SimpleBackend;
 use candle_nn::{VarBuilder, VarMap};
 use zipp_diffusion::clip::{ClipText, ClipTextConfig};
 use zipp_diffusion::unet::{PerBlock, Unet, UnetConfig};
@@ -48,8 +53,71 @@ fn configs(model: &str) -> (UnetConfig, ClipTextConfig) {
                 ..ClipTextConfig::default()
             },
         ),
-        other => panic!("unknown --model {other} (sd15, sd21)"),
+        // stabilityai/stable-diffusion-xl-base-1.0 (the first text encoder is SD 1.x's).
+        "sdxl" => (
+            UnetConfig {
+                down_block_types: ["DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"].map(String::from).to_vec(),
+                up_block_types: ["CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"].map(String::from).to_vec(),
+                block_out_channels: vec![320, 640, 1280],
+                attention_head_dim: PerBlock::Each(vec![5, 10, 20]),
+                transformer_layers_per_block: PerBlock::Each(vec![1, 2, 10]),
+                cross_attention_dim: 2048,
+                use_linear_projection: true,
+                addition_embed_type: Some("text_time".into()),
+                addition_time_embed_dim: Some(256),
+                projection_class_embeddings_input_dim: Some(2816),
+                sample_size: 128,
+                ..UnetConfig::default()
+            },
+            ClipTextConfig {
+                hidden_size: 1280,
+                intermediate_size: 5120,
+                num_hidden_layers: 32,
+                num_attention_heads: 20,
+                hidden_act: "gelu".into(),
+                projection_dim: 1280,
+                architectures: vec!["CLIPTextModelWithProjection".into()],
+                ..ClipTextConfig::default()
+            },
+        ),
+        other => panic!("unknown --model {other} (sd15, sd21, sdxl)"),
     }
+}
+
+/// Hands out stride-0 views of one zero, so a model can be built at full size without its
+/// weights, and counts the parameters asked for (each name once: candle's VAE attention asks
+/// for its weights twice).
+struct Counting(Arc<AtomicUsize>, std::sync::Mutex<std::collections::HashSet<String>>);
+
+impl SimpleBackend for Counting {
+    fn get(&self, s: Shape, name: &str, _: candle_nn::Init, dtype: DType, dev: &Device) -> candle_core::Result<Tensor> {
+        if self.1.lock().unwrap().insert(name.to_string()) {
+            self.0.fetch_add(s.elem_count(), Ordering::Relaxed);
+        }
+        Tensor::zeros((), dtype, dev)?.broadcast_as(s)
+    }
+    fn get_unchecked(&self, name: &str, _: DType, _: &Device) -> candle_core::Result<Tensor> {
+        candle_core::bail!("{name}: shape unknown")
+    }
+    fn contains_tensor(&self, _: &str) -> bool {
+        true
+    }
+}
+
+fn count(build: impl FnOnce(VarBuilder) -> candle_core::Result<()>) -> candle_core::Result<usize> {
+    let n = Arc::new(AtomicUsize::new(0));
+    build(VarBuilder::from_backend(Box::new(Counting(n.clone(), Default::default())), DType::F32, Device::Cpu))?;
+    Ok(n.load(Ordering::Relaxed))
+}
+
+/// Peak resident memory of this process, MiB.
+fn peak_rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
 }
 
 fn time(reps: usize, mut f: impl FnMut()) -> (f64, f64, f64) {
@@ -77,10 +145,33 @@ fn main() -> candle_core::Result<()> {
     let lat = size / 8;
     let report = |name: &str, (med, min, max): (f64, f64, f64)| {
         println!(
-            "{{\"impl\":\"zipp\",\"model\":\"{model}\",\"part\":\"{name}\",\"size\":{size},\"threads\":{},\"median_s\":{med:.4},\"min_s\":{min:.4},\"max_s\":{max:.4}}}",
-            zipp_core::runtime::num_threads()
+            "{{\"impl\":\"zipp\",\"model\":\"{model}\",\"part\":\"{name}\",\"size\":{size},\"threads\":{},\"median_s\":{med:.4},\"min_s\":{min:.4},\"max_s\":{max:.4},\"peak_rss_mib\":{:.0}}}",
+            zipp_core::runtime::num_threads(),
+            peak_rss_mib()
         );
     };
+    if part == "params" {
+        let gib = |n: usize, bytes: usize| (n * bytes) as f64 / (1u64 << 30) as f64;
+        let mut parts = vec![
+            ("unet", count(|vb| Unet::new(vb, unet_cfg.clone(), None).map(drop))?),
+            ("vae", count(|vb| Vae::new(vb, VaeConfig::default(), true).map(drop))?),
+            ("vae_decoder", count(|vb| Vae::new(vb, VaeConfig::default(), false).map(drop))?),
+        ];
+        if model == "sdxl" {
+            parts.push(("text_encoder", count(|vb| ClipText::new(vb, ClipTextConfig::default()).map(drop))?));
+            parts.push(("text_encoder_2", count(|vb| ClipText::new(vb, text_cfg).map(drop))?));
+        } else {
+            parts.push(("text_encoder", count(|vb| ClipText::new(vb, text_cfg).map(drop))?));
+        }
+        for (name, n) in parts {
+            println!(
+                "{{\"model\":\"{model}\",\"component\":\"{name}\",\"params\":{n},\"f32_gib\":{:.3},\"f16_gib\":{:.3}}}",
+                gib(n, 4),
+                gib(n, 2)
+            );
+        }
+        return Ok(());
+    }
     let compute = |f: &mut (dyn FnMut() + Send)| zipp_core::runtime::compute(&dev, || f());
     match part.as_str() {
         "unet" | "unet-cfg" => {
