@@ -550,11 +550,13 @@ static void test_image_generation(void) {
   CHECK(zipp_image_generate(m, "{\"prompt\":\"a cat\",\"steps\":4,\"strength\":0.5}", padded, 64, 64, 196, NULL, NULL,
                             NULL, &c) == ZIPP_OK,
         "image-to-image from a strided buffer");
+  zipp_images_free(c);
+  c = NULL;
   CHECK(zipp_image_generate(m, "{\"prompt\":\"a cat\",\"steps\":4}", padded, 64, 64, 100, NULL, NULL, NULL, &c) ==
-            ZIPP_ERR_INVALID_INPUT,
+                ZIPP_ERR_INVALID_INPUT &&
+            c == NULL,
         "a stride shorter than a row");
   free(padded);
-  zipp_images_free(c);
 
   int calls = 0;
   zipp_images *d = NULL;
@@ -592,6 +594,128 @@ static void test_image_generation(void) {
   zipp_images_free(a);
   zipp_images_free(b);
   zipp_image_model_free(m);
+}
+
+/* A gradient picture (phase k) into `px`, w × h packed RGB. */
+static void gradient(uint8_t *px, int w, int h, int k) {
+  for (int y = 0; y < h; y++)
+    for (int x = 0; x < w; x++) {
+      uint8_t *p = px + (y * w + x) * 3;
+      p[0] = (uint8_t)((x * 7 + k * 40) % 256);
+      p[1] = (uint8_t)((y * 5 + k * 90) % 256);
+      p[2] = (uint8_t)(((x + y) * 3 + k * 17) % 256);
+    }
+}
+
+static double cosine_f(const float *a, const float *b, size_t n) {
+  double dot = 0, na = 0, nb = 0;
+  for (size_t i = 0; i < n; i++) dot += (double)a[i] * b[i], na += (double)a[i] * a[i], nb += (double)b[i] * b[i];
+  return dot / sqrt(na * nb);
+}
+
+/* CLIP on the tiny random fixture (zipp-diffusion/tests/fixtures/tiny-clip): RGB buffers
+ * with stride, text embeddings, the image scores against their formulas, and the image
+ * columns of an evaluation beside a VPTT report. */
+static void test_clip(zipp_models *models, const zipp_persona *persona) {
+  zipp_clip *clip = (zipp_clip *)&clip; /* garbage the call must clear */
+  CHECK(zipp_clip_new("\"/nonexistent/clip\"", &clip) == ZIPP_ERR_MODEL_NOT_FOUND && clip == NULL,
+        "a missing CLIP model is MODEL_NOT_FOUND");
+  if (zipp_clip_new("{\"path\":\"zipp-diffusion/tests/fixtures/tiny-clip\"}", &clip) != ZIPP_OK) {
+    CHECK(0, "load the tiny CLIP fixture");
+    return;
+  }
+  enum { W = 40, H = 32, D = 16, PAD = 8 };
+  size_t dim = 0;
+  CHECK(zipp_clip_dim(clip, &dim) == ZIPP_OK && dim == D, "CLIP embeddings are 16 wide");
+  static uint8_t a[H * W * 3], b[H * W * 3], padded[H * (W * 3 + PAD)];
+  gradient(a, W, H, 0);
+  gradient(b, W, H, 3);
+  memset(padded, 0xAB, sizeof padded);
+  for (int y = 0; y < H; y++) memcpy(padded + y * (W * 3 + PAD), a + y * W * 3, W * 3);
+  const zipp_rgb_image imgs[2] = {{a, W, H, W * 3}, {padded, W, H, W * 3 + PAD}}, other = {b, W, H, W * 3};
+  float e[2 * D], t[D], tt[2 * D];
+  CHECK(zipp_clip_image_embeddings(clip, imgs, 2, e, 2 * D) == ZIPP_OK && memcmp(e, e + D, sizeof(float) * D) == 0,
+        "a padded buffer embeds as the packed one");
+  CHECK(zipp_clip_image_embeddings(clip, imgs, 2, e, 2 * D - 1) == ZIPP_ERR_INVALID_INPUT, "too small an out buffer");
+  const zipp_rgb_image short_stride = {a, W, H, 10};
+  CHECK(zipp_clip_image_embeddings(clip, &short_stride, 1, e, D) == ZIPP_ERR_INVALID_INPUT,
+        "a stride shorter than a row");
+  CHECK(zipp_clip_text_embedding(clip, "a photo of a red cat", t, D) == ZIPP_OK, "a text embedding");
+  const char *texts[2] = {"a photo of a red cat", "a dog on a beach"};
+  CHECK(zipp_clip_text_embeddings(clip, texts, 2, tt, 2 * D) == ZIPP_OK && memcmp(tt, t, sizeof t) == 0,
+        "a batch of texts embeds each as alone");
+  char long_text[256];
+  for (int i = 0; i < 100; i++) memcpy(long_text + 2 * i, "a ", 2);
+  long_text[200] = '\0';
+  CHECK(zipp_clip_text_embedding(clip, long_text, t, D) == ZIPP_ERR_INVALID_INPUT, "over 77 tokens is refused");
+  double s[2] = {-1, -1}, s100[2] = {-1, -1}, x = -1;
+  CHECK(zipp_clip_scores(clip, imgs, 2, texts[0], 0, s) == ZIPP_OK &&
+            zipp_clip_scores(clip, imgs, 2, texts[0], 1, s100) == ZIPP_OK,
+        "CLIPScores of a batch against one prompt");
+  double c = cosine_f(e, tt, D);
+  CHECK(fabs(s[0] - 2.5 * (c > 0 ? c : 0)) < 1e-5 && fabs(s100[0] - 40.0 * s[0]) < 1e-9 && s[0] == s[1],
+        "CLIPScore is 2.5·max(cos, 0); the x100 convention 100·max(cos, 0)");
+  CHECK(zipp_clip_score(e, tt, D, 0, &x) == ZIPP_OK && x == s[0], "the same as the embedding-level CLIPScore");
+  double p = -1, d = -1;
+  CHECK(zipp_clip_personalization_scores(clip, imgs, 1, imgs + 1, 1, &p) == ZIPP_OK && fabs(p - 1.0) < 1e-6,
+        "an image against itself as the reference: P-CLIP 1");
+  CHECK(zipp_clip_cmmd(clip, imgs, 2, imgs, 1, &d) == ZIPP_OK && d < 1e-9, "CMMD of one image's copies is 0");
+  CHECK(zipp_clip_cmmd(clip, imgs, 1, &other, 1, &d) == ZIPP_OK && d > 0.0, "CMMD of different images is > 0");
+
+  /* The image columns of an evaluation: identity renders `other`, vprag the reference. */
+  const char *config = "{\"methods\":[\"identity\",\"vprag\"],"
+                       "\"queries\":[{\"name\":\"cat\",\"task\":\"generate\",\"prompt\":\"a photo of a red cat\"}]}";
+  zipp_image_evaluation *ev = NULL;
+  CHECK(zipp_image_evaluation_new(clip, "{\"methods\":[\"nope\"]}", NULL, &ev) == ZIPP_ERR_SCHEMA && ev == NULL,
+        "an unknown method is refused");
+  if (zipp_image_evaluation_new(clip, config, "{\"cmmd_sample\":64}", &ev) != ZIPP_OK) {
+    CHECK(0, "image evaluation");
+    zipp_clip_free(clip);
+    return;
+  }
+  zipp_clip_free(clip); /* the evaluation keeps its model */
+  char *layout = NULL;
+  CHECK(zipp_image_evaluation_layout(ev, &layout) == ZIPP_OK && contains(layout, "\"methods\":[\"identity\",\"vprag\"]"),
+        "the cell layout");
+  zipp_string_free(layout);
+  const zipp_rgb_image cells[3] = {other, imgs[0], imgs[1]};
+  const size_t counts[2] = {1, 2};
+  char *samples = NULL;
+  CHECK(zipp_image_evaluation_add_persona(ev, "ana", imgs, 1, cells, counts, 2, &samples) == ZIPP_OK &&
+            contains(samples, "\"method\":\"vprag\",\"images\":2"),
+        "a persona's images and references");
+  zipp_string_free(samples);
+  CHECK(zipp_image_evaluation_add_persona(ev, "bo", NULL, 0, cells, counts, 3, NULL) == ZIPP_ERR_INVALID_INPUT,
+        "one count per cell");
+  uint64_t n = 0;
+  CHECK(zipp_image_evaluation_personas(ev, &n) == ZIPP_OK && n == 1, "a failed persona adds nothing");
+  char *report = NULL, *table = NULL;
+  CHECK(zipp_image_evaluation_report(ev, &report) == ZIPP_OK && contains(report, "\"personas_with_references\":1"),
+        "the image report");
+  CHECK(zipp_image_evaluation_table(ev, &table) == ZIPP_OK && contains(table, "| vprag | 1 | 2 |"),
+        "the markdown table");
+  zipp_string_free(table);
+
+  /* Beside the VPTT columns of a text evaluation of the same query. */
+  zipp_evaluation *text = NULL;
+  char *vptt = NULL, *both = NULL;
+  const char *text_config = "{\"methods\":[\"identity\"],\"queries\":[{\"name\":\"cat\",\"task\":\"generate\","
+                            "\"prompt\":\"a photo of a red cat\"}]}";
+  if (zipp_evaluation_new(models, text_config, &text) == ZIPP_OK &&
+      zipp_evaluation_add_persona(text, persona, NULL) == ZIPP_OK && zipp_evaluation_report(text, &vptt) == ZIPP_OK) {
+    CHECK(zipp_image_report_table_beside(report, vptt, &both) == ZIPP_OK &&
+              contains(both, "| method | VPTT | VPTT_c | CLIPScore |") && contains(both, "| vprag | — | — |"),
+          "image columns beside the VPTT columns");
+    zipp_string_free(both);
+  } else {
+    CHECK(0, "a VPTT report to sit beside");
+  }
+  CHECK(zipp_image_report_table_beside(vptt, vptt, &both) == ZIPP_ERR_SCHEMA && both == NULL,
+        "a VPTT report is not an image report");
+  zipp_string_free(vptt);
+  zipp_string_free(report);
+  zipp_evaluation_free(text);
+  zipp_image_evaluation_free(ev);
 }
 
 /* The ZIPP rewriter (SPEC §5) with the embedded SmolLM2, through the same JSON spec as Rust
@@ -747,6 +871,7 @@ static void test_end_to_end(const char *personas_path, int quick) {
   test_extract_and_verbalize();
   test_image_metrics();
   test_image_generation();
+  test_clip(models, tiny);
 
   zipp_personalizer_free(vprag);
   zipp_persona_free(tiny);
