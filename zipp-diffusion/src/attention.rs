@@ -14,7 +14,7 @@ use rayon::prelude::*;
 /// Query rows per block on the CPU: a block's scores (`rows × keys` floats, 4 MiB for 4096
 /// keys) stay in cache between the two matrix products and the softmax, and the full
 /// `queries × keys` matrix (64 MiB per head at 512 px) is never allocated.
-const QUERY_BLOCK: usize = 256;
+pub const QUERY_BLOCK: usize = 256;
 
 /// `e^x` for `x ≤ 0` (softmax inputs after the row maximum is subtracted): Cody–Waite range
 /// reduction and a degree-6 polynomial, in plain arithmetic the compiler vectorises (libm's
@@ -137,8 +137,9 @@ impl Attention {
 }
 
 /// `softmax(q·kᵀ)·v` for `[batch·heads, tokens, head_dim]` inputs (`q` already scaled),
-/// `step` batch·heads at a time (attention slicing) and `rows` query rows at a time.
-fn attend(q: &Tensor, k: &Tensor, v: &Tensor, step: usize, rows: usize) -> Result<Tensor> {
+/// `step` batch·heads at a time (attention slicing) and `rows` query rows at a time
+/// ([`QUERY_BLOCK`] is what the UNet uses on the CPU).
+pub fn attend(q: &Tensor, k: &Tensor, v: &Tensor, step: usize, rows: usize) -> Result<Tensor> {
     let (bh, n, _) = q.dims3()?;
     let kt = k.t()?.contiguous()?;
     let rows = rows.clamp(1, n.max(1));

@@ -1,0 +1,55 @@
+//! The diffusion runner's hot paths at the sizes that matter, interleaved with the reference
+//! they replace: attention over 1024 tokens (the UNet's second level at 512 px: 10 heads of
+//! 64) and its softmax — zipp's blocked attention and softmax against candle's plain
+//! `softmax(q·kᵀ)·v` — and a whole 4-step generation of the tiny fixture model (the
+//! pipeline's own overhead: scheduling, guidance, noise, decoding). Full-size UNet/VAE
+//! timings take seconds each and run through `examples/diffusion_speed.rs` (BENCHMARKS.md).
+
+use candle_core::{Device, Tensor};
+use criterion::{criterion_group, criterion_main, Criterion};
+use zipp_core::image::{ImageGenerator, ImageRequest};
+use zipp_core::lm::Cancel;
+use zipp_diffusion::attention::{attend, softmax_last_dim, QUERY_BLOCK};
+
+fn attention(c: &mut Criterion) {
+    let dev = Device::Cpu;
+    let (heads, n, d) = (10, 1024, 64);
+    let q = (Tensor::randn(0f32, 1., (heads, n, d), &dev).unwrap() * 0.125).unwrap();
+    let k = Tensor::randn(0f32, 1., (heads, n, d), &dev).unwrap();
+    let v = Tensor::randn(0f32, 1., (heads, n, d), &dev).unwrap();
+    let scores = q.matmul(&k.t().unwrap()).unwrap();
+    let run = |f: &mut (dyn FnMut() + Send)| zipp_core::runtime::compute(&dev, || f());
+    let mut g = c.benchmark_group("attention_10x1024x64");
+    g.sample_size(20);
+    g.bench_function("softmax/zipp", |b| b.iter(|| run(&mut || drop(softmax_last_dim(&scores).unwrap()))));
+    g.bench_function("softmax/candle", |b| {
+        b.iter(|| run(&mut || drop(candle_nn::ops::softmax_last_dim(&scores).unwrap())))
+    });
+    g.bench_function("attention/zipp_blocked", |b| {
+        b.iter(|| run(&mut || drop(attend(&q, &k, &v, heads, QUERY_BLOCK).unwrap())))
+    });
+    g.bench_function("attention/candle_plain", |b| {
+        b.iter(|| {
+            run(&mut || {
+                let w = candle_nn::ops::softmax_last_dim(&q.matmul(&k.t().unwrap()).unwrap()).unwrap();
+                drop(w.matmul(&v).unwrap())
+            })
+        })
+    });
+    g.finish();
+}
+
+fn tiny_pipeline(c: &mut Criterion) {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../zipp-diffusion/tests/fixtures/tiny-sd");
+    let m = zipp_diffusion::StableDiffusion::load(dir, &Default::default()).unwrap();
+    let req = ImageRequest { steps: Some(4), ..ImageRequest::new("a photo of a red cat") };
+    let mut g = c.benchmark_group("tiny_sd");
+    g.sample_size(20);
+    g.bench_function("generate_4_steps_cfg_64px", |b| {
+        b.iter(|| m.generate(&req, &Cancel::new(), &mut |_| {}).unwrap())
+    });
+    g.finish();
+}
+
+criterion_group!(benches, attention, tiny_pipeline);
+criterion_main!(benches);
