@@ -18,7 +18,7 @@ fn attention(c: &mut Criterion) {
     let k = Tensor::randn(0f32, 1., (heads, n, d), &dev).unwrap();
     let v = Tensor::randn(0f32, 1., (heads, n, d), &dev).unwrap();
     let scores = q.matmul(&k.t().unwrap()).unwrap();
-    let run = |f: &mut (dyn FnMut() + Send)| zipp_core::runtime::compute(&dev, || f());
+    let run = |f: &mut (dyn FnMut() + Send)| zipp_core::runtime::compute(&dev, &mut *f);
     let mut g = c.benchmark_group("attention_10x1024x64");
     g.sample_size(20);
     g.bench_function("softmax/zipp", |b| b.iter(|| run(&mut || drop(softmax_last_dim(&scores).unwrap()))));

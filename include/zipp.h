@@ -118,6 +118,12 @@ typedef enum zipp_status {
 } zipp_status;
 
 /*
+ A loaded CLIP model (transformers' `CLIPModel` folder). Immutable and thread-safe: share
+ one handle across threads.
+ */
+typedef struct zipp_clip zipp_clip;
+
+/*
  A streaming evaluation: methods × personas × queries, scored with VPTT and folded into
  running aggregates (memory does not grow with the number of personas). Thread-safe: calls
  on one handle are serialised by a lock inside it, so it may be shared, though personas
@@ -129,6 +135,13 @@ typedef struct zipp_evaluation zipp_evaluation;
  ViPer preference extraction. Immutable and thread-safe.
  */
 typedef struct zipp_extractor zipp_extractor;
+
+/*
+ The image columns of an evaluation (CLIPScore, personalization CLIPScore, CMMD per method
+ and query). Thread-safe: calls on one handle are serialised by a lock inside it. It keeps
+ its CLIP model alive.
+ */
+typedef struct zipp_image_evaluation zipp_image_evaluation;
 
 /*
  A loaded Stable Diffusion model (SD 1.x, 2.x, XL, Turbo). Immutable and thread-safe:
@@ -195,6 +208,19 @@ typedef struct zipp_synthetic_bench zipp_synthetic_bench;
  The persona verbalizer. Immutable and thread-safe.
  */
 typedef struct zipp_verbalizer zipp_verbalizer;
+
+/*
+ An 8-bit RGB image in the caller's memory: `height` rows of `width` pixels (3 bytes each,
+ R, G, B), rows `stride` bytes apart (`stride >= width * 3`; padding after a row's pixels
+ is ignored). `rgb` holds at least `stride * (height - 1) + width * 3` bytes. zipp reads it
+ during the call only.
+ */
+typedef struct zipp_rgb_image {
+  const uint8_t *rgb;
+  uint32_t width;
+  uint32_t height;
+  size_t stride;
+} zipp_rgb_image;
 
 /*
  Told after each denoising step (`step` of `total`, 1-based) on the calling thread, with
@@ -584,6 +610,231 @@ int32_t zipp_movielens_persona(const struct zipp_movielens *movielens,
  `movielens` is NULL or a live handle no other thread is using.
  */
 void zipp_movielens_free(struct zipp_movielens *movielens);
+
+/*
+ Loads a CLIP model from a JSON spec: `"path"` or `{"path": "..."}` — a transformers
+ `CLIPModel` folder (`config.json`, `model.safetensors`, `merges.txt`,
+ `preprocessor_config.json`), or a Hugging Face cache entry or repo id already in the
+ local cache. CPU, f32.
+
+ # Safety
+ `spec` is a NUL-terminated string; `out` writable.
+ */
+int32_t zipp_clip_new(const char *spec, struct zipp_clip **out);
+
+/*
+ The width of the embeddings (`projection_dim`: 512 for ViT-B/32, 768 for ViT-L/14).
+
+ # Safety
+ `clip` is NULL or a live handle; `out` writable.
+ */
+int32_t zipp_clip_dim(const struct zipp_clip *clip, size_t *out);
+
+/*
+ Embeds `n` images (any sizes; CLIP's own resize, crop and normalisation) into `out`,
+ row-major `n × dim`, **unnormalised** (transformers' `get_image_features`). `out_len` is
+ the number of floats `out` holds; fewer than `n × dim` is `ZIPP_ERR_INVALID_INPUT`, as is
+ `n == 0`.
+
+ # Safety
+ `clip` is NULL or a live handle; `images` points to `n` image descriptors whose buffers
+ meet `zipp_rgb_image`'s contract; `out` to `out_len` writable floats.
+ */
+int32_t zipp_clip_image_embeddings(const struct zipp_clip *clip,
+                                   const struct zipp_rgb_image *images,
+                                   size_t n,
+                                   float *out,
+                                   size_t out_len);
+
+/*
+ Embeds `n` texts into `out`, row-major `n × dim`, **unnormalised** (transformers'
+ `get_text_features`). A text over 77 tokens with its start and end markers is
+ `ZIPP_ERR_INVALID_INPUT` (zipp does not cut it), as are `n == 0` and `out_len < n × dim`.
+
+ # Safety
+ `clip` is NULL or a live handle; `texts` points to `n` NUL-terminated strings; `out` to
+ `out_len` writable floats.
+ */
+int32_t zipp_clip_text_embeddings(const struct zipp_clip *clip,
+                                  const char *const *texts,
+                                  size_t n,
+                                  float *out,
+                                  size_t out_len);
+
+/*
+ Embeds one text into `out` (`dim` floats, at least `zipp_clip_dim`), unnormalised.
+
+ # Safety
+ `clip` is NULL or a live handle; `text` a NUL-terminated string; `out` points to `dim`
+ writable floats.
+ */
+int32_t zipp_clip_text_embedding(const struct zipp_clip *clip,
+                                 const char *text,
+                                 float *out,
+                                 size_t dim);
+
+/*
+ CLIPScore of each of `n` images against `prompt`, written to `out` (`n` doubles):
+ `2.5 · max(cos, 0)` (Hessel et al.), or `100 · max(cos, 0)` when `scale100` is non-zero.
+ Compares images of this prompt only, never scores of different prompts.
+
+ # Safety
+ `clip` is NULL or a live handle; `images` holds `n` descriptors (see
+ `zipp_clip_image_embeddings`); `prompt` is NUL-terminated; `out` holds `n` writable
+ doubles.
+ */
+int32_t zipp_clip_scores(const struct zipp_clip *clip,
+                         const struct zipp_rgb_image *images,
+                         size_t n,
+                         const char *prompt,
+                         int32_t scale100,
+                         double *out);
+
+/*
+ Personalization CLIPScore of each of `n` images — its mean cosine with the `n_refs`
+ reference images (the person's own pictures) — written to `out` (`n` doubles).
+
+ # Safety
+ `clip` is NULL or a live handle; `images` and `references` hold `n` and `n_refs`
+ descriptors; `out` holds `n` writable doubles.
+ */
+int32_t zipp_clip_personalization_scores(const struct zipp_clip *clip,
+                                         const struct zipp_rgb_image *images,
+                                         size_t n,
+                                         const struct zipp_rgb_image *references,
+                                         size_t n_refs,
+                                         double *out);
+
+/*
+ CMMD between two image sets (`nx` and `ny` images): ×1000 the squared MMD of their CLIP
+ embeddings (σ = 10, biased estimator); 0 for identical sets.
+
+ # Safety
+ `clip` is NULL or a live handle; `x` and `y` hold `nx` and `ny` descriptors; `out`
+ writable.
+ */
+int32_t zipp_clip_cmmd(const struct zipp_clip *clip,
+                       const struct zipp_rgb_image *x,
+                       size_t nx,
+                       const struct zipp_rgb_image *y,
+                       size_t ny,
+                       double *out);
+
+/*
+ Frees a CLIP model. NULL is ignored. Image evaluations built from it keep it alive.
+
+ # Safety
+ `clip` is NULL or a live handle no other thread is using.
+ */
+void zipp_clip_free(struct zipp_clip *clip);
+
+/*
+ Creates the image columns of an evaluation: the methods (by name) and queries of an
+ evaluation config (`config_json`, the JSON `zipp_evaluation_new` takes; NULL: the five
+ methods on the four VPTT queries), embedded with `clip`. `options_json` (NULL: defaults)
+ is `{"cmmd_sample": 500, "seed": 0}`: each CMMD set is capped at `cmmd_sample`
+ embeddings by seeded reservoir sampling (0 turns CMMD off). No method runs here: the
+ caller renders each method's prompts and passes the images to
+ `zipp_image_evaluation_add_persona`.
+
+ # Safety
+ `clip` is NULL or a live handle; the JSON arguments NULL or NUL-terminated; `out`
+ writable.
+ */
+int32_t zipp_image_evaluation_new(const struct zipp_clip *clip,
+                                  const char *config_json,
+                                  const char *options_json,
+                                  struct zipp_image_evaluation **out);
+
+/*
+ The order of the cells `zipp_image_evaluation_add_persona` takes, as JSON, a new string:
+ `{"methods": ["identity", …], "queries": [{"name", "task", "prompt"}, …]}`. Cells are
+ query-major: cell `q * methods + m` is query `q`'s images by method `m`.
+
+ # Safety
+ `evaluation` is NULL or a live handle; `out_json` writable.
+ */
+int32_t zipp_image_evaluation_layout(const struct zipp_image_evaluation *evaluation,
+                                     char **out_json);
+
+/*
+ Scores one persona's images and adds them to the aggregates; all or nothing (on failure
+ nothing is added). `counts` has one entry per cell (`n_counts` = queries × methods, in
+ the order of `zipp_image_evaluation_layout`): how many of `images` belong to that cell,
+ which must be at least one; `images` holds the cells' images one cell after the other.
+ Each image of a query is scored against the query's base prompt. `references` (`n_refs`,
+ 0 for none) are the persona's own pictures (no P-CLIP and no CMMD without them). When
+ `out_samples_json` is not NULL it receives one JSON object per cell, query-major:
+ `{"persona", "query", "method", "images", "clip_score", "clip_score_100",
+ "personalization_clip_score"}` (each averaged over the cell's images; the last `null`
+ without references), a new string.
+
+ # Safety
+ `evaluation` is NULL or a live handle; `persona_id` NUL-terminated; `references` holds
+ `n_refs` image descriptors, `counts` `n_counts` sizes, `images` as many descriptors as
+ `counts` sums to (each descriptor's buffer as `zipp_rgb_image` says); `out_samples_json`
+ NULL or writable.
+ */
+int32_t zipp_image_evaluation_add_persona(const struct zipp_image_evaluation *evaluation,
+                                          const char *persona_id,
+                                          const struct zipp_rgb_image *references,
+                                          size_t n_refs,
+                                          const struct zipp_rgb_image *images,
+                                          const size_t *counts,
+                                          size_t n_counts,
+                                          char **out_samples_json);
+
+/*
+ The number of personas added so far.
+
+ # Safety
+ `evaluation` is NULL or a live handle; `out` writable.
+ */
+int32_t zipp_image_evaluation_personas(const struct zipp_image_evaluation *evaluation,
+                                       uint64_t *out);
+
+/*
+ The report so far as JSON, a new string: `personas`, `personas_with_references`,
+ `reference_images`, `methods`, `options` and `tables` (one per query, then one per task
+ kind with several queries; rows of `n` cells, `images`, `clip_score` and `clip_score_100`
+ (`{"mean", "sd"}`), `personalization_clip_score` (or null), `cmmd` (or null)). Same JSON
+ as the Rust and Python image reports.
+
+ # Safety
+ `evaluation` is NULL or a live handle; `out_json` writable.
+ */
+int32_t zipp_image_evaluation_report(const struct zipp_image_evaluation *evaluation,
+                                     char **out_json);
+
+/*
+ The report so far as markdown tables (CLIPScore, CLIPScore×100, P-CLIP, CMMD per
+ method), a new string.
+
+ # Safety
+ `evaluation` is NULL or a live handle; `out_text` writable.
+ */
+int32_t zipp_image_evaluation_table(const struct zipp_image_evaluation *evaluation,
+                                    char **out_text);
+
+/*
+ An image report (JSON, as `zipp_image_evaluation_report` returns it) beside the VPTT
+ columns of a text report (JSON, as `zipp_evaluation_report` returns it) of the same
+ methods and queries, as markdown tables, a new string.
+
+ # Safety
+ `image_report_json` and `report_json` are NUL-terminated; `out_text` writable.
+ */
+int32_t zipp_image_report_table_beside(const char *image_report_json,
+                                       const char *report_json,
+                                       char **out_text);
+
+/*
+ Frees an image evaluation. NULL is ignored.
+
+ # Safety
+ `evaluation` is NULL or a live handle no other thread is using.
+ */
+void zipp_image_evaluation_free(struct zipp_image_evaluation *evaluation);
 
 /*
  Builds the VPTT scorer of `persona` (SPEC §4) with the models' embedder. `options_json`

@@ -56,7 +56,9 @@ fn configs(model: &str) -> (UnetConfig, ClipTextConfig) {
         // stabilityai/stable-diffusion-xl-base-1.0 (the first text encoder is SD 1.x's).
         "sdxl" => (
             UnetConfig {
-                down_block_types: ["DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"].map(String::from).to_vec(),
+                down_block_types: ["DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"]
+                    .map(String::from)
+                    .to_vec(),
                 up_block_types: ["CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"].map(String::from).to_vec(),
                 block_out_channels: vec![320, 640, 1280],
                 attention_head_dim: PerBlock::Each(vec![5, 10, 20]),
@@ -172,7 +174,7 @@ fn main() -> candle_core::Result<()> {
         }
         return Ok(());
     }
-    let compute = |f: &mut (dyn FnMut() + Send)| zipp_core::runtime::compute(&dev, || f());
+    let compute = |f: &mut (dyn FnMut() + Send)| zipp_core::runtime::compute(&dev, &mut *f);
     match part.as_str() {
         "unet" | "unet-cfg" => {
             let unet = Unet::new(vb.pp("unet"), unet_cfg.clone(), None)?;

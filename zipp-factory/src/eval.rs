@@ -1,9 +1,13 @@
 //! [`EvalConfig`]: a whole evaluation as JSON (methods as specs, queries, options), built
-//! against shared [`Models`] into a [`zipp_eval::Evaluation`]. Python and C build evaluations
-//! only through this.
+//! against shared [`Models`] into a [`zipp_eval::Evaluation`], and — given an image embedder
+//! such as CLIP — into the [`zipp_eval::image_eval::ImageEvaluation`] of the same methods and
+//! queries (the image columns). Python and C build evaluations only through this.
+
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use zipp_core::{Error, Result};
+use zipp_eval::image_eval::{ImageEmbedder, ImageEvalOptions, ImageEvaluation};
 use zipp_eval::{EvalMethod, EvalOptions, Evaluation, QuerySet};
 
 use crate::models::Models;
@@ -73,6 +77,19 @@ impl EvalConfig {
             options.baseline = None;
         }
         Evaluation::new(models.embedder()?, methods, self.queries.queries()?, options)
+    }
+
+    /// The image evaluation of this configuration's methods (by their spec names, in table
+    /// order) and queries, embedding with `embedder` (e.g. [`crate::clip::ClipEmbedder`]):
+    /// its report's tables line up by name with [`EvalConfig::build`]'s. No model is built
+    /// for the methods: the caller renders their prompts and hands the images in.
+    pub fn image_evaluation(
+        &self,
+        embedder: Arc<dyn ImageEmbedder>,
+        options: ImageEvalOptions,
+    ) -> Result<ImageEvaluation> {
+        let methods = self.method_specs()?.iter().map(|s| s.name().to_string()).collect();
+        ImageEvaluation::new(embedder, methods, self.queries.queries()?, options)
     }
 }
 

@@ -30,6 +30,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod clip;
 mod eval;
 pub mod image;
 pub mod job;
@@ -38,6 +39,7 @@ mod models;
 pub mod shared;
 mod spec;
 
+pub use clip::{ClipSpec, SharedImageEvaluation};
 pub use eval::{eval_method, eval_methods, EvalConfig};
 pub use lm::{ExtractorSpec, LmSpec, VerbalizerSpec};
 pub use models::{ClipBpeKind, KernelName, KindEntry, MiniLmKind, ModelKind, Models, ModelsOptions, KINDS};

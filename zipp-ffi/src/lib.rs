@@ -27,6 +27,7 @@
 
 mod bench;
 mod call;
+mod clip;
 mod eval;
 mod image;
 mod json;

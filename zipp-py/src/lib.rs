@@ -19,6 +19,7 @@
 use pyo3::prelude::*;
 
 mod bench;
+mod clip;
 mod error;
 mod eval;
 mod image;
@@ -102,5 +103,6 @@ fn _zipp(m: &Bound<'_, PyModule>) -> PyResult<()> {
     bench::register(m)?;
     lm::register(m)?;
     image::register(m)?;
+    clip::register(m)?;
     Ok(())
 }
