@@ -1,13 +1,13 @@
 //! Speed of zipp's Stable Diffusion networks at real sizes, on random weights (the same
 //! compute as released weights of the same shapes): one UNet step (with and without
-//! classifier-free guidance, i.e. batch 2 or 1), a VAE decode, the text encoder, and the
-//! whole one-step Turbo image. The diffusers side of the comparison is
+//! classifier-free guidance, i.e. batch 2 or 1), a VAE decode and the text encoder (a
+//! one-step Turbo image is text + UNet + decode). The diffusers side of the comparison is
 //! `benches/reference/diffusion_speed.py` with the same configurations; run both through
 //! `benches/reference/diffusion_side_by_side.sh` so they share the machine's state.
 //!
 //! ```text
 //! cargo run --release -p zipp-benches --example diffusion_speed -- \
-//!     --model sd21|sd15 --part unet|unet-cfg|vae|text|turbo --size 512 --reps 3 [--threads 2]
+//!     --model sd21|sd15|sdxl --part unet|unet-cfg|vae|text|params --size 512 --reps 3
 //! ```
 //!
 //! Prints one JSON line per part: median, min and max seconds over `--reps` timed runs after
