@@ -7,7 +7,7 @@
 //!
 //! ```text
 //! cargo run --release -p zipp-benches --example diffusion_speed -- \
-//!     --model sd21|sd15|sdxl --part unet|unet-cfg|vae|text|params --size 512 --reps 3
+//!     --model sd21|sd15|sdxl --part unet|unet-cfg|vae|taesd|text|params --size 512 --reps 3
 //! ```
 //!
 //! Prints one JSON line per part: median, min and max seconds over `--reps` timed runs after
@@ -189,6 +189,12 @@ fn main() -> candle_core::Result<()> {
             let z = Tensor::randn(0f32, 1., (1, 4, lat, lat), &dev)?;
             let r = time(reps, || compute(&mut || drop(vae.decode(&z).unwrap())));
             report("vae", r);
+        }
+        "taesd" => {
+            let d = zipp_diffusion::taesd::TinyDecoder::new(vb.pp("taesd"), Default::default())?;
+            let z = Tensor::randn(0f32, 1., (1, 4, lat, lat), &dev)?;
+            let r = time(reps, || compute(&mut || drop(d.decode(&z).unwrap())));
+            report("taesd", r);
         }
         "text" => {
             let text = ClipText::new(vb.pp("text"), text_cfg)?;

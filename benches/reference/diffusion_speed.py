@@ -19,7 +19,7 @@ import statistics
 import time
 
 import torch
-from diffusers import AutoencoderKL, UNet2DConditionModel
+from diffusers import AutoencoderKL, AutoencoderTiny, UNet2DConditionModel
 from transformers import CLIPTextConfig, CLIPTextModel
 
 UNET = {
@@ -37,7 +37,7 @@ TEXT = {
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default="sd21", choices=list(UNET))
-    ap.add_argument("--part", default="unet", choices=["unet", "unet-cfg", "vae", "text"])
+    ap.add_argument("--part", default="unet", choices=["unet", "unet-cfg", "vae", "taesd", "text"])
     ap.add_argument("--size", type=int, default=512)
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
@@ -58,6 +58,10 @@ def main():
                                 up_block_types=("UpDecoderBlock2D",) * 4, latent_channels=4).eval()
             z = torch.randn(1, 4, lat, lat)
             run = lambda: vae.decode(z)  # noqa: E731
+        elif a.part == "taesd":
+            tiny = AutoencoderTiny().eval()
+            z = torch.randn(1, 4, lat, lat)
+            run = lambda: tiny.decode(z)  # noqa: E731
         else:
             text = CLIPTextModel(CLIPTextConfig(vocab_size=49408, max_position_embeddings=77, **TEXT[a.model])).eval()
             ids = torch.ones(1, 77, dtype=torch.long)

@@ -27,6 +27,7 @@ pub mod noise;
 pub mod pipeline;
 pub mod preprocess;
 pub mod scheduler;
+pub mod taesd;
 pub mod unet;
 pub mod vae;
 pub mod weights;

@@ -38,6 +38,9 @@ pub struct LoadOptions {
     pub prediction: Option<Prediction>,
     /// Load the VAE encoder (needed for image-to-image only).
     pub with_encoder: bool,
+    /// Decode with TAESD (a diffusers `AutoencoderTiny` folder: madebyollin/taesd for SD
+    /// 1.x/2.x, taesdxl for SDXL) instead of the KL VAE: ~50× cheaper, less detail.
+    pub taesd: Option<PathBuf>,
 }
 
 impl Default for LoadOptions {
@@ -50,6 +53,7 @@ impl Default for LoadOptions {
             config_dir: None,
             prediction: None,
             with_encoder: true,
+            taesd: None,
         }
     }
 }
@@ -72,6 +76,8 @@ pub struct Components {
     pub unet: Unet,
     pub unet_config: UnetConfig,
     pub vae: Vae,
+    /// TAESD's decoder, when the options name one: images are decoded with it.
+    pub tiny_decoder: Option<crate::taesd::TinyDecoder>,
     pub scheduler: SchedulerConfig,
     pub turbo: bool,
     pub device: Device,
@@ -462,7 +468,14 @@ impl Components {
             (true, false) => "sdxl",
             (true, true) => "sdxl-turbo",
         };
-        let id = format!("{family}:{}", fingerprint(&files));
+        let tiny_decoder = match &opts.taesd {
+            Some(dir) => Some(crate::taesd::TinyDecoder::load(dir, vae_dtype, dev)?),
+            None => None,
+        };
+        let mut id = format!("{family}:{}", fingerprint(&files));
+        if let Some(dir) = &opts.taesd {
+            id.push_str(&format!("+taesd:{}", fingerprint(&[dir.join("diffusion_pytorch_model.safetensors")])));
+        }
         Ok(Components {
             id,
             encoders,
@@ -470,6 +483,7 @@ impl Components {
             unet: unet_model,
             unet_config,
             vae: vae_model,
+            tiny_decoder,
             scheduler,
             turbo,
             device: opts.device.clone(),

@@ -431,10 +431,18 @@ impl StableDiffusion {
         })
     }
 
-    /// Decodes scaled latents `[n, 4, h, w]` to images `[n, 3, 8h, 8w]` in about `[-1, 1]`.
+    /// Decodes scaled latents `[n, 4, h, w]` to images `[n, 3, 8h, 8w]` in about `[-1, 1]`,
+    /// with TAESD when the model was loaded with one, else the VAE.
     pub fn decode(&self, latents: &Tensor) -> Result<Tensor> {
-        let scaling = self.c.vae.config.scaling_factor;
         let dtype = self.c.vae_dtype;
+        if let Some(tiny) = &self.c.tiny_decoder {
+            let scaling = tiny.config.scaling_factor;
+            return self.compute(|| {
+                let z = (latents / scaling)?.to_dtype(dtype)?;
+                tiny.decode(&z)?.to_dtype(DType::F32)
+            });
+        }
+        let scaling = self.c.vae.config.scaling_factor;
         self.compute(|| {
             let z = (latents / scaling)?.to_dtype(dtype)?;
             self.c.vae.decode(&z)?.to_dtype(DType::F32)

@@ -2,7 +2,8 @@
 //!
 //! [`DiffusionSpec`] loads a Stable Diffusion model:
 //! `{"path": "…", "config_dir": …, "turbo": …, "prediction": "epsilon" | "v_prediction",
-//! "sliced_attention": n, "with_encoder": true}` (only `path` is required; see
+//! "sliced_attention": n, "with_encoder": true, "device": "cpu", "dtype": "f32",
+//! "taesd": "…"}` (only `path` is required; see
 //! `zipp_diffusion::LoadOptions`). [`request_from_json`] reads a request:
 //! `{"prompt": …, "negative_prompt": …, "steering": {"liked": […], "disliked": […],
 //! "liked_strength": 0.85, "disliked_strength": 0.85}, "disliked_as_negative": false,
@@ -45,6 +46,9 @@ pub struct DiffusionSpec {
     /// `"f32"` (default) or `"f16"` (GPUs; an SDXL VAE stays f32, see `force_upcast`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dtype: Option<String>,
+    /// Decode with TAESD from this diffusers `AutoencoderTiny` folder instead of the VAE.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub taesd: Option<PathBuf>,
 }
 
 fn yes() -> bool {
@@ -65,6 +69,7 @@ impl DiffusionSpec {
                 with_encoder: true,
                 device: None,
                 dtype: None,
+                taesd: None,
             }
         } else {
             zipp_core::json::from_str(json, "diffusion model spec")?
@@ -102,6 +107,7 @@ impl DiffusionSpec {
             config_dir: self.config_dir.clone(),
             prediction,
             with_encoder: self.with_encoder,
+            taesd: self.taesd.clone(),
         })
     }
 
