@@ -168,6 +168,100 @@ class LanguageModel {
   std::shared_ptr<zipp_lm> handle_;
 };
 
+// One RGB image a generation returned: `width * height` pixels of 3 bytes, rows `stride`
+// bytes apart, owned by the Images it came from.
+struct ImageView {
+  const uint8_t *rgb;
+  uint32_t width;
+  uint32_t height;
+  std::size_t stride;
+};
+
+// The images of one generation. `info()` is the JSON of what the request resolved to.
+class Images {
+ public:
+  std::size_t size() const {
+    std::size_t n = 0;
+    detail::check(zipp_images_count(get(), &n));
+    return n;
+  }
+  ImageView operator[](std::size_t i) const {
+    ImageView v{nullptr, 0, 0, 0};
+    detail::check(zipp_images_get(get(), i, &v.rgb, &v.width, &v.height, &v.stride));
+    return v;
+  }
+  std::string info() const {
+    char *s = nullptr;
+    detail::check(zipp_images_info(get(), &s));
+    return detail::take(s);
+  }
+  const zipp_images *get() const noexcept { return handle_.get(); }
+
+ private:
+  friend class ImageModel;
+  explicit Images(zipp_images *h) : handle_(h, zipp_images_free) {}
+  std::shared_ptr<zipp_images> handle_;
+};
+
+// A Stable Diffusion model (SD 1.x, 2.x, XL, Turbo): `spec` is the JSON of zipp_image_model_new
+// (a quoted path, or {"path": ..., "taesd": ..., "dtype": ..., "device": ...}).
+class ImageModel {
+ public:
+  explicit ImageModel(const std::string &spec) {
+    zipp_image_model *h = nullptr;
+    detail::check(zipp_image_model_new(spec.c_str(), &h));
+    handle_.reset(h, zipp_image_model_free);
+  }
+  std::string id() const {
+    char *s = nullptr;
+    detail::check(zipp_image_model_id(get(), &s));
+    return detail::take(s);
+  }
+  // Generates for the request's JSON (zipp_image_generate). `init` (optional) makes it
+  // image-to-image. `on_step(step, total)` (optional) runs on this thread after each step;
+  // returning false cancels (zipp::Error with ZIPP_ERR_CANCELLED), as does `cancel` set to
+  // non-zero from any thread. An exception thrown by `on_step` cancels and is rethrown here.
+  Images generate(const std::string &request_json, const ImageView *init = nullptr,
+                  const std::function<bool(uint32_t, uint32_t)> &on_step = {},
+                  const std::atomic<int> *cancel = nullptr) const {
+    static_assert(sizeof(std::atomic<int>) == sizeof(int), "std::atomic<int> is laid out as an int");
+    struct Ctx {
+      const std::function<bool(uint32_t, uint32_t)> *f;
+      std::exception_ptr error;
+    } ctx{&on_step, nullptr};
+    auto trampoline = [](uint32_t step, uint32_t total, double, double, void *user) -> int {
+      auto *c = static_cast<Ctx *>(user);
+      try {
+        return (*c->f)(step, total) ? 0 : 1;
+      } catch (...) {
+        c->error = std::current_exception();
+        return 1;
+      }
+    };
+    zipp_images *out = nullptr;
+    int32_t status = zipp_image_generate(get(), request_json.c_str(), init ? init->rgb : nullptr,
+                                         init ? init->width : 0, init ? init->height : 0, init ? init->stride : 0,
+                                         on_step ? +trampoline : nullptr, &ctx, reinterpret_cast<const int *>(cancel),
+                                         &out);
+    if (ctx.error) {
+      zipp_images_free(out);
+      std::rethrow_exception(ctx.error);
+    }
+    detail::check(status);
+    return Images(out);
+  }
+  // The conditioning JSON a request would use (embeddings out; pass it back as "conditioning").
+  std::string encode(const std::string &request_json) const {
+    char *s = nullptr;
+    detail::check(zipp_image_encode(get(), request_json.c_str(), &s));
+    return detail::take(s);
+  }
+  const zipp_image_model *get() const noexcept { return handle_.get(); }
+
+ private:
+  std::shared_ptr<zipp_image_model> handle_;
+};
+
 // An immutable persona with its cached memory index.
 class Persona {
  public:

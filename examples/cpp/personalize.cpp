@@ -65,6 +65,30 @@ int main(int argc, char **argv) {
     for (const auto &persona : personas) ev.add(persona);
     std::cout << ev.table() << "\n";
 
+    // Images: the tiny random test model stands in for a real one (pass a real folder,
+    // e.g. "/models/sd-turbo"); the personalization of the first persona is the request.
+    {
+      zipp::ImageModel sd(R"("zipp-diffusion/tests/fixtures/tiny-sd")");
+      zipp::Personalizer id(models, R"({"method":"identity"})");
+      const std::string p = id.personalize(personas.front(), prompt).json();
+      std::uint32_t steps_seen = 0;
+      zipp::Images images = sd.generate(R"({"personalization":)" + p + R"(,"steps":3,"seed":1})", nullptr,
+                                        [&](std::uint32_t, std::uint32_t) { return ++steps_seen > 0; });
+      const zipp::ImageView img = images[0];
+      if (images.size() != 1 || img.width != 64 || img.height != 64 || steps_seen != 3) {
+        std::cerr << "unexpected image result\n";
+        return 1;
+      }
+      std::cout << "image " << img.width << "x" << img.height << " after " << steps_seen << " steps\n";
+      try {
+        sd.generate(R"({"prompt":"a cat","steps":5})", nullptr, [](std::uint32_t, std::uint32_t) { return false; });
+        std::cerr << "unexpected: the generation was not cancelled\n";
+        return 1;
+      } catch (const zipp::Error &e) {
+        std::cout << "cancelled as asked: " << e.status_name() << "\n";
+      }
+    }
+
     // Errors are exceptions carrying the status and the message.
     try {
       zipp::Personalizer bad(models, R"({"method":"vprag","temperature":-1})");
