@@ -158,6 +158,19 @@ impl Layer {
         })
     }
 
+    /// The `n` layers under `encoder.layers.{i}` (text and vision encoders alike).
+    pub(crate) fn stack(
+        encoder: nn::VarBuilder,
+        n: usize,
+        hidden: usize,
+        inter: usize,
+        heads: usize,
+        eps: f64,
+        act: Activation,
+    ) -> Result<Vec<Layer>> {
+        (0..n).map(|i| Layer::new(encoder.pp("layers").pp(i), hidden, inter, heads, eps, act)).collect()
+    }
+
     pub(crate) fn forward(&self, xs: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
         let h = (xs + self.attn.forward(&self.norm1.forward(xs)?, mask)?)?;
         let m = self.fc2.forward(&self.act.apply(&self.fc1.forward(&self.norm2.forward(&h)?)?)?)?;
@@ -207,18 +220,15 @@ impl ClipText {
         let token_embedding = nn::embedding(c.vocab_size, c.hidden_size, emb.pp("token_embedding"))?;
         let position_embedding =
             emb.pp("position_embedding").get((c.max_position_embeddings, c.hidden_size), "weight")?;
-        let layers = (0..c.num_hidden_layers)
-            .map(|i| {
-                Layer::new(
-                    tm.pp("encoder").pp("layers").pp(i),
-                    c.hidden_size,
-                    c.intermediate_size,
-                    c.num_attention_heads,
-                    c.layer_norm_eps,
-                    act,
-                )
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let layers = Layer::stack(
+            tm.pp("encoder"),
+            c.num_hidden_layers,
+            c.hidden_size,
+            c.intermediate_size,
+            c.num_attention_heads,
+            c.layer_norm_eps,
+            act,
+        )?;
         let final_norm = nn::layer_norm(c.hidden_size, c.layer_norm_eps, tm.pp("final_layer_norm"))?;
         let projection = if projection {
             Some(nn::linear_no_bias(c.hidden_size, c.projection_dim, vs.pp("text_projection"))?)

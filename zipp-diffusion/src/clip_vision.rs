@@ -125,18 +125,15 @@ impl ClipVision {
         let positions = c.grid() * c.grid() + 1;
         let position_embedding = emb.pp("position_embedding").get((positions, c.hidden_size), "weight")?;
         let pre_norm = nn::layer_norm(c.hidden_size, c.layer_norm_eps, vm.pp("pre_layrnorm"))?;
-        let layers = (0..c.num_hidden_layers)
-            .map(|i| {
-                Layer::new(
-                    vm.pp("encoder").pp("layers").pp(i),
-                    c.hidden_size,
-                    c.intermediate_size,
-                    c.num_attention_heads,
-                    c.layer_norm_eps,
-                    act,
-                )
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let layers = Layer::stack(
+            vm.pp("encoder"),
+            c.num_hidden_layers,
+            c.hidden_size,
+            c.intermediate_size,
+            c.num_attention_heads,
+            c.layer_norm_eps,
+            act,
+        )?;
         let post_norm = nn::layer_norm(c.hidden_size, c.layer_norm_eps, vm.pp("post_layernorm"))?;
         let projection = match projection {
             Some(p) => Some(nn::linear_no_bias(c.hidden_size, p, vs.pp("visual_projection"))?),

@@ -5,7 +5,7 @@
 //! the calling thread, which checks for signals between steps, so Ctrl-C cancels the
 //! generation (within one step) and raises `KeyboardInterrupt`.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use numpy::ndarray::{Array3, ArrayView3};
 use numpy::{IntoPyArray, PyArray3, PyReadonlyArray3, PyUntypedArrayMethods};
@@ -15,6 +15,7 @@ use serde_json::{json, Value};
 use zipp_core::image::{Embeds, Image, ImageGenerator, ImageOutput, StepProgress};
 use zipp_factory::image as fimg;
 
+use crate::callback::Callbacks;
 use crate::error::to_py_err;
 use crate::json::{dumps, loads, unlocated_text};
 use crate::result::Personalization;
@@ -263,43 +264,19 @@ impl ImageModel {
         )?;
         let init = init_image.map(from_array).transpose()?;
         let req = fimg::request_from_json(&json, init).map_err(|e| to_py_err(unlocated_text(e)))?;
-        let failure: Mutex<Option<PyErr>> = Mutex::new(None);
-        let keep = |e: PyErr| {
-            let mut f = failure.lock().unwrap_or_else(|p| p.into_inner());
-            f.get_or_insert(e);
-        };
+        let callbacks = Callbacks::default();
         let model = self.inner.clone();
         let result = py.detach(|| {
             fimg::generate(
                 model,
                 req,
                 |p: StepProgress| {
-                    Python::attach(|py| match &on_step {
-                        Some(cb) => match cb.call1(py, (p.step, p.total, p.timestep, p.elapsed_s)) {
-                            Ok(r) => !r.bind(py).is(pyo3::types::PyBool::new(py, false)),
-                            Err(e) => {
-                                keep(e);
-                                false
-                            }
-                        },
-                        None => true,
-                    })
+                    callbacks.call(on_step.as_ref(), |py, cb| cb.call1(py, (p.step, p.total, p.timestep, p.elapsed_s)))
                 },
-                || {
-                    Python::attach(|py| match py.check_signals() {
-                        Ok(()) => false,
-                        Err(e) => {
-                            keep(e);
-                            true
-                        }
-                    })
-                },
+                || callbacks.interrupted(),
             )
         });
-        if let Some(e) = failure.into_inner().unwrap_or_else(|p| p.into_inner()) {
-            return Err(e);
-        }
-        let out = result.map_err(to_py_err)?;
+        let out = callbacks.finish(result)?;
         let info = info_of(&out);
         let images = out.images.into_iter().map(|img| to_array(py, img).unbind()).collect();
         Ok(GeneratedImages { images, info })

@@ -19,6 +19,7 @@
 use pyo3::prelude::*;
 
 mod bench;
+mod callback;
 mod clip;
 mod error;
 mod eval;

@@ -14,6 +14,7 @@ use zipp_core::lm::{Cancel, Generation, Message};
 use zipp_factory::lm::{self as flm, Step, Stream, POLL};
 use zipp_factory::LmSpec;
 
+use crate::callback::Callbacks;
 use crate::error::to_py_err;
 use crate::json::{dumps, to_python, unlocated_text};
 use crate::models::Models;
@@ -79,45 +80,18 @@ impl LanguageModel {
         on_text: Option<Py<PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let (msgs, s) = (self::messages(messages)?, self::sampling(sampling)?);
-        let failure: Mutex<Option<PyErr>> = Mutex::new(None);
-        let keep = |e: PyErr| {
-            let mut f = failure.lock().unwrap_or_else(|p| p.into_inner());
-            f.get_or_insert(e);
-        };
+        let callbacks = Callbacks::default();
         let model = self.inner.clone();
         let result = py.detach(|| {
             flm::generate(
                 model,
                 msgs,
                 s,
-                |piece| {
-                    Python::attach(|py| match &on_text {
-                        // `False` stops; any other return value (None included) goes on.
-                        Some(cb) => match cb.call1(py, (piece,)) {
-                            Ok(r) => !r.bind(py).is(pyo3::types::PyBool::new(py, false)),
-                            Err(e) => {
-                                keep(e);
-                                false
-                            }
-                        },
-                        None => true,
-                    })
-                },
-                || {
-                    Python::attach(|py| match py.check_signals() {
-                        Ok(()) => false,
-                        Err(e) => {
-                            keep(e);
-                            true
-                        }
-                    })
-                },
+                |piece| callbacks.call(on_text.as_ref(), |py, cb| cb.call1(py, (piece,))),
+                || callbacks.interrupted(),
             )
         });
-        if let Some(e) = failure.into_inner().unwrap_or_else(|p| p.into_inner()) {
-            return Err(e);
-        }
-        generation(py, &result.map_err(to_py_err)?)
+        generation(py, &callbacks.finish(result)?)
     }
 
     /// The reply to `messages` as an iterator of text pieces; after the last one its
