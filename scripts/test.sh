@@ -13,7 +13,8 @@
 #              numpy, zipp-py: every other dependency is compiled already) and installs it;
 #              libzipp is installed into a prefix and the C/C++ programs are compiled
 #   rust tests every cargo test binary (the quick start and the cbindgen header drift check
-#              are among them), the doc tests and the format check
+#              are among them), the diffusion parity tests again on the portable kernels, the
+#              doc tests and the format check
 #   python     the installed wheel (scripts/test-python.sh test)
 #   c          the C ABI from C and C++, shared and static (scripts/test-c.sh test)
 #   valgrind   the C test under valgrind (scripts/test-c.sh valgrind)
@@ -97,6 +98,9 @@ else
   echo "scripts/test.sh: rustfmt is not installed; skipping the format check" >&2
 fi
 step rust-test cargo test "${rust[@]}" --all-targets --no-fail-fast
+# The diffusion networks again with their element-wise kernels forced to the portable copy
+# (the run above takes the CPU's best: AVX-512 or AVX2), against the same diffusers fixtures.
+step rust-portable env ZIPP_KERNEL=portable cargo test "${rust[@]}" --test parity --test pipeline --no-fail-fast
 step rust-doc cargo test "${rust[@]}" --doc --no-fail-fast
 
 phase python

@@ -20,7 +20,7 @@ use std::time::Instant;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use candle_core::{DType, Device, Shape, Tensor};
+use candle_core::{DType, Device, Module, Shape, Tensor};
 use candle_nn::var_builder::SimpleBackend;
 use candle_nn::{VarBuilder, VarMap};
 use zipp_diffusion::clip::{ClipText, ClipTextConfig};
@@ -201,6 +201,77 @@ fn main() -> candle_core::Result<()> {
             let ids = Tensor::new(vec![vec![1u32; 77]], &dev)?;
             let r = time(reps, || compute(&mut || drop(text.forward(&ids).unwrap())));
             report("text", r);
+        }
+        "conv" => {
+            // zipp's convolution against candle's on the same weights, at the UNet's and the
+            // VAE decoder's 3×3 shapes (channels in → out at a side of `s` pixels).
+            for (cin, cout, s) in [
+                (320, 320, lat),
+                (640, 640, lat / 2),
+                (1280, 1280, lat / 4),
+                (512, 512, size / 2),
+                (256, 256, size),
+                (128, 128, size),
+            ] {
+                let vs = vb.pp(format!("conv{cin}_{s}"));
+                let conv = zipp_diffusion::layers::conv2d(cin, cout, 3, 1, 1, true, vs)?;
+                let x = Tensor::randn(0f32, 1., (1, cin, s, s), &dev)?;
+                let flop = 2.0 * (cin * cout * 9 * s * s) as f64;
+                for (name, which) in [("zipp", 0), ("candle", 1)] {
+                    let r = time(reps, || {
+                        compute(&mut || {
+                            let y = if which == 0 {
+                                conv.forward(&x)
+                            } else {
+                                zipp_diffusion::layers::candle_conv(&conv, &x)
+                            };
+                            drop(y.unwrap())
+                        })
+                    });
+                    println!(
+                        "{{\"impl\":\"{name}\",\"part\":\"conv3x3 {cin}->{cout} at {s}x{s}\",\"median_s\":{:.4},\"min_s\":{:.4},\"gflops\":{:.1},\"peak_rss_mib\":{:.0}}}",
+                        r.0,
+                        r.1,
+                        flop / r.0 / 1e9,
+                        peak_rss_mib()
+                    );
+                }
+            }
+        }
+        "unet-parts" => {
+            // One ResNet block and one spatial transformer at each SD 2.1 level (`--batch`),
+            // and how many of each a UNet step runs: where a step's time goes.
+            let b: usize = arg("--batch", "1").parse().unwrap();
+            let temb = Tensor::randn(0f32, 1., (b, 1280), &dev)?;
+            let ctx = Tensor::randn(0f32, 1., (b, 77, unet_cfg.cross_attention_dim), &dev)?;
+            for (i, (width, heads, side)) in
+                [(320, 5, lat), (640, 10, lat / 2), (1280, 20, lat / 4)].into_iter().enumerate()
+            {
+                let cfg = zipp_diffusion::layers::ResnetConfig {
+                    cin: width,
+                    cout: width,
+                    temb: Some(1280),
+                    groups: 32,
+                    eps: 1e-5,
+                    output_scale_factor: 1.0,
+                };
+                let resnet = zipp_diffusion::layers::ResnetBlock::new(vb.pp(format!("r{i}")), cfg)?;
+                let tcfg = zipp_diffusion::attention::TransformerConfig {
+                    channels: width,
+                    heads,
+                    depth: 1,
+                    groups: 32,
+                    context_dim: unet_cfg.cross_attention_dim,
+                    linear_projection: unet_cfg.use_linear_projection,
+                    slice: None,
+                };
+                let tr = zipp_diffusion::attention::Transformer2D::new(vb.pp(format!("t{i}")), tcfg)?;
+                let x = Tensor::randn(0f32, 1., (b, width, side, side), &dev)?;
+                let r = time(reps, || compute(&mut || drop(resnet.forward(&x, Some(&temb)).unwrap())));
+                println!("{{\"part\":\"resnet {width} at {side}x{side}\",\"per_step\":{},\"median_s\":{:.4},\"min_s\":{:.4}}}", if i < 2 { 5 } else { 7 }, r.0, r.1);
+                let r = time(reps, || compute(&mut || drop(tr.forward(&x, &ctx).unwrap())));
+                println!("{{\"part\":\"transformer {width} at {side}x{side}\",\"per_step\":5,\"median_s\":{:.4},\"min_s\":{:.4}}}", r.0, r.1);
+            }
         }
         other => panic!("unknown --part {other}"),
     }

@@ -10,23 +10,28 @@
 //!   implements [`zipp_core::image::ImageGenerator`] ([`pipeline`]).
 //! - [`scheduler`]: DDIM, Euler-ancestral and UniPC, configured from the model's own
 //!   `scheduler_config.json`; [`noise`]: seeded noise drawn on the CPU.
-//! - [`clip`] (CLIP text transformer), [`vae`], [`unet`]: the networks, on candle.
+//! - [`clip`] (CLIP text transformer), [`vae`], [`unet`]: the networks, on candle; [`layers`]
+//!   and [`simd`]: zipp's CPU convolution, group norm, ResNet block and element-wise kernels.
 //! - [`weights`], [`ldm`]: safetensors loading under diffusers' names, single-file renaming.
 //!
 //! SDXL is not supported yet (it needs the UNet's added text/time conditioning).
-// The only unsafe code is the memory map of weight files (weights.rs), with its SAFETY note.
+// Unsafe code, each with its SAFETY note: the memory map of weight files (weights.rs), the
+// GEMM calls of the CPU convolution and attention (layers.rs, attention.rs) and the calls into
+// the feature-gated kernel copies (simd.rs).
 #![deny(unsafe_code)]
 
 pub mod attention;
 pub mod clip;
 pub mod clip_model;
 pub mod clip_vision;
+pub mod layers;
 pub mod ldm;
 pub mod model;
 pub mod noise;
 pub mod pipeline;
 pub mod preprocess;
 pub mod scheduler;
+pub mod simd;
 pub mod taesd;
 pub mod unet;
 pub mod vae;

@@ -11,6 +11,7 @@ use candle_core::{DType, Device, Module, Result, Tensor};
 use candle_nn as nn;
 use serde::Deserialize;
 
+use crate::layers::{self, Conv2d};
 use crate::weights::{component_files, Files, Weights};
 
 /// The fields of an `AutoencoderTiny` `config.json` the decoder reads.
@@ -63,21 +64,16 @@ impl TaesdConfig {
     }
 }
 
-fn conv(cin: usize, cout: usize, k: usize, bias: bool, vs: nn::VarBuilder) -> Result<nn::Conv2d> {
-    let cfg = nn::Conv2dConfig { padding: k / 2, ..Default::default() };
-    if bias {
-        nn::conv2d(cin, cout, k, cfg, vs)
-    } else {
-        nn::conv2d_no_bias(cin, cout, k, cfg, vs)
-    }
+fn conv(cin: usize, cout: usize, k: usize, bias: bool, vs: nn::VarBuilder) -> Result<Conv2d> {
+    layers::conv2d(cin, cout, k, k / 2, 1, bias, vs)
 }
 
 #[derive(Debug)]
 enum Layer {
     /// A convolution then (when `relu`) a ReLU.
-    Conv(nn::Conv2d, bool),
+    Conv(Conv2d, bool),
     /// `relu(conv3(relu(conv2(relu(conv1(x))))) + x)`.
-    Block([nn::Conv2d; 3]),
+    Block([Conv2d; 3]),
     Upsample,
 }
 
@@ -163,8 +159,8 @@ impl TinyDecoder {
                     }
                 }
                 Layer::Block([a, b, c]) => {
-                    let y = c.forward(&b.forward(&a.forward(&x)?.relu()?)?.relu()?)?;
-                    (y + &x)?.relu()?
+                    let y = b.forward(&a.forward(&x)?.relu()?)?.relu()?;
+                    c.forward_fused(&y, None, Some(&x), 1.0)?.relu()?
                 }
                 Layer::Upsample => {
                     let (_, _, h, w) = x.dims4()?;

@@ -9,10 +9,10 @@
 use candle_core::{Module, Result, Tensor};
 use candle_nn as nn;
 use candle_transformers::models::stable_diffusion::embeddings::{TimestepEmbedding, Timesteps};
-use candle_transformers::models::stable_diffusion::resnet::{ResnetBlock2D, ResnetBlock2DConfig};
 use serde::Deserialize;
 
 use crate::attention::{Transformer2D, TransformerConfig};
+use crate::layers::{self, Conv2d, GroupNorm, ResnetBlock, ResnetConfig};
 
 /// An integer or a per-block list, as diffusers configs write several fields.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -186,17 +186,16 @@ struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    fn resnet(&self, vs: nn::VarBuilder, cin: usize, cout: usize, scale: f64) -> Result<ResnetBlock2D> {
-        let cfg = ResnetBlock2DConfig {
-            out_channels: Some(cout),
-            temb_channels: Some(self.temb),
+    fn resnet(&self, vs: nn::VarBuilder, cin: usize, cout: usize, scale: f64) -> Result<ResnetBlock> {
+        let cfg = ResnetConfig {
+            cin,
+            cout,
+            temb: Some(self.temb),
             groups: self.c.norm_num_groups,
-            groups_out: None,
             eps: self.c.norm_eps,
-            use_in_shortcut: None,
             output_scale_factor: scale,
         };
-        ResnetBlock2D::new(vs, cin, cfg)
+        ResnetBlock::new(vs, cfg)
     }
 
     fn transformer(&self, vs: nn::VarBuilder, width: usize, heads: usize, depth: usize) -> Result<Transformer2D> {
@@ -213,22 +212,22 @@ impl Ctx<'_> {
     }
 }
 
-fn conv3(cin: usize, cout: usize, stride: usize, padding: usize, vs: nn::VarBuilder) -> Result<nn::Conv2d> {
-    nn::conv2d(cin, cout, 3, nn::Conv2dConfig { padding, stride, ..Default::default() }, vs)
+fn conv3(cin: usize, cout: usize, stride: usize, padding: usize, vs: nn::VarBuilder) -> Result<Conv2d> {
+    layers::conv2d(cin, cout, 3, padding, stride, true, vs)
 }
 
 #[derive(Debug)]
 struct Down {
-    resnets: Vec<ResnetBlock2D>,
+    resnets: Vec<ResnetBlock>,
     attentions: Vec<Transformer2D>,
-    downsampler: Option<nn::Conv2d>,
+    downsampler: Option<Conv2d>,
 }
 
 #[derive(Debug)]
 struct Up {
-    resnets: Vec<ResnetBlock2D>,
+    resnets: Vec<ResnetBlock>,
     attentions: Vec<Transformer2D>,
-    upsampler: Option<nn::Conv2d>,
+    upsampler: Option<Conv2d>,
 }
 
 #[derive(Debug)]
@@ -242,15 +241,15 @@ struct AddEmbedding {
 /// size/crop ids `[n, 6]`.
 #[derive(Debug)]
 pub struct Unet {
-    conv_in: nn::Conv2d,
+    conv_in: Conv2d,
     time_proj: Timesteps,
     time_embedding: TimestepEmbedding,
     add: Option<AddEmbedding>,
     down: Vec<Down>,
-    mid: (ResnetBlock2D, Transformer2D, ResnetBlock2D),
+    mid: (ResnetBlock, Transformer2D, ResnetBlock),
     up: Vec<Up>,
-    norm_out: nn::GroupNorm,
-    conv_out: nn::Conv2d,
+    norm_out: GroupNorm,
+    conv_out: Conv2d,
     pub config: UnetConfig,
 }
 
@@ -327,7 +326,7 @@ impl Unet {
             };
             up.push(Up { resnets, attentions, upsampler });
         }
-        let norm_out = nn::group_norm(c.norm_num_groups, b0, c.norm_eps, vs.pp("conv_norm_out"))?;
+        let norm_out = layers::group_norm(c.norm_num_groups, b0, c.norm_eps, vs.pp("conv_norm_out"))?;
         let conv_out = conv3(b0, c.out_channels, 1, 1, vs.pp("conv_out"))?;
         Ok(Unet { conv_in, time_proj, time_embedding, add, down, mid, up, norm_out, conv_out, config })
     }
@@ -388,7 +387,7 @@ impl Unet {
                 xs = us.forward(&xs.upsample_nearest2d(h, w)?)?;
             }
         }
-        let xs = nn::ops::silu(&self.norm_out.forward(&xs)?)?;
+        let xs = self.norm_out.forward_silu(&xs)?;
         self.conv_out.forward(&xs)
     }
 }

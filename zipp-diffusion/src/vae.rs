@@ -5,13 +5,12 @@
 //! encoder here returns the distribution's mean and log-variance, and the pipeline samples
 //! it with [`crate::noise::Noise`], so image-to-image is as deterministic as text-to-image.
 
-use candle_core::{Module, Result, Tensor};
+use candle_core::{Module, Result, Tensor, D};
 use candle_nn as nn;
-use candle_transformers::models::stable_diffusion::unet_2d_blocks::{
-    DownEncoderBlock2D, DownEncoderBlock2DConfig, UNetMidBlock2D, UNetMidBlock2DConfig, UpDecoderBlock2D,
-    UpDecoderBlock2DConfig,
-};
+use candle_transformers::models::stable_diffusion::attention::{AttentionBlock, AttentionBlockConfig};
 use serde::Deserialize;
+
+use crate::layers::{self, Conv2d, GroupNorm, ResnetBlock, ResnetConfig};
 
 /// The fields of a diffusers `vae/config.json` zipp reads.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -89,28 +88,87 @@ impl VaeConfig {
     }
 }
 
-fn conv3(cin: usize, cout: usize, vs: nn::VarBuilder) -> Result<nn::Conv2d> {
-    nn::conv2d(cin, cout, 3, nn::Conv2dConfig { padding: 1, ..Default::default() }, vs)
+fn conv3(cin: usize, cout: usize, vs: nn::VarBuilder) -> Result<Conv2d> {
+    layers::conv2d(cin, cout, 3, 1, 1, true, vs)
 }
 
-fn mid_block(vs: nn::VarBuilder, channels: usize, groups: usize) -> Result<UNetMidBlock2D> {
-    let cfg = UNetMidBlock2DConfig {
-        resnet_eps: 1e-6,
-        output_scale_factor: 1.,
-        attn_num_head_channels: None,
-        resnet_groups: Some(groups),
-        ..Default::default()
-    };
-    UNetMidBlock2D::new(vs, channels, None, cfg)
+fn resnets(vs: nn::VarBuilder, count: usize, cin: usize, cout: usize, groups: usize) -> Result<Vec<ResnetBlock>> {
+    (0..count)
+        .map(|i| {
+            let cin = if i == 0 { cin } else { cout };
+            let cfg = ResnetConfig { cin, cout, temb: None, groups, eps: 1e-6, output_scale_factor: 1.0 };
+            ResnetBlock::new(vs.pp("resnets").pp(i), cfg)
+        })
+        .collect()
+}
+
+/// diffusers' `UNetMidBlock2D` in the VAE: ResNet, single-head self-attention, ResNet.
+#[derive(Debug)]
+struct MidBlock {
+    first: ResnetBlock,
+    attention: AttentionBlock,
+    second: ResnetBlock,
+}
+
+impl MidBlock {
+    fn new(vs: nn::VarBuilder, channels: usize, groups: usize) -> Result<MidBlock> {
+        let mut r = resnets(vs.clone(), 2, channels, channels, groups)?;
+        let second = r.pop().expect("two resnets");
+        let first = r.pop().expect("two resnets");
+        let cfg =
+            AttentionBlockConfig { num_head_channels: None, num_groups: groups, rescale_output_factor: 1., eps: 1e-6 };
+        let attention = AttentionBlock::new(vs.pp("attentions").pp(0), channels, cfg)?;
+        Ok(MidBlock { first, attention, second })
+    }
+
+    fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+        let xs = self.first.forward(xs, None)?;
+        self.second.forward(&self.attention.forward(&xs)?, None)
+    }
+}
+
+/// diffusers' `DownEncoderBlock2D` (ResNets, then a stride-2 convolution after padding the
+/// right and bottom edges by one) and `UpDecoderBlock2D` (ResNets, then nearest ×2
+/// upsampling and a convolution).
+#[derive(Debug)]
+struct CoderBlock {
+    resnets: Vec<ResnetBlock>,
+    resample: Resample,
+}
+
+#[derive(Debug)]
+enum Resample {
+    Down(Conv2d),
+    Up(Conv2d),
+    None,
+}
+
+impl CoderBlock {
+    fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+        let mut xs = xs.clone();
+        for r in &self.resnets {
+            xs = r.forward(&xs, None)?;
+        }
+        match &self.resample {
+            Resample::Down(conv) => {
+                conv.forward(&xs.pad_with_zeros(D::Minus1, 0, 1)?.pad_with_zeros(D::Minus2, 0, 1)?)
+            }
+            Resample::Up(conv) => {
+                let (_, _, h, w) = xs.dims4()?;
+                conv.forward(&xs.upsample_nearest2d(2 * h, 2 * w)?)
+            }
+            Resample::None => Ok(xs),
+        }
+    }
 }
 
 #[derive(Debug)]
 struct Encoder {
-    conv_in: nn::Conv2d,
-    down: Vec<DownEncoderBlock2D>,
-    mid: UNetMidBlock2D,
-    norm_out: nn::GroupNorm,
-    conv_out: nn::Conv2d,
+    conv_in: Conv2d,
+    down: Vec<CoderBlock>,
+    mid: MidBlock,
+    norm_out: GroupNorm,
+    conv_out: Conv2d,
 }
 
 impl Encoder {
@@ -119,20 +177,20 @@ impl Encoder {
         let conv_in = conv3(c.in_channels, ch[0], vs.pp("conv_in"))?;
         let down = (0..ch.len())
             .map(|i| {
-                let cfg = DownEncoderBlock2DConfig {
-                    num_layers: c.layers_per_block,
-                    resnet_eps: 1e-6,
-                    resnet_groups: c.norm_num_groups,
-                    add_downsample: i + 1 < ch.len(),
-                    downsample_padding: 0,
-                    ..Default::default()
+                let vs = vs.pp("down_blocks").pp(i);
+                let resnets =
+                    resnets(vs.clone(), c.layers_per_block, ch[i.saturating_sub(1)], ch[i], c.norm_num_groups)?;
+                let resample = if i + 1 < ch.len() {
+                    Resample::Down(layers::conv2d(ch[i], ch[i], 3, 0, 2, true, vs.pp("downsamplers").pp(0).pp("conv"))?)
+                } else {
+                    Resample::None
                 };
-                DownEncoderBlock2D::new(vs.pp("down_blocks").pp(i), ch[i.saturating_sub(1)], ch[i], cfg)
+                Ok(CoderBlock { resnets, resample })
             })
             .collect::<Result<Vec<_>>>()?;
         let last = ch[ch.len() - 1];
-        let mid = mid_block(vs.pp("mid_block"), last, c.norm_num_groups)?;
-        let norm_out = nn::group_norm(c.norm_num_groups, last, 1e-6, vs.pp("conv_norm_out"))?;
+        let mid = MidBlock::new(vs.pp("mid_block"), last, c.norm_num_groups)?;
+        let norm_out = layers::group_norm(c.norm_num_groups, last, 1e-6, vs.pp("conv_norm_out"))?;
         let conv_out = conv3(last, 2 * c.latent_channels, vs.pp("conv_out"))?;
         Ok(Encoder { conv_in, down, mid, norm_out, conv_out })
     }
@@ -142,50 +200,50 @@ impl Encoder {
         for block in &self.down {
             xs = block.forward(&xs)?;
         }
-        let xs = self.norm_out.forward(&self.mid.forward(&xs, None)?)?;
-        self.conv_out.forward(&nn::ops::silu(&xs)?)
+        let xs = self.norm_out.forward_silu(&self.mid.forward(&xs)?)?;
+        self.conv_out.forward(&xs)
     }
 }
 
 #[derive(Debug)]
 struct Decoder {
-    conv_in: nn::Conv2d,
-    mid: UNetMidBlock2D,
-    up: Vec<UpDecoderBlock2D>,
-    norm_out: nn::GroupNorm,
-    conv_out: nn::Conv2d,
+    conv_in: Conv2d,
+    mid: MidBlock,
+    up: Vec<CoderBlock>,
+    norm_out: GroupNorm,
+    conv_out: Conv2d,
 }
 
 impl Decoder {
     fn new(vs: nn::VarBuilder, c: &VaeConfig) -> Result<Decoder> {
         let rev: Vec<usize> = c.block_out_channels.iter().rev().copied().collect();
         let conv_in = conv3(c.latent_channels, rev[0], vs.pp("conv_in"))?;
-        let mid = mid_block(vs.pp("mid_block"), rev[0], c.norm_num_groups)?;
+        let mid = MidBlock::new(vs.pp("mid_block"), rev[0], c.norm_num_groups)?;
         let up = (0..rev.len())
             .map(|i| {
-                let cfg = UpDecoderBlock2DConfig {
-                    num_layers: c.layers_per_block + 1,
-                    resnet_eps: 1e-6,
-                    resnet_groups: c.norm_num_groups,
-                    add_upsample: i + 1 < rev.len(),
-                    ..Default::default()
+                let vs = vs.pp("up_blocks").pp(i);
+                let cin = rev[i.saturating_sub(1)];
+                let resnets = resnets(vs.clone(), c.layers_per_block + 1, cin, rev[i], c.norm_num_groups)?;
+                let resample = if i + 1 < rev.len() {
+                    Resample::Up(conv3(rev[i], rev[i], vs.pp("upsamplers").pp(0).pp("conv"))?)
+                } else {
+                    Resample::None
                 };
-                UpDecoderBlock2D::new(vs.pp("up_blocks").pp(i), rev[i.saturating_sub(1)], rev[i], cfg)
+                Ok(CoderBlock { resnets, resample })
             })
             .collect::<Result<Vec<_>>>()?;
         let first = c.block_out_channels[0];
-        let norm_out = nn::group_norm(c.norm_num_groups, first, 1e-6, vs.pp("conv_norm_out"))?;
+        let norm_out = layers::group_norm(c.norm_num_groups, first, 1e-6, vs.pp("conv_norm_out"))?;
         let conv_out = conv3(first, c.out_channels, vs.pp("conv_out"))?;
         Ok(Decoder { conv_in, mid, up, norm_out, conv_out })
     }
 
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
-        let mut xs = self.mid.forward(&self.conv_in.forward(xs)?, None)?;
+        let mut xs = self.mid.forward(&self.conv_in.forward(xs)?)?;
         for block in &self.up {
             xs = block.forward(&xs)?;
         }
-        let xs = self.norm_out.forward(&xs)?;
-        self.conv_out.forward(&nn::ops::silu(&xs)?)
+        self.conv_out.forward(&self.norm_out.forward_silu(&xs)?)
     }
 }
 
@@ -195,8 +253,8 @@ impl Decoder {
 pub struct Vae {
     encoder: Option<Encoder>,
     decoder: Decoder,
-    quant_conv: Option<nn::Conv2d>,
-    post_quant_conv: Option<nn::Conv2d>,
+    quant_conv: Option<Conv2d>,
+    post_quant_conv: Option<Conv2d>,
     pub config: VaeConfig,
 }
 
@@ -208,12 +266,12 @@ impl Vae {
         let encoder = if with_encoder { Some(Encoder::new(vs.pp("encoder"), &config)?) } else { None };
         let decoder = Decoder::new(vs.pp("decoder"), &config)?;
         let quant_conv = if config.use_quant_conv && with_encoder {
-            Some(nn::conv2d(2 * z, 2 * z, 1, Default::default(), vs.pp("quant_conv"))?)
+            Some(layers::conv2d(2 * z, 2 * z, 1, 0, 1, true, vs.pp("quant_conv"))?)
         } else {
             None
         };
         let post_quant_conv = if config.use_post_quant_conv {
-            Some(nn::conv2d(z, z, 1, Default::default(), vs.pp("post_quant_conv"))?)
+            Some(layers::conv2d(z, z, 1, 0, 1, true, vs.pp("post_quant_conv"))?)
         } else {
             None
         };
