@@ -1,15 +1,17 @@
 //! The diffusion runner's hot paths at the sizes that matter, interleaved with the reference
 //! they replace: attention over 1024 tokens (the UNet's second level at 512 px: 10 heads of
 //! 64) and its softmax — zipp's blocked attention and softmax against candle's plain
-//! `softmax(q·kᵀ)·v` — and a whole 4-step generation of the tiny fixture model (the
+//! `softmax(q·kᵀ)·v`, and the per-head CPU tasks the UNet runs —, a 3×3 convolution (zipp's
+//! shifted GEMMs against candle's `conv2d`) and a whole 4-step generation of the tiny fixture model (the
 //! pipeline's own overhead: scheduling, guidance, noise, decoding). Full-size UNet/VAE
 //! timings take seconds each and run through `examples/diffusion_speed.rs` (BENCHMARKS.md).
 
+use candle_core::Module;
 use candle_core::{Device, Tensor};
 use criterion::{criterion_group, criterion_main, Criterion};
 use zipp_core::image::{ImageGenerator, ImageRequest};
 use zipp_core::lm::Cancel;
-use zipp_diffusion::attention::{attend, softmax_last_dim, QUERY_BLOCK};
+use zipp_diffusion::attention::{attend, attend_heads_cpu, softmax_last_dim, QUERY_BLOCK};
 
 fn attention(c: &mut Criterion) {
     let dev = Device::Cpu;
@@ -28,6 +30,12 @@ fn attention(c: &mut Criterion) {
     g.bench_function("attention/zipp_blocked", |b| {
         b.iter(|| run(&mut || drop(attend(&q, &k, &v, heads, QUERY_BLOCK).unwrap())))
     });
+    // The UNet's CPU path: heads side by side in [1, n, heads·d], as the projections emit them.
+    let merge = |t: &Tensor| t.transpose(0, 1).unwrap().reshape((1, n, heads * d)).unwrap().contiguous().unwrap();
+    let (qm, km, vm) = (merge(&(&q * 8.0).unwrap()), merge(&k), merge(&v));
+    g.bench_function("attention/zipp_heads_cpu", |b| {
+        b.iter(|| run(&mut || drop(attend_heads_cpu(&qm, &km, &vm, heads, 0.125).unwrap())))
+    });
     g.bench_function("attention/candle_plain", |b| {
         b.iter(|| {
             run(&mut || {
@@ -35,6 +43,24 @@ fn attention(c: &mut Criterion) {
                 drop(w.matmul(&v).unwrap())
             })
         })
+    });
+    g.finish();
+}
+
+/// A 3×3 convolution at the UNet's second level (640 channels, 32×32 at 512 px): zipp's
+/// shifted-GEMM kernel against candle's `conv2d` on the same weights.
+fn convolution(c: &mut Criterion) {
+    let dev = Device::Cpu;
+    let map = candle_nn::VarMap::new();
+    let vb = candle_nn::VarBuilder::from_varmap(&map, candle_core::DType::F32, &dev);
+    let conv = zipp_diffusion::layers::conv2d(640, 640, 3, 1, 1, true, vb.pp("conv")).unwrap();
+    let x = Tensor::randn(0f32, 1., (1, 640, 32, 32), &dev).unwrap();
+    let run = |f: &mut (dyn FnMut() + Send)| zipp_core::runtime::compute(&dev, &mut *f);
+    let mut g = c.benchmark_group("conv3x3_640x32x32");
+    g.sample_size(20);
+    g.bench_function("zipp", |b| b.iter(|| run(&mut || drop(conv.forward(&x).unwrap()))));
+    g.bench_function("candle", |b| {
+        b.iter(|| run(&mut || drop(zipp_diffusion::layers::candle_conv(&conv, &x).unwrap())))
     });
     g.finish();
 }
@@ -51,5 +77,5 @@ fn tiny_pipeline(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, attention, tiny_pipeline);
+criterion_group!(benches, attention, convolution, tiny_pipeline);
 criterion_main!(benches);
