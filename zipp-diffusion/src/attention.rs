@@ -128,66 +128,68 @@ pub fn attend_heads_cpu(q: &Tensor, k: &Tensor, v: &Tensor, heads: usize, scale:
     let blocks = n.div_ceil(CPU_QUERY_ROWS);
     let mut out = vec![0f32; b * n * c];
     let dst = layers::SendPtr::new(out.as_mut_ptr());
-    let flat = |t: &Tensor| t.flatten_all()?.to_vec1::<f32>();
-    let (q, k, v) = (flat(&q)?, flat(&k)?, flat(&v)?);
     let simd = Simd::current();
-    (0..b * heads * blocks).into_par_iter().for_each_init(Vec::<f32>::new, |scores, task| {
-        let (bi, h, r0) = (task / (heads * blocks), task / blocks % heads, task % blocks * CPU_QUERY_ROWS);
-        let rows = CPU_QUERY_ROWS.min(n - r0);
-        scores.resize(rows * m, 0.0);
-        let (q0, kv0) = (bi * n * c + r0 * c + h * d, bi * m * c + h * d);
-        // SAFETY: scores is rows × m (row stride m). q rows r0..r0 + rows of image bi, head
-        // columns h·d..(h + 1)·d (row stride c) lie inside q (b · n · c); kᵀ is read as
-        // d × m with element (j, key) at kv0 + key · c + j < b · m · c, likewise v as m × d.
-        // The output block (rows r0.., columns of head h, row stride c) is written by this
-        // task only: tasks differ in image, head or row block.
-        #[allow(unsafe_code)]
-        unsafe {
-            gemm::gemm(
-                rows,
-                m,
-                d,
-                scores.as_mut_ptr(),
-                1,
-                m as isize,
-                false,
-                q.as_ptr().add(q0),
-                1,
-                c as isize,
-                k.as_ptr().add(kv0),
-                c as isize,
-                1,
-                0.0,
-                scale as f32,
-                false,
-                false,
-                false,
-                gemm::Parallelism::None,
-            );
-            scores.chunks_mut(m).for_each(|row| simd::softmax_in_place(simd, row));
-            gemm::gemm(
-                rows,
-                d,
-                m,
-                dst.get().add(q0),
-                1,
-                c as isize,
-                false,
-                scores.as_ptr(),
-                1,
-                m as isize,
-                v.as_ptr().add(kv0),
-                1,
-                c as isize,
-                0.0,
-                1.0,
-                false,
-                false,
-                false,
-                gemm::Parallelism::None,
-            );
-        }
-    });
+    let run = |q: &[f32], k: &[f32], v: &[f32]| {
+        (0..b * heads * blocks).into_par_iter().for_each_init(Vec::<f32>::new, |scores, task| {
+            let (bi, h, r0) = (task / (heads * blocks), task / blocks % heads, task % blocks * CPU_QUERY_ROWS);
+            let rows = CPU_QUERY_ROWS.min(n - r0);
+            scores.resize(rows * m, 0.0);
+            let (q0, kv0) = (bi * n * c + r0 * c + h * d, bi * m * c + h * d);
+            // SAFETY: scores is rows × m (row stride m). q rows r0..r0 + rows of image bi, head
+            // columns h·d..(h + 1)·d (row stride c) lie inside q (b · n · c); kᵀ is read as
+            // d × m with element (j, key) at kv0 + key · c + j < b · m · c, likewise v as m × d.
+            // The output block (rows r0.., columns of head h, row stride c) is written by this
+            // task only: tasks differ in image, head or row block.
+            #[allow(unsafe_code)]
+            unsafe {
+                gemm::gemm(
+                    rows,
+                    m,
+                    d,
+                    scores.as_mut_ptr(),
+                    1,
+                    m as isize,
+                    false,
+                    q.as_ptr().add(q0),
+                    1,
+                    c as isize,
+                    k.as_ptr().add(kv0),
+                    c as isize,
+                    1,
+                    0.0,
+                    scale as f32,
+                    false,
+                    false,
+                    false,
+                    gemm::Parallelism::None,
+                );
+                scores.chunks_mut(m).for_each(|row| simd::softmax_in_place(simd, row));
+                gemm::gemm(
+                    rows,
+                    d,
+                    m,
+                    dst.get().add(q0),
+                    1,
+                    c as isize,
+                    false,
+                    scores.as_ptr(),
+                    1,
+                    m as isize,
+                    v.as_ptr().add(kv0),
+                    1,
+                    c as isize,
+                    0.0,
+                    1.0,
+                    false,
+                    false,
+                    false,
+                    gemm::Parallelism::None,
+                );
+            }
+        });
+        Ok(())
+    };
+    layers::with_slice(&q, |q| layers::with_slice(&k, |k| layers::with_slice(&v, |v| run(q, k, v))))?;
     Tensor::from_vec(out, (b, n, c), &candle_core::Device::Cpu)
 }
 
@@ -244,13 +246,15 @@ impl FeedForward {
             let inner = h.dim(D::Minus1)? / 2;
             let mut dims = h.dims().to_vec();
             *dims.last_mut().expect("rank ≥ 1") = inner;
-            let hv = h.flatten_all()?.to_vec1::<f32>()?;
-            let mut out = vec![0f32; hv.len() / 2];
+            let mut out = vec![0f32; h.elem_count() / 2];
             let simd = Simd::current();
-            out.par_chunks_mut(inner).zip(hv.par_chunks(2 * inner)).for_each(|(o, row)| {
-                let (x, gate) = row.split_at(inner);
-                simd::geglu(simd, o, x, gate);
-            });
+            layers::with_slice(&h, |hv| {
+                out.par_chunks_mut(inner).zip(hv.par_chunks(2 * inner)).for_each(|(o, row)| {
+                    let (x, gate) = row.split_at(inner);
+                    simd::geglu(simd, o, x, gate);
+                });
+                Ok(())
+            })?;
             return self.out.forward(&Tensor::from_vec(out, dims, h.device())?);
         }
         let parts = h.chunk(2, D::Minus1)?;

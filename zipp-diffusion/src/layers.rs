@@ -33,7 +33,7 @@ const PARALLEL_MIN_FLOPS: usize = 1 << 19;
 const BLOCK_BYTES: usize = 1 << 20;
 
 /// Runs `f` over the contiguous f32 slice of `t` without copying when possible.
-fn with_slice<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> Result<R>) -> Result<R> {
+pub(crate) fn with_slice<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> Result<R>) -> Result<R> {
     if t.is_contiguous() {
         let (storage, layout) = t.storage_and_layout();
         if let candle_core::Storage::Cpu(cpu) = &*storage {
