@@ -11,7 +11,9 @@
 //! ```
 //!
 //! Prints one JSON line per part: median, min and max seconds over `--reps` timed runs after
-//! one warm-up, and the process's peak resident memory (`VmHWM`: weights + activations).
+//! one warm-up, the process's peak resident memory (`VmHWM`: weights + activations) and the
+//! activations' peak (`VmHWM` over the resident memory just before the part runs; the peak is
+//! reset there through `/proc/self/clear_refs`).
 //! `--part params` prints each component's parameter count and weight bytes in f32 and f16
 //! for `--model sd15|sd21|sdxl` without allocating any weights.
 
@@ -113,13 +115,24 @@ fn count(build: impl FnOnce(VarBuilder) -> candle_core::Result<()>) -> candle_co
 }
 
 /// Peak resident memory of this process, MiB.
-fn peak_rss_mib() -> f64 {
+fn status_mib(field: &str) -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
         .map_or(0.0, |kb| kb / 1024.0)
+}
+
+fn peak_rss_mib() -> f64 {
+    status_mib("VmHWM:")
+}
+
+/// Resident memory now, after resetting the peak (Linux `clear_refs` 5), so a later
+/// `peak_rss_mib() - rss_reset_mib()` is what the code in between added at its peak.
+fn rss_reset_mib() -> f64 {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+    status_mib("VmRSS:")
 }
 
 fn time(reps: usize, mut f: impl FnMut()) -> (f64, f64, f64) {
@@ -145,11 +158,14 @@ fn main() -> candle_core::Result<()> {
     let varmap = VarMap::new();
     let vb = VarBuilder::from_varmap(&varmap, DType::F32, &dev);
     let lat = size / 8;
+    // Activations: the peak above the resident memory just before the timed part (weights).
+    let before = std::cell::Cell::new(0.0);
     let report = |name: &str, (med, min, max): (f64, f64, f64)| {
         println!(
-            "{{\"impl\":\"zipp\",\"model\":\"{model}\",\"part\":\"{name}\",\"size\":{size},\"threads\":{},\"median_s\":{med:.4},\"min_s\":{min:.4},\"max_s\":{max:.4},\"peak_rss_mib\":{:.0}}}",
+            "{{\"impl\":\"zipp\",\"model\":\"{model}\",\"part\":\"{name}\",\"size\":{size},\"threads\":{},\"median_s\":{med:.4},\"min_s\":{min:.4},\"max_s\":{max:.4},\"peak_rss_mib\":{:.0},\"activation_peak_mib\":{:.0}}}",
             zipp_core::runtime::num_threads(),
-            peak_rss_mib()
+            peak_rss_mib(),
+            peak_rss_mib() - before.get()
         );
     };
     if part == "params" {
@@ -181,24 +197,28 @@ fn main() -> candle_core::Result<()> {
             let b = if part == "unet" { 1 } else { 2 };
             let x = Tensor::randn(0f32, 1., (b, 4, lat, lat), &dev)?;
             let ctx = Tensor::randn(0f32, 1., (b, 77, unet_cfg.cross_attention_dim), &dev)?;
+            before.set(rss_reset_mib());
             let r = time(reps, || compute(&mut || drop(unet.forward(&x, 500.0, &ctx, None).unwrap())));
             report(&part, r);
         }
         "vae" => {
             let vae = Vae::new(vb.pp("vae"), VaeConfig::default(), false)?;
             let z = Tensor::randn(0f32, 1., (1, 4, lat, lat), &dev)?;
+            before.set(rss_reset_mib());
             let r = time(reps, || compute(&mut || drop(vae.decode(&z).unwrap())));
             report("vae", r);
         }
         "taesd" => {
             let d = zipp_diffusion::taesd::TinyDecoder::new(vb.pp("taesd"), Default::default())?;
             let z = Tensor::randn(0f32, 1., (1, 4, lat, lat), &dev)?;
+            before.set(rss_reset_mib());
             let r = time(reps, || compute(&mut || drop(d.decode(&z).unwrap())));
             report("taesd", r);
         }
         "text" => {
             let text = ClipText::new(vb.pp("text"), text_cfg)?;
             let ids = Tensor::new(vec![vec![1u32; 77]], &dev)?;
+            before.set(rss_reset_mib());
             let r = time(reps, || compute(&mut || drop(text.forward(&ids).unwrap())));
             report("text", r);
         }
