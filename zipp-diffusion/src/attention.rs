@@ -85,7 +85,7 @@ impl Attention {
     fn forward(&self, xs: &Tensor, context: Option<&Tensor>) -> Result<Tensor> {
         let (b, n, c) = xs.dims3()?;
         let ctx = context.unwrap_or(xs);
-        if layers::uses_cpu_kernels(xs) && layers::uses_cpu_kernels(ctx) {
+        if layers::fast(xs) && layers::fast(ctx) {
             let (q, k, v) = (self.q.forward(xs)?, self.k.forward(ctx)?, self.v.forward(ctx)?);
             return self.out.forward(&attend_heads_cpu(&q, &k, &v, self.heads, self.scale)?);
         }
@@ -123,7 +123,6 @@ pub fn attend_heads_cpu(q: &Tensor, k: &Tensor, v: &Tensor, heads: usize, scale:
             v.dims()
         );
     }
-    let (q, k, v) = (q.contiguous()?, k.contiguous()?, v.contiguous()?);
     let d = c / heads;
     let blocks = n.div_ceil(CPU_QUERY_ROWS);
     let mut out = vec![0f32; b * n * c];
@@ -189,7 +188,7 @@ pub fn attend_heads_cpu(q: &Tensor, k: &Tensor, v: &Tensor, heads: usize, scale:
         });
         Ok(())
     };
-    layers::with_slice(&q, |q| layers::with_slice(&k, |k| layers::with_slice(&v, |v| run(q, k, v))))?;
+    layers::with_slice(q, |q| layers::with_slice(k, |k| layers::with_slice(v, |v| run(q, k, v))))?;
     Tensor::from_vec(out, (b, n, c), &candle_core::Device::Cpu)
 }
 
@@ -241,7 +240,7 @@ impl FeedForward {
 
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
         let h = self.proj.forward(xs)?;
-        if layers::uses_cpu_kernels(&h) && h.is_contiguous() {
+        if layers::fast(&h) && h.is_contiguous() {
             // x · gelu(gate) in one pass over h = [x | gate] (no chunk copies).
             let inner = h.dim(D::Minus1)? / 2;
             let mut dims = h.dims().to_vec();

@@ -45,8 +45,9 @@ pub(crate) fn with_slice<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> Result<R>) -> 
     f(&t.flatten_all()?.to_vec1::<f32>()?)
 }
 
-/// Whether zipp's CPU kernels take this tensor.
-fn fast(t: &Tensor) -> bool {
+/// Whether zipp's CPU kernels take this tensor (f32 on the CPU); everything else runs on
+/// candle's operators.
+pub(crate) fn fast(t: &Tensor) -> bool {
     t.device().is_cpu() && t.dtype() == DType::F32
 }
 
@@ -153,11 +154,7 @@ impl Conv2d {
             })?;
             return Tensor::from_vec(out, (b, self.cout, h, w), xs.device());
         }
-        let cfg = (self.padding, self.stride);
-        let mut ys = xs.conv2d(&self.candle_weight()?, cfg.0, cfg.1, 1, 1)?;
-        if let Some(bias) = &self.bias {
-            ys = ys.broadcast_add(&bias.reshape((1, self.cout, 1, 1))?)?;
-        }
+        let mut ys = candle_conv(self, xs)?;
         if let Some(a) = add {
             ys = ys.broadcast_add(&a.unsqueeze(D::Minus1)?.unsqueeze(D::Minus1)?)?;
         }
@@ -507,12 +504,8 @@ impl ResnetBlock {
     }
 }
 
-/// The device's preferred path, for tests: whether `xs` takes zipp's CPU kernels.
-pub fn uses_cpu_kernels(xs: &Tensor) -> bool {
-    fast(xs)
-}
-
-/// For benches: one convolution by candle's own operator on the same weights.
+/// One convolution by candle's own operator on the same weights, bias added: the path for
+/// GPUs, f16 and strided convolutions, and the reference of the tests and benches.
 pub fn candle_conv(conv: &Conv2d, xs: &Tensor) -> Result<Tensor> {
     let ys = xs.conv2d(&conv.candle_weight()?, conv.padding, conv.stride, 1, 1)?;
     match &conv.bias {

@@ -57,17 +57,18 @@ impl Simd {
         [Some(Simd::portable()), Simd::avx2(), Simd::avx512()].into_iter().flatten().collect()
     }
 
-    /// The best this CPU has, capped by `$ZIPP_KERNEL` (`portable`, `avx2`, `auto`/unset);
-    /// chosen once per process. An unknown value counts as unset (the MiniLM encoder, which
-    /// reads the same variable, reports it).
+    /// The best this CPU has, capped by `$ZIPP_KERNEL` (`portable`, `avx2`, `auto`/unset, as
+    /// zipp-core's `CpuKernel::parse` reads it for the MiniLM encoder); chosen once per
+    /// process. An unknown value counts as unset (the MiniLM encoder reports it).
     pub fn current() -> Simd {
+        use zipp_core::embed::CpuKernel;
         static CHOSEN: std::sync::OnceLock<Simd> = std::sync::OnceLock::new();
         *CHOSEN.get_or_init(|| {
-            let cap = std::env::var("ZIPP_KERNEL").map(|v| v.trim().to_ascii_lowercase()).unwrap_or_default();
-            match cap.as_str() {
-                "portable" => Simd::portable(),
-                "avx2" => Simd::avx2().unwrap_or_else(Simd::portable),
-                _ => Simd::avx512().or_else(Simd::avx2).unwrap_or_else(Simd::portable),
+            let cap = std::env::var("ZIPP_KERNEL").ok().and_then(|v| CpuKernel::parse(&v));
+            match cap {
+                Some(CpuKernel::Portable) => Simd::portable(),
+                Some(CpuKernel::Avx2) => Simd::avx2().unwrap_or_else(Simd::portable),
+                Some(CpuKernel::Auto) | None => Simd::avx512().or_else(Simd::avx2).unwrap_or_else(Simd::portable),
             }
         })
     }
