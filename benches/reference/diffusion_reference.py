@@ -1,8 +1,8 @@
 """Tiny random-initialised Stable-Diffusion-family fixtures and diffusers' reference outputs
 for zipp-diffusion's numerical tests (zipp-diffusion/tests/fixtures, see its README.md).
 
-It writes small models in the layouts real checkpoints use (diffusers folders, plus one
-CompVis/LDM single-file checkpoint), a tiny CLIP BPE tokenizer, and what diffusers /
+It writes small models in the layouts real checkpoints use (diffusers folders, plus
+CompVis/LDM single-file checkpoints of SD 1.x, 2.x and XL), a tiny CLIP BPE tokenizer, and what diffusers /
 transformers compute with them: token ids, text-encoder states, UNet and VAE outputs,
 scheduler steps (with the noise Euler-ancestral draws recorded), whole pipelines from given
 latents, img2img with every random draw recorded, and ViPer steering (SPEC §7) in plain torch.
@@ -250,11 +250,11 @@ def assert_same_weights(a, b, what):
 # ----------------------------------------------------------------------------------------
 
 
-def clip_config(vocab, pad_id, act):
+def clip_config(vocab, pad_id, act, width=32):
     return CLIPTextConfig(
-        vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+        vocab_size=len(vocab), hidden_size=width, intermediate_size=2 * width, num_hidden_layers=2,
         num_attention_heads=4, max_position_embeddings=77, hidden_act=act, layer_norm_eps=1e-5,
-        bos_token_id=vocab[BOS], eos_token_id=vocab[EOS], pad_token_id=pad_id, projection_dim=32)
+        bos_token_id=vocab[BOS], eos_token_id=vocab[EOS], pad_token_id=pad_id, projection_dim=width)
 
 
 def make_text_encoder(cfg, seed, projection=False):
@@ -378,7 +378,43 @@ def vae_key_to_ldm(k, cfg):
     raise KeyError(k)
 
 
-def ldm_checkpoint(unet, vae, te):
+OPENCLIP = {"layer_norm1": "ln_1", "layer_norm2": "ln_2", "self_attn.out_proj": "attn.out_proj",
+            "mlp.fc1": "mlp.c_fc", "mlp.fc2": "mlp.c_proj"}
+
+
+def open_clip_state(te):
+    """A transformers CLIP text model under OpenCLIP's names (SD 2.x's `cond_stage_model.model.`,
+    SDXL's `conditioner.embedders.1.model.`): q, k, v fused into `in_proj_*` (rows q, k, v),
+    `text_projection` stored as the matrix P of `x @ P` (transformers' weight transposed), and the
+    `logit_scale` real OpenCLIP checkpoints carry (unused by diffusion)."""
+    s = text_encoder_state(te)
+    out = {}
+    for k, v in s.items():
+        if k == "text_model.embeddings.token_embedding.weight":
+            out["token_embedding.weight"] = v
+        elif k == "text_model.embeddings.position_embedding.weight":
+            out["positional_embedding"] = v
+        elif k.startswith("text_model.final_layer_norm."):
+            out["ln_final." + k.rsplit(".", 1)[1]] = v
+        elif k == "text_projection.weight":
+            out["text_projection"] = v.T.contiguous()
+        elif m := re.match(r"text_model\.encoder\.layers\.(\d+)\.(.*)", k):
+            if not re.match(r"self_attn\.[qkv]_proj\.", m[2]):
+                out[f"transformer.resblocks.{m[1]}.{_sub(m[2], OPENCLIP)}"] = v
+        else:
+            raise KeyError(k)
+    for i in range(te.config.num_hidden_layers):
+        for kind in ("weight", "bias"):
+            qkv = [s[f"text_model.encoder.layers.{i}.self_attn.{p}_proj.{kind}"] for p in "qkv"]
+            out[f"transformer.resblocks.{i}.attn.in_proj_{kind}"] = torch.cat(qkv).contiguous()
+    out["logit_scale"] = torch.tensor(4.6052).half()
+    return out
+
+
+def ldm_checkpoint(unet, vae, te=None, texts=None):
+    """The original single-file layout. `texts`: (prefix, state) per text encoder; default SD 1.x's
+    one OpenAI CLIP under `cond_stage_model.transformer.`."""
+    texts = texts if texts is not None else [("cond_stage_model.transformer.", text_encoder_state(te))]
     out = {}
     for k, v in unet.state_dict().items():
         out["model.diffusion_model." + unet_key_to_ldm(k, unet.config)] = v
@@ -387,9 +423,10 @@ def ldm_checkpoint(unet, vae, te):
         if ".mid.attn_1." in lk and lk.endswith("weight") and v.ndim == 2:
             v = v[:, :, None, None]  # the LDM VAE's attention projections are 1x1 convs
         out["first_stage_model." + lk] = v
-    for k, v in text_encoder_state(te).items():
-        out["cond_stage_model.transformer." + k] = v
-    assert len(out) == len(unet.state_dict()) + len(vae.state_dict()) + len(text_encoder_state(te))
+    for prefix, state in texts:
+        for k, v in state.items():
+            out[prefix + k] = v
+    assert len(out) == len(unet.state_dict()) + len(vae.state_dict()) + sum(len(s) for _, s in texts)
     return {k: v.detach().half().contiguous() for k, v in out.items()}
 
 
@@ -668,6 +705,17 @@ def main():
     for pp in (pipe, pipe2, pipe_t):
         pp.set_progress_bar_config(disable=True)
     meta["single_file"] = verify_single_file(single, sd_dir, pipe)
+    # SD 2.x in the original layout: OpenCLIP names under cond_stage_model.model., with the
+    # text_projection real 2.x checkpoints carry (unused by the pipeline: a seeded matrix here).
+    single2 = out / "tiny-sd2.safetensors"
+    oc = open_clip_state(te2)
+    oc["text_projection"] = seeded(2500, 32, 32).half()
+    save_file(ldm_checkpoint(unet2, vae, texts=[("cond_stage_model.model.", oc)]), str(single2),
+              metadata={"format": "pt"})
+    meta["single_file_sd2"] = verify_single_file(
+        single2, sd2_dir, pipe2, bad_keys=("model.diffusion_model.out.2.bias",
+                                           "first_stage_model.decoder.conv_out.bias",
+                                           "cond_stage_model.model.transformer.resblocks.1.attn.in_proj_weight"))
 
     # --- references: tiny-sd -------------------------------------------------------------
     meta["sd"], emb = text_refs(ref, "sd", pipe.tokenizer, pipe.text_encoder, merges, vocab)
@@ -777,30 +825,31 @@ def main():
     dump(out / "reference.json", meta)
 
 
-def verify_single_file(single, sd_dir, pipe):
+def verify_single_file(single, cfg_dir, pipe, cls=StableDiffusionPipeline,
+                       names=("unet", "vae", "text_encoder"),
+                       bad_keys=("model.diffusion_model.out.2.bias", "first_stage_model.encoder.mid.attn_1.q.weight",
+                                 "cond_stage_model.transformer.text_model.final_layer_norm.bias")):
     """The single file through diffusers' own loader must give the diffusers-layout weights."""
-    sf = StableDiffusionPipeline.from_single_file(str(single), config=str(sd_dir), local_files_only=True,
-                                                  dtype=torch.float32)
-    for name in ("unet", "vae", "text_encoder"):
+    sf = cls.from_single_file(str(single), config=str(cfg_dir), local_files_only=True, dtype=torch.float32)
+    for name in names:
         assert_same_weights(getattr(sf, name), getattr(pipe, name), "single-file " + name)
     # And the weights really come from the file: a copy with one tensor changed per model differs.
     import tempfile
     bad = load_file(str(single))
-    for k in ("model.diffusion_model.out.2.bias", "first_stage_model.encoder.mid.attn_1.q.weight",
-              "cond_stage_model.transformer.text_model.final_layer_norm.bias"):
+    for k in bad_keys:
         bad[k] = bad[k] + 1
     with tempfile.TemporaryDirectory() as tmp:
         save_file(bad, f"{tmp}/bad.safetensors")
-        sf_bad = StableDiffusionPipeline.from_single_file(f"{tmp}/bad.safetensors", config=str(sd_dir),
-                                                          local_files_only=True, dtype=torch.float32)
-    for name in ("unet", "vae", "text_encoder"):
+        sf_bad = cls.from_single_file(f"{tmp}/bad.safetensors", config=str(cfg_dir), local_files_only=True,
+                                      dtype=torch.float32)
+    for name in names:
         try:
             assert_same_weights(getattr(sf_bad, name), getattr(pipe, name), name)
         except AssertionError:
             continue
         raise AssertionError(f"from_single_file ignored the checkpoint's {name} weights")
-    return {"loader": "StableDiffusionPipeline.from_single_file(path, config=tiny-sd dir, local_files_only=True)",
-            "checked": "every tensor of unet, vae and text_encoder equal to the diffusers-layout load",
+    return {"loader": f"{cls.__name__}.from_single_file(path, config={Path(cfg_dir).name} dir, local_files_only=True)",
+            "checked": f"every tensor of {', '.join(names[:-1])} and {names[-1]} equal to the diffusers-layout load",
             "n_tensors": len(load_file(str(single))), "scheduler_loaded": type(sf.scheduler).__name__}
 
 
@@ -810,13 +859,15 @@ def sdxl_refs(out, ref, meta, merges, vocab, sd_dir, sd2_dir, f32):
     shutil.copytree(sd_dir / "tokenizer", d / "tokenizer")
     shutil.copytree(sd2_dir / "tokenizer", d / "tokenizer_2")
     shutil.copytree(sd_dir / "text_encoder", d / "text_encoder")  # SDXL's first encoder is SD 1.x's CLIP-L
-    te2 = make_text_encoder(clip_config(vocab, vocab["!"], "gelu"), 3000, projection=True)
+    # Wider than the first encoder, as in SDXL (768 and 1280): diffusers' single-file loader
+    # tells the two apart by width, and so would a mix-up in zipp.
+    te2 = make_text_encoder(clip_config(vocab, vocab["!"], "gelu", width=48), 3000, projection=True)
     save_text_encoder(te2, d / "text_encoder_2")
     unet = make_unet(
         3100, down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
         transformer_layers_per_block=[1, 2], attention_head_dim=[2, 4], use_linear_projection=True,
-        cross_attention_dim=64, addition_embed_type="text_time", addition_time_embed_dim=8,
-        projection_class_embeddings_input_dim=32 + 6 * 8)
+        cross_attention_dim=32 + 48, addition_embed_type="text_time", addition_time_embed_dim=8,
+        projection_class_embeddings_input_dim=48 + 6 * 8)
     save_diffusers_model(unet, d / "unet")
     # Same weights as tiny-sd's VAE (one git blob); only the config's scaling factor differs.
     shutil.copytree(sd_dir / "vae", d / "vae")
@@ -841,6 +892,17 @@ def sdxl_refs(out, ref, meta, merges, vocab, sd_dir, sd2_dir, f32):
     assert_same_weights(pipe.unet, unet, "sdxl unet")
 
     m = {}
+    # The same model in the original single-file layout (CLIP-L under conditioner.embedders.0.,
+    # OpenCLIP bigG under conditioner.embedders.1.model.).
+    single = out / "tiny-sdxl.safetensors"
+    save_file(ldm_checkpoint(pipe.unet, pipe.vae, texts=[
+        ("conditioner.embedders.0.transformer.", text_encoder_state(pipe.text_encoder)),
+        ("conditioner.embedders.1.model.", open_clip_state(pipe.text_encoder_2))]), str(single), metadata={"format": "pt"})
+    m["single_file"] = verify_single_file(
+        single, d, pipe, cls=StableDiffusionXLPipeline, names=("unet", "vae", "text_encoder", "text_encoder_2"),
+        bad_keys=("model.diffusion_model.label_emb.0.2.bias", "first_stage_model.decoder.conv_out.bias",
+                  "conditioner.embedders.0.transformer.text_model.final_layer_norm.bias",
+                  "conditioner.embedders.1.model.text_projection"))
     m["tokenizer"], e1 = text_refs(ref, "sdxl.te1", pipe.tokenizer, pipe.text_encoder, merges, vocab, kind="sdxl1")
     m["tokenizer_2"], e2 = text_refs(ref, "sdxl.te2", pipe.tokenizer_2, pipe.text_encoder_2, merges, vocab, kind="sdxl2")
     ctx = {k: torch.cat([e1[k].hidden_states[-2], e2[k].hidden_states[-2]], -1) for k in e1}

@@ -4,7 +4,9 @@
 //! A `.safetensors` checkpoint as most users have it holds the UNet under
 //! `model.diffusion_model.`, the VAE under `first_stage_model.` and the text encoder under
 //! `cond_stage_model.` (OpenAI CLIP in transformers' naming for SD 1.x, OpenCLIP's own for
-//! SD 2.x). [`unet_table`], [`vae_table`] and [`text_table`] rename those tensors to the names
+//! SD 2.x); SDXL keeps its two under `conditioner.embedders.0.` (CLIP ViT-L) and
+//! `conditioner.embedders.1.` (OpenCLIP bigG, with the `text_projection` its pooled output
+//! needs). [`unet_table`], [`vae_table`] and [`text_table`] rename those tensors to the names
 //! the diffusers layout uses, so one set of model code loads both layouts. The mapping is
 //! zipp's own, from the two architectures' module structure; the test fixtures were made by
 //! an independent inverse mapping and checked with diffusers' own single-file loader
@@ -16,26 +18,36 @@ use crate::weights::Source;
 
 pub const UNET_PREFIX: &str = "model.diffusion_model.";
 pub const VAE_PREFIX: &str = "first_stage_model.";
+/// SD 1.x / 2.x's one text encoder.
 pub const TEXT_PREFIX: &str = "cond_stage_model.";
+/// SDXL's two: CLIP ViT-L (`…0.transformer.`), then OpenCLIP bigG (`…1.model.`).
+pub const XL_TEXT_PREFIXES: [&str; 2] = ["conditioner.embedders.0.", "conditioner.embedders.1."];
 
 /// Which text encoder layout a checkpoint holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TextLayout {
-    /// `cond_stage_model.transformer.…` (transformers' CLIPTextModel, SD 1.x).
+    /// `<prefix>transformer.…` (transformers' CLIPTextModel: SD 1.x, SDXL's first encoder).
     OpenAi,
-    /// `cond_stage_model.model.…` (OpenCLIP, SD 2.x).
+    /// `<prefix>model.…` (OpenCLIP: SD 2.x, SDXL's second encoder).
     OpenClip,
 }
 
-/// The text layout of a checkpoint's names, if it has a text encoder zipp reads.
-pub fn text_layout(names: &[String]) -> Option<TextLayout> {
-    if names.iter().any(|n| n.starts_with("cond_stage_model.transformer.")) {
+/// The layout of the text encoder under `prefix` (`cond_stage_model.`,
+/// `conditioner.embedders.N.`), if the checkpoint has one there.
+pub fn text_layout(names: &[String], prefix: &str) -> Option<TextLayout> {
+    let under = |tail: &str| names.iter().any(|n| n.strip_prefix(prefix).is_some_and(|r| r.starts_with(tail)));
+    if under("transformer.") {
         Some(TextLayout::OpenAi)
-    } else if names.iter().any(|n| n.starts_with("cond_stage_model.model.")) {
+    } else if under("model.") {
         Some(TextLayout::OpenClip)
     } else {
         None
     }
+}
+
+/// Whether the checkpoint is SDXL-shaped (its text encoders under `conditioner.embedders.`).
+pub fn is_xl(names: &[String]) -> bool {
+    names.iter().any(|n| n.starts_with("conditioner.embedders."))
 }
 
 fn resnet_part(rest: &str) -> String {
@@ -207,23 +219,29 @@ pub fn vae_table(names: &[String], n_blocks: usize) -> HashMap<String, Source> {
     table
 }
 
-/// The text encoder's tensors: transformers name → checkpoint name. For OpenCLIP
-/// checkpoints, `layers` is the number of layers the configuration keeps (SD 2.x drops the
-/// last one) and `hidden` the width, to split the fused attention projection.
-pub fn text_table(names: &[String], layout: TextLayout, hidden: usize) -> HashMap<String, Source> {
+/// The text encoder's tensors under `prefix`: transformers name → checkpoint name. For
+/// OpenCLIP layouts `hidden` is the width, to split the fused attention projection; SD 2.x
+/// checkpoints hold one layer more than the configuration uses (it conditions on the
+/// penultimate), which is simply never read.
+pub fn text_table(names: &[String], prefix: &str, layout: TextLayout, hidden: usize) -> HashMap<String, Source> {
     let mut table = HashMap::new();
     match layout {
         TextLayout::OpenAi => {
+            let p = format!("{prefix}transformer.");
             for full in names {
-                let Some(key) = full.strip_prefix("cond_stage_model.transformer.") else { continue };
-                let key = if key.starts_with("text_model.") { key.to_string() } else { format!("text_model.{key}") };
+                let Some(key) = full.strip_prefix(&p) else { continue };
+                let key = if key.starts_with("text_model.") || key.starts_with("text_projection.") {
+                    key.to_string()
+                } else {
+                    format!("text_model.{key}")
+                };
                 table.insert(key, Source::Name(full.clone()));
             }
         }
         TextLayout::OpenClip => {
-            const P: &str = "cond_stage_model.model.";
+            let p = format!("{prefix}model.");
             for full in names {
-                let Some(key) = full.strip_prefix(P) else { continue };
+                let Some(key) = full.strip_prefix(&p) else { continue };
                 let src = Source::Name(full.clone());
                 match key {
                     "token_embedding.weight" => {
@@ -232,7 +250,10 @@ pub fn text_table(names: &[String], layout: TextLayout, hidden: usize) -> HashMa
                     "positional_embedding" => {
                         table.insert("text_model.embeddings.position_embedding.weight".into(), src);
                     }
-                    "text_projection" => {} // [hidden, proj], unused by SD 2.x's conditioning
+                    // Stored as P of `x @ P` ([hidden, proj]); read by SDXL's pooled output only.
+                    "text_projection" => {
+                        table.insert("text_projection.weight".into(), Source::Transposed(full.clone()));
+                    }
                     _ => {
                         if let Some(t) = key.strip_prefix("ln_final.") {
                             table.insert(format!("text_model.final_layer_norm.{t}"), src);

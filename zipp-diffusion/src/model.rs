@@ -30,11 +30,15 @@ pub struct LoadOptions {
     /// config when unset.
     pub turbo: Option<bool>,
     /// For a single-file checkpoint: a diffusers-layout directory whose `unet/`, `vae/`,
-    /// `text_encoder/`, `scheduler/` configs (and `tokenizer/`) describe it. Without one,
-    /// zipp's built-in SD 1.x / 2.x configurations are used, chosen from the checkpoint.
+    /// `text_encoder/` (and `text_encoder_2/` for SDXL), `scheduler/` configs and tokenizers
+    /// describe it. Without one, zipp's built-in SD 1.x / 2.1 / SDXL-base configurations are
+    /// used, chosen from the checkpoint's tensor names; with `turbo: Some(true)` the built-in
+    /// scheduler is the Turbo's (SD-Turbo: Euler, SDXL-Turbo: Euler-ancestral; `trailing`,
+    /// ε-prediction), since a Turbo's weights look like its base model's.
     pub config_dir: Option<PathBuf>,
-    /// For SD 2.x single files without `config_dir`: the 768-px 2.x models predict `v`, the
-    /// 512-px "base" ones `epsilon`; the weights cannot tell. Default `v_prediction`.
+    /// For single files without `config_dir`, the prediction type when the weights cannot
+    /// tell: the 768-px 2.x models predict `v`, the 512-px "base" ones and SD-Turbo `epsilon`.
+    /// Default: `v_prediction` for SD 2.x (ε with `turbo: Some(true)`), ε otherwise.
     pub prediction: Option<Prediction>,
     /// Load the VAE encoder (needed for image-to-image only).
     pub with_encoder: bool,
@@ -237,8 +241,7 @@ fn diffusers_layout(dir: &Path) -> Result<Layout> {
         unet_config: read_json(&dir.join("unet/config.json"))?,
         vae_config: read_json(&dir.join("vae/config.json"))?,
         scheduler,
-        zeros_for_empty_negative: xl
-            && index.get("force_zeros_for_empty_prompt").and_then(|v| v.as_bool()).unwrap_or(true),
+        zeros_for_empty_negative: xl && force_zeros(Some(&index)),
         files,
     })
 }
@@ -266,61 +269,203 @@ fn sd2_configs(prediction: Prediction) -> (UnetConfig, ClipTextConfig, Scheduler
     (unet, text, scheduler)
 }
 
+/// zipp's built-in SDXL configuration (stabilityai/stable-diffusion-xl-base-1.0; SDXL-Turbo
+/// has the same architecture): UNet, VAE, the two text encoders.
+fn sdxl_configs() -> (UnetConfig, VaeConfig, [ClipTextConfig; 2]) {
+    let unet = UnetConfig {
+        sample_size: 128,
+        down_block_types: ["DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"].map(String::from).to_vec(),
+        up_block_types: ["CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"].map(String::from).to_vec(),
+        block_out_channels: vec![320, 640, 1280],
+        attention_head_dim: PerBlock::Each(vec![5, 10, 20]),
+        transformer_layers_per_block: PerBlock::Each(vec![1, 2, 10]),
+        cross_attention_dim: 2048,
+        use_linear_projection: true,
+        addition_embed_type: Some("text_time".into()),
+        addition_time_embed_dim: Some(256),
+        projection_class_embeddings_input_dim: Some(2816),
+        ..UnetConfig::default()
+    };
+    let vae = VaeConfig { scaling_factor: 0.13025, sample_size: 1024, force_upcast: true, ..VaeConfig::default() };
+    let big_g = ClipTextConfig {
+        hidden_size: 1280,
+        intermediate_size: 5120,
+        num_hidden_layers: 32,
+        num_attention_heads: 20,
+        hidden_act: "gelu".into(),
+        projection_dim: 1280,
+        architectures: vec!["CLIPTextModelWithProjection".into()],
+        ..ClipTextConfig::default()
+    };
+    (unet, vae, [ClipTextConfig::default(), big_g])
+}
+
+/// The scheduler SD-Turbo (Euler) and SDXL-Turbo (Euler-ancestral) ship: `trailing` spacing,
+/// ε-prediction.
+fn turbo_scheduler(ancestral: bool) -> SchedulerConfig {
+    SchedulerConfig {
+        class_name: if ancestral { "EulerAncestralDiscreteScheduler" } else { "EulerDiscreteScheduler" }.into(),
+        timestep_spacing: Some(Spacing::Trailing),
+        ..SchedulerConfig::default()
+    }
+}
+
+/// SDXL base's scheduler (Euler, `leading` spacing).
+fn sdxl_scheduler() -> SchedulerConfig {
+    SchedulerConfig {
+        class_name: "EulerDiscreteScheduler".into(),
+        timestep_spacing: Some(Spacing::Leading),
+        ..SchedulerConfig::default()
+    }
+}
+
+/// The configurations a single-file checkpoint is loaded with.
+struct SingleConfigs {
+    unet: UnetConfig,
+    vae: VaeConfig,
+    /// Per text encoder: its config and tokenizer folder.
+    texts: Vec<(ClipTextConfig, Option<PathBuf>)>,
+    scheduler: SchedulerConfig,
+    zeros_for_empty_negative: bool,
+}
+
+/// The configurations of a diffusers-layout folder, for a single file of the same model.
+fn configs_from_dir(dir: &Path, xl: bool) -> Result<SingleConfigs> {
+    let parts: &[(&str, &str)] = if xl {
+        &[("text_encoder", "tokenizer"), ("text_encoder_2", "tokenizer_2")]
+    } else {
+        &[("text_encoder", "tokenizer")]
+    };
+    let mut texts = Vec::new();
+    for (enc, tok) in parts {
+        texts.push((read_json(&dir.join(enc).join("config.json"))?, Some(dir.join(tok)).filter(|d| d.is_dir())));
+    }
+    let scheduler_path = dir.join("scheduler/scheduler_config.json");
+    let index = dir.join("model_index.json");
+    let index: Option<serde_json::Value> = if index.is_file() { Some(read_json(&index)?) } else { None };
+    Ok(SingleConfigs {
+        unet: read_json(&dir.join("unet/config.json"))?,
+        vae: read_json(&dir.join("vae/config.json"))?,
+        texts,
+        scheduler: if scheduler_path.is_file() { read_json(&scheduler_path)? } else { SchedulerConfig::default() },
+        zeros_for_empty_negative: xl && force_zeros(index.as_ref()),
+    })
+}
+
+/// diffusers' `force_zeros_for_empty_prompt` (SDXL; default true).
+fn force_zeros(index: Option<&serde_json::Value>) -> bool {
+    index.and_then(|v| v.get("force_zeros_for_empty_prompt")).and_then(|v| v.as_bool()).unwrap_or(true)
+}
+
+/// zipp's built-in configurations for a single file of `layouts` (one per text encoder).
+fn builtin_configs(layouts: &[TextLayout], opts: &LoadOptions) -> SingleConfigs {
+    let turbo = opts.turbo == Some(true);
+    let with_prediction = |s: SchedulerConfig, default: Prediction| SchedulerConfig {
+        prediction_type: opts.prediction.unwrap_or(default),
+        ..s
+    };
+    match layouts {
+        [_, _] => {
+            let (mut unet, vae, [t1, t2]) = sdxl_configs();
+            let scheduler = if turbo { turbo_scheduler(true) } else { sdxl_scheduler() };
+            if turbo {
+                unet.sample_size = 64; // the Turbos make 512-px images by default
+            }
+            SingleConfigs {
+                unet,
+                vae,
+                texts: vec![(t1, None), (t2, None)],
+                scheduler: with_prediction(scheduler, Prediction::Epsilon),
+                zeros_for_empty_negative: true,
+            }
+        }
+        [TextLayout::OpenClip] => {
+            // SD-Turbo is a 2.1 that predicts ε; the 2.x base models v.
+            let (mut unet, text, scheduler) = sd2_configs(Prediction::VPrediction);
+            if turbo {
+                unet.sample_size = 64;
+            }
+            let scheduler = if turbo {
+                with_prediction(turbo_scheduler(false), Prediction::Epsilon)
+            } else {
+                with_prediction(scheduler, Prediction::VPrediction)
+            };
+            SingleConfigs {
+                unet,
+                vae: VaeConfig::default(),
+                texts: vec![(text, None)],
+                scheduler,
+                zeros_for_empty_negative: false,
+            }
+        }
+        _ => SingleConfigs {
+            unet: UnetConfig::default(),
+            vae: VaeConfig::default(),
+            texts: vec![(ClipTextConfig::default(), None)],
+            scheduler: with_prediction(SchedulerConfig::default(), Prediction::Epsilon),
+            zeros_for_empty_negative: false,
+        },
+    }
+}
+
 fn single_file(path: &Path, opts: &LoadOptions) -> Result<Layout> {
     let files = open_files(&[path.to_path_buf()], path)?;
     let names = files.names();
     if !ldm::is_checkpoint(&names) {
         return Err(invalid(path, "no model.diffusion_model.* tensors: not a Stable Diffusion checkpoint"));
     }
-    if names.iter().any(|n| n.starts_with("conditioner.embedders.")) {
-        return Err(invalid(
-            path,
-            "a single-file SDXL checkpoint: zipp reads SDXL from a diffusers-layout folder (single files: SD 1.x, 2.x, Turbo)",
-        ));
-    }
-    let layout = ldm::text_layout(&names)
-        .ok_or_else(|| invalid(path, "no text encoder (cond_stage_model.*) in the checkpoint"))?;
-    let (unet_config, vae_config, text_config, scheduler, tokenizer_dir) = match &opts.config_dir {
-        Some(dir) => {
-            let scheduler_path = dir.join("scheduler/scheduler_config.json");
-            (
-                read_json(&dir.join("unet/config.json"))?,
-                read_json(&dir.join("vae/config.json"))?,
-                read_json(&dir.join("text_encoder/config.json"))?,
-                if scheduler_path.is_file() { read_json(&scheduler_path)? } else { SchedulerConfig::default() },
-                Some(dir.join("tokenizer")).filter(|d| d.is_dir()),
-            )
+    let xl = ldm::is_xl(&names);
+    let prefixes: &[&str] = if xl { &ldm::XL_TEXT_PREFIXES } else { &[ldm::TEXT_PREFIX] };
+    let layouts: Vec<Option<TextLayout>> = prefixes.iter().map(|p| ldm::text_layout(&names, p)).collect();
+    let layouts: Vec<TextLayout> = match layouts.as_slice() {
+        [Some(l)] => vec![*l],
+        [Some(TextLayout::OpenAi), Some(TextLayout::OpenClip)] => vec![TextLayout::OpenAi, TextLayout::OpenClip],
+        [Some(TextLayout::OpenClip), None] => {
+            return Err(invalid(
+                path,
+                "an SDXL refiner checkpoint (one OpenCLIP encoder under conditioner.embedders.0.): zipp runs \
+                 text-to-image base models (SDXL base, SDXL-Turbo)",
+            ))
         }
-        None => match layout {
-            TextLayout::OpenAi => (
-                UnetConfig::default(),
-                VaeConfig::default(),
-                ClipTextConfig::default(),
-                SchedulerConfig::default(),
-                None,
-            ),
-            TextLayout::OpenClip => {
-                let (u, t, s) = sd2_configs(opts.prediction.unwrap_or(Prediction::VPrediction));
-                (u, VaeConfig::default(), t, s, None)
-            }
-        },
+        [None] => return Err(invalid(path, "no text encoder (cond_stage_model.*) in the checkpoint")),
+        _ => {
+            return Err(invalid(
+                path,
+                "conditioner.embedders.* is not SDXL's pair of text encoders (CLIP ViT-L under \
+                 conditioner.embedders.0.transformer., OpenCLIP bigG under conditioner.embedders.1.model.)",
+            ))
+        }
     };
+    let SingleConfigs { unet: unet_config, vae: vae_config, texts, scheduler, zeros_for_empty_negative } =
+        match &opts.config_dir {
+            Some(dir) => configs_from_dir(dir, xl)?,
+            None => builtin_configs(&layouts, opts),
+        };
     let unet = Weights::with_table(files.clone(), ldm::unet_table(&names, unet_config.layers_per_block), "unet");
     let vae = Weights::with_table(files.clone(), ldm::vae_table(&names, vae_config.block_out_channels.len()), "vae");
-    let text = Weights::with_table(files, ldm::text_table(&names, layout, text_config.hidden_size), "text encoder");
+    let texts = texts
+        .into_iter()
+        .zip(prefixes.iter().zip(&layouts))
+        .enumerate()
+        .map(|(i, ((config, tokenizer_dir), (prefix, layout)))| TextPart {
+            weights: Weights::with_table(
+                files.clone(),
+                ldm::text_table(&names, prefix, *layout, config.hidden_size),
+                if i == 0 { "text encoder" } else { "second text encoder" },
+            ),
+            config,
+            tokenizer_dir,
+            default_pad: if *layout == TextLayout::OpenClip { "!" } else { "<|endoftext|>" },
+        })
+        .collect();
     Ok(Layout {
         unet,
         vae,
-        texts: vec![TextPart {
-            weights: text,
-            config: text_config,
-            tokenizer_dir,
-            default_pad: if layout == TextLayout::OpenClip { "!" } else { "<|endoftext|>" },
-        }],
+        texts,
         unet_config,
         vae_config,
         scheduler,
-        zeros_for_empty_negative: false,
+        zeros_for_empty_negative,
         files: vec![path.to_path_buf()],
     })
 }
@@ -491,5 +636,45 @@ impl Components {
             vae_dtype,
             files,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The built-in single-file configurations hold together the way `Components::load`
+    /// checks a model: the UNet attends to the encoders' joint width and SDXL's added
+    /// conditioning takes pooled + 6 time ids.
+    #[test]
+    fn builtin_configurations_are_consistent() {
+        let opts = LoadOptions::default();
+        let xl = builtin_configs(&[TextLayout::OpenAi, TextLayout::OpenClip], &opts);
+        let width: usize = xl.texts.iter().map(|(c, _)| c.hidden_size).sum();
+        assert_eq!(xl.unet.cross_attention_dim, width);
+        assert!(xl.unet.text_time() && xl.texts[1].0.with_projection() && xl.zeros_for_empty_negative);
+        assert_eq!(
+            xl.unet.projection_class_embeddings_input_dim,
+            Some(xl.texts[1].0.projection_dim + 6 * xl.unet.addition_time_embed_dim.unwrap())
+        );
+        assert!(xl.unet.levels().is_ok());
+        assert_eq!(xl.scheduler.kind(), Some(SchedulerKind::Euler));
+        for (layouts, w) in [(&[TextLayout::OpenAi][..], 768), (&[TextLayout::OpenClip][..], 1024)] {
+            let c = builtin_configs(layouts, &opts);
+            assert_eq!((c.unet.cross_attention_dim, c.texts[0].0.hidden_size), (w, w));
+            assert!(c.unet.levels().is_ok() && c.texts[0].0.validate().is_ok());
+        }
+        // SD 2.x: v-prediction unless told; SD-Turbo: Euler, trailing, ε.
+        let sd2 = builtin_configs(&[TextLayout::OpenClip], &opts);
+        assert_eq!(sd2.scheduler.prediction_type, Prediction::VPrediction);
+        let turbo = LoadOptions { turbo: Some(true), ..LoadOptions::default() };
+        let t = builtin_configs(&[TextLayout::OpenClip], &turbo);
+        assert_eq!(
+            (t.scheduler.kind(), t.scheduler.timestep_spacing, t.scheduler.prediction_type),
+            (Some(SchedulerKind::Euler), Some(Spacing::Trailing), Prediction::Epsilon)
+        );
+        let t = builtin_configs(&[TextLayout::OpenAi, TextLayout::OpenClip], &turbo);
+        assert_eq!(t.scheduler.kind(), Some(SchedulerKind::EulerAncestral));
+        assert_eq!(t.unet.sample_size * 8, 512);
     }
 }

@@ -25,6 +25,9 @@ pub enum Source {
     Name(String),
     /// Rows `start..start+len` (dimension 0) of a stored tensor.
     Rows { name: String, start: usize, len: usize },
+    /// A stored 2-D tensor transposed (OpenCLIP's `text_projection`, stored as the `P` of
+    /// `x @ P`, where transformers keeps the weight of `x @ Wᵀ`).
+    Transposed(String),
 }
 
 /// Memory-mapped safetensors files.
@@ -121,6 +124,11 @@ impl Weights {
                 s[0] = *len;
                 Some(s)
             }
+            Source::Transposed(n) => {
+                let mut s = self.files.shape(n)?;
+                s.reverse();
+                Some(s)
+            }
         }
     }
 
@@ -152,6 +160,17 @@ impl Weights {
         match src {
             Source::Name(n) => self.files.load(n, dev),
             Source::Rows { name, start, len } => self.files.load(name, dev)?.narrow(0, *start, *len),
+            Source::Transposed(n) => {
+                let t = self.files.load(n, dev)?;
+                if t.rank() != 2 {
+                    candle_core::bail!(
+                        "tensor `{n}` of the {} has shape {:?}, not a matrix",
+                        self.describe(),
+                        t.dims()
+                    );
+                }
+                t.t()?.contiguous()
+            }
         }
     }
 }

@@ -1,6 +1,6 @@
 //! zipp-diffusion against diffusers on identical random weights: text encoder, UNet, VAE,
 //! and whole pipelines (text-to-image, image-to-image, ViPer steering), from the diffusers
-//! layout and from a single-file checkpoint.
+//! layout and from single-file checkpoints (SD 1.x, 2.x, XL).
 //!
 //! References: `tests/fixtures/reference.{json,safetensors}`, written by
 //! `/tmp/diffref/v/bin/python benches/reference/diffusion_reference.py --out
@@ -44,12 +44,28 @@ fn sdxl() -> &'static StableDiffusion {
     M.get_or_init(|| load("tiny-sdxl"))
 }
 
+/// `tiny-<name>.safetensors` (the original single-file layout), with the folder's configs.
+fn load_single(name: &str) -> StableDiffusion {
+    let opts = LoadOptions { config_dir: Some(fixtures().join(name)), ..Default::default() };
+    StableDiffusion::load(fixtures().join(format!("{name}.safetensors")), &opts).unwrap()
+}
+
 fn single_file() -> &'static StableDiffusion {
     static M: OnceLock<StableDiffusion> = OnceLock::new();
-    M.get_or_init(|| {
-        let opts = LoadOptions { config_dir: Some(fixtures().join("tiny-sd")), ..Default::default() };
-        StableDiffusion::load(fixtures().join("tiny-sd.safetensors"), &opts).unwrap()
-    })
+    M.get_or_init(|| load_single("tiny-sd"))
+}
+
+/// SD 2.x's single file: OpenCLIP names under `cond_stage_model.model.`.
+fn sd2_single() -> &'static StableDiffusion {
+    static M: OnceLock<StableDiffusion> = OnceLock::new();
+    M.get_or_init(|| load_single("tiny-sd2"))
+}
+
+/// SDXL's single file: CLIP-L under `conditioner.embedders.0.transformer.`, OpenCLIP bigG
+/// under `conditioner.embedders.1.model.`.
+fn sdxl_single() -> &'static StableDiffusion {
+    static M: OnceLock<StableDiffusion> = OnceLock::new();
+    M.get_or_init(|| load_single("tiny-sdxl"))
 }
 
 const KEYS: [&str; 4] = ["prompt", "negative", "liked", "disliked"];
@@ -79,7 +95,7 @@ fn tokenizer_ids_match_transformers() {
 
 #[test]
 fn text_encoder_matches_transformers() {
-    for (m, p) in [(sd(), "sd"), (sd2(), "sd2"), (single_file(), "sd")] {
+    for (m, p) in [(sd(), "sd"), (sd2(), "sd2"), (single_file(), "sd"), (sd2_single(), "sd2")] {
         for key in KEYS {
             let got = m.encode_windows(&[ids(p, key)]).unwrap();
             assert_close(&format!("{p} text {key}"), &got, &r(&format!("{p}.text.{key}.last_hidden_state")), 1e-4);
@@ -95,7 +111,7 @@ fn text_encoder_matches_transformers() {
 
 #[test]
 fn unet_matches_diffusers() {
-    for (m, p) in [(sd(), "sd"), (sd2(), "sd2"), (single_file(), "sd")] {
+    for (m, p) in [(sd(), "sd"), (sd2(), "sd2"), (single_file(), "sd"), (sd2_single(), "sd2")] {
         let ctx = Tensor::cat(
             &[r(&format!("{p}.text.negative.last_hidden_state")), r(&format!("{p}.text.prompt.last_hidden_state"))],
             0,
@@ -252,19 +268,45 @@ fn viper_steering_matches_the_formula_run_in_diffusers() {
     assert!(max_diff(&lat, &plain) > 1e-2, "steering must change the result");
 }
 
+/// Each single file and its diffusers folder give bit-identical text states, pooled outputs,
+/// UNet outputs and VAE decodes (both store the same float16 values; the mapping must put
+/// every one in its place, OpenCLIP's fused q/k/v rows and transposed projection included).
 #[test]
-fn single_file_loads_the_same_weights() {
-    let a = sd().components();
-    let b = single_file().components();
-    let ids_t = Tensor::new(vec![ids("sd", "prompt")], &Device::Cpu).unwrap();
-    let ta = a.encoders[0].model.forward(&ids_t).unwrap().last_hidden;
-    let tb = b.encoders[0].model.forward(&ids_t).unwrap().last_hidden;
-    assert_eq!(max_diff(&ta, &tb), 0.0);
+fn single_files_load_the_same_weights() {
+    for (folder, single, p) in
+        [(sd(), single_file(), "sd"), (sd2(), sd2_single(), "sd2"), (sdxl(), sdxl_single(), "sdxl")]
+    {
+        let (a, b) = (folder.components(), single.components());
+        assert_eq!(a.encoders.len(), b.encoders.len(), "{p}");
+        let ids_t = Tensor::new(vec![ids(if p == "sdxl" { "sd" } else { p }, "prompt")], &Device::Cpu).unwrap();
+        for (i, (ea, eb)) in a.encoders.iter().zip(&b.encoders).enumerate() {
+            let (oa, ob) = (ea.model.forward(&ids_t).unwrap(), eb.model.forward(&ids_t).unwrap());
+            assert_eq!(max_diff(&oa.last_hidden, &ob.last_hidden), 0.0, "{p} encoder {i}");
+            assert_eq!(max_diff(&oa.pooled, &ob.pooled), 0.0, "{p} encoder {i} pooled");
+        }
+        assert_eq!(a.turbo, b.turbo, "{p}");
+        assert_eq!(a.zeros_for_empty_negative, b.zeros_for_empty_negative, "{p}");
+        let x = r(&format!("{p}.unet.sample"));
+        let w = a.unet_config.cross_attention_dim;
+        let ctx = Tensor::randn(0f32, 1.0, (x.dim(0).unwrap(), 77, w), &Device::Cpu).unwrap();
+        let added = (p == "sdxl").then(|| (r("sdxl.pooled"), r("sdxl.time_ids")));
+        let added = added.as_ref().map(|(e, t)| (e, t));
+        let ua = a.unet.forward(&x, 500.0, &ctx, added).unwrap();
+        let ub = b.unet.forward(&x, 500.0, &ctx, added).unwrap();
+        assert_eq!(max_diff(&ua, &ub), 0.0, "{p} unet");
+        let lat = r(&format!("{p}.vae.latents"));
+        assert_eq!(max_diff(&folder.decode(&lat).unwrap(), &single.decode(&lat).unwrap()), 0.0, "{p} vae");
+    }
 }
 
 #[test]
 fn sdxl_text_encoders_and_unet_match_diffusers() {
-    let m = sdxl();
+    for m in [sdxl(), sdxl_single()] {
+        sdxl_matches_diffusers(m);
+    }
+}
+
+fn sdxl_matches_diffusers(m: &StableDiffusion) {
     assert!(m.is_xl());
     for key in ["prompt", "negative"] {
         let (states, pooled, _, windows) = m.encode_text(&text_of(key), 1).unwrap();
@@ -279,16 +321,12 @@ fn sdxl_text_encoders_and_unet_match_diffusers() {
             1e-4,
         );
     }
+    // The long prompt in two 77-token windows. The fixture keeps te1's chunked last hidden
+    // state, not the penultimate one SDXL uses, so only the second encoder's part is compared.
     let (states, _, _, windows) = m.encode_text(&text_of("long"), 1).unwrap();
     assert_eq!(windows, 2);
-    let want = Tensor::cat(
-        &[r("sdxl.te1.text.long_chunked.last_hidden_state"), r("sdxl.te2.text.long_chunked.penultimate")],
-        2,
-    );
-    // te1's chunked reference is its last hidden state; SDXL uses the penultimate one, so
-    // only the second encoder's half is compared here.
-    let _ = want;
-    let got2 = states.narrow(2, 32, 32).unwrap();
+    let width1 = m.components().encoders[0].model.config.hidden_size;
+    let got2 = states.narrow(2, width1, states.dim(2).unwrap() - width1).unwrap();
     assert_close("sdxl long chunked te2", &got2, &r("sdxl.te2.text.long_chunked.penultimate"), 1e-4);
     let ctx = r("sdxl.prompt_embeds");
     let (text_embeds, time_ids) = (r("sdxl.pooled"), r("sdxl.time_ids"));
@@ -312,9 +350,11 @@ fn sdxl_pipeline_matches_diffusers() {
         latents: Some(r("sdxl.pipe.latents0").flatten_all().unwrap().to_vec1().unwrap()),
         ..ImageRequest::new(text_of("prompt"))
     };
-    let (lat, img) = run(sdxl(), &req, vec![]);
-    assert_close("sdxl pipeline latents", &lat, &r("sdxl.pipe.latents"), 1e-4);
-    assert_image("sdxl pipeline", &img, &reference_bytes("sdxl.pipe.image"));
+    for m in [sdxl(), sdxl_single()] {
+        let (lat, img) = run(m, &req, vec![]);
+        assert_close("sdxl pipeline latents", &lat, &r("sdxl.pipe.latents"), 1e-4);
+        assert_image("sdxl pipeline", &img, &reference_bytes("sdxl.pipe.image"));
+    }
     let out = sdxl().generate(&req, &Cancel::new(), &mut |_| {}).unwrap();
     assert_eq!(out.scheduler, "euler", "the model's own scheduler");
     // No negative prompt: SDXL conditions on zeros (force_zeros_for_empty_prompt).

@@ -1,6 +1,6 @@
 //! The pipeline's behaviour on the tiny fixture models (`tests/fixtures`, diffusers layout):
 //! seeds, batches, progress, cancellation, long prompts, steering, embeddings in and out,
-//! and the typed errors of bad requests and bad model folders.
+//! and the typed errors of bad requests, bad model folders and bad single-file checkpoints.
 
 mod common;
 
@@ -327,16 +327,51 @@ fn missing_corrupt_and_mismatched_model_files_are_typed_errors() {
     let _ = std::fs::remove_dir_all(&tmp);
 }
 
+/// Single-file checkpoints whose layout zipp cannot run, or whose weights do not fit the
+/// configuration, say so.
+#[test]
+fn single_file_checkpoints_with_the_wrong_parts_are_typed_errors() {
+    // The tiny SDXL file without its config folder: zipp's built-in SDXL-base configuration
+    // does not fit the tiny weights, and the error names the tensor and both shapes.
+    let e = load_err(&fixtures().join("tiny-sdxl.safetensors"));
+    assert_eq!(e.kind(), ErrorKind::ModelInvalid, "{e}");
+    assert!(e.to_string().contains("has shape") && e.to_string().contains("token_embedding"), "{e}");
+
+    let tmp = std::env::temp_dir().join(format!("zipp-diffusion-single-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).unwrap();
+    let file = |name: &str, tensors: &[&str]| -> zipp_core::Error {
+        let t = candle_core::Tensor::zeros(4, candle_core::DType::F32, &candle_core::Device::Cpu).unwrap();
+        let map: std::collections::HashMap<String, candle_core::Tensor> =
+            tensors.iter().map(|n| (n.to_string(), t.clone())).collect();
+        let p = tmp.join(format!("{name}.safetensors"));
+        candle_core::safetensors::save(&map, &p).unwrap();
+        load_err(&p)
+    };
+    let unet = "model.diffusion_model.out.2.bias";
+    let e = file("refiner", &[unet, "conditioner.embedders.0.model.positional_embedding"]);
+    assert_eq!(e.kind(), ErrorKind::ModelInvalid, "{e}");
+    assert!(e.to_string().contains("refiner"), "{e}");
+    let e = file("half-xl", &[unet, "conditioner.embedders.0.transformer.text_model.final_layer_norm.bias"]);
+    assert!(e.to_string().contains("pair of text encoders"), "{e}");
+    let e = file("no-text", &[unet]);
+    assert!(e.to_string().contains("no text encoder"), "{e}");
+    let e = file("no-unet", &["first_stage_model.decoder.conv_out.bias"]);
+    assert!(e.to_string().contains("not a Stable Diffusion checkpoint"), "{e}");
+    let _ = std::fs::remove_dir_all(&tmp);
+}
+
 /// With real weights: `ZIPP_SD_MODEL=/path/to/sd-turbo` (a diffusers folder, a Hugging Face
 /// cache entry, or a single .safetensors checkpoint) runs one real generation; the test is
-/// skipped (and says so) without it. `ZIPP_SD_OUT=out.ppm` keeps the image.
+/// skipped (and says so) without it. `ZIPP_SD_OUT=out.ppm` keeps the image;
+/// `ZIPP_SD_TURBO=1` says a single-file checkpoint is a Turbo (its weights cannot tell).
 #[test]
 fn real_weights_when_given() {
     let Some(path) = std::env::var_os("ZIPP_SD_MODEL") else {
         eprintln!("skipped: set ZIPP_SD_MODEL to a Stable Diffusion model to run this test");
         return;
     };
-    let m = StableDiffusion::load(Path::new(&path), &LoadOptions::default()).unwrap();
+    let turbo = std::env::var("ZIPP_SD_TURBO").is_ok_and(|v| v == "1").then_some(true);
+    let m = StableDiffusion::load(Path::new(&path), &LoadOptions { turbo, ..LoadOptions::default() }).unwrap();
     let steps = if m.is_turbo() { 1 } else { 20 };
     let out = m
         .generate(

@@ -112,11 +112,22 @@ def test_embeddings_out_in_diffusers_names_and_back_in(sd, sdxl):
     assert np.array_equal(a, b)
     xl = sdxl.encode("a photo of a red cat", steering={"liked": ["watercolor"], "disliked": ["neon"],
                                                         "liked_strength": 0.5, "disliked_strength": 0.5})
-    assert xl["prompt_embeds"].shape == (1, 77, 64) and xl["pooled_prompt_embeds"].shape == (1, 32)
+    # The tiny SDXL's encoders are 32 and 48 wide (SDXL's: 768 and 1280).
+    assert xl["prompt_embeds"].shape == (1, 77, 80) and xl["pooled_prompt_embeds"].shape == (1, 48)
     assert np.all(xl["negative_prompt_embeds"] == 0), "SDXL: no negative prompt is zeros"
-    assert xl["liked_embeds"].shape == (1, 77, 64) and xl["disliked_embeds"].shape == (1, 77, 64)
+    assert xl["liked_embeds"].shape == (1, 77, 80) and xl["disliked_embeds"].shape == (1, 77, 80)
     with pytest.raises(zipp.InvalidInputError):
         sdxl.generate(conditioning=cond, steps=1)
+
+
+def test_single_file_sdxl_makes_the_folders_images(repo, sdxl):
+    fx = repo / "zipp-diffusion" / "tests" / "fixtures"
+    single = zipp.ImageModel({"path": str(fx / "tiny-sdxl.safetensors"), "config_dir": str(fx / "tiny-sdxl")})
+    a = single.generate("a photo of a red cat", negative_prompt="blurry", steps=2, seed=3)[0]
+    b = sdxl.generate("a photo of a red cat", negative_prompt="blurry", steps=2, seed=3)[0]
+    assert np.array_equal(a, b)
+    with pytest.raises(zipp.ModelInvalidError, match="token_embedding"):
+        zipp.ImageModel({"path": str(fx / "tiny-sdxl.safetensors")})  # SDXL-base configs, tiny weights
 
 
 def test_steering_and_personalizations(sd, personas):

@@ -594,6 +594,28 @@ static void test_image_generation(void) {
   zipp_images_free(a);
   zipp_images_free(b);
   zipp_image_model_free(m);
+
+  /* SDXL from a single original-layout .safetensors file (configs from its folder) makes the
+   * folder's image, byte for byte. */
+  zipp_image_model *xf = NULL, *xs = NULL;
+  zipp_images *ia = NULL, *ib = NULL;
+  const char *xreq = "{\"prompt\":\"a photo of a red cat\",\"steps\":2,\"seed\":3}";
+  if (zipp_image_model_new("{\"path\":\"zipp-diffusion/tests/fixtures/tiny-sdxl\"}", &xf) == ZIPP_OK &&
+      zipp_image_model_new("{\"path\":\"zipp-diffusion/tests/fixtures/tiny-sdxl.safetensors\","
+                           "\"config_dir\":\"zipp-diffusion/tests/fixtures/tiny-sdxl\"}",
+                           &xs) == ZIPP_OK &&
+      zipp_image_generate(xf, xreq, NULL, 0, 0, 0, NULL, NULL, NULL, &ia) == ZIPP_OK &&
+      zipp_image_generate(xs, xreq, NULL, 0, 0, 0, NULL, NULL, NULL, &ib) == ZIPP_OK) {
+    CHECK(zipp_images_get(ia, 0, &pa, &w, &h, &stride) == ZIPP_OK &&
+              zipp_images_get(ib, 0, &pb, &w, &h, &stride) == ZIPP_OK && memcmp(pa, pb, (size_t)h * stride) == 0,
+          "single-file SDXL gives the folder's image");
+  } else {
+    CHECK(0, "load and run single-file SDXL");
+  }
+  zipp_images_free(ia);
+  zipp_images_free(ib);
+  zipp_image_model_free(xf);
+  zipp_image_model_free(xs);
 }
 
 /* A gradient picture (phase k) into `px`, w × h packed RGB. */
