@@ -258,6 +258,80 @@ fn main() -> candle_core::Result<()> {
                 }
             }
         }
+        "linear" => {
+            // The spatial transformer's linear layers at each SD 2.1 level (tokens × in →
+            // out): candle's `Linear` against zipp's (one GEMM over all rows, the weight kept
+            // transposed, bias and residual written in as the accumulator's start).
+            let b: usize = arg("--batch", "1").parse().unwrap();
+            for (tokens, cin, cout) in [
+                (lat * lat, 320, 320),
+                (lat * lat, 320, 2560),
+                (lat * lat, 1280, 320),
+                (lat * lat / 4, 640, 640),
+                (lat * lat / 16, 1280, 1280),
+                (77, 1024, 1024),
+            ] {
+                if cin == cout && tokens >= 256 {
+                    // The transformer's proj_in / proj_out: feature map ↔ tokens.
+                    let side = (tokens as f64).sqrt() as usize;
+                    let vs = vb.pp(format!("map{tokens}_{cin}"));
+                    let candle = candle_nn::linear(cin, cout, vs.clone())?;
+                    let zipp = zipp_diffusion::layers::linear(cin, cout, vs)?;
+                    let map = Tensor::randn(0f32, 1., (b, cin, side, side), &dev)?;
+                    let tok = Tensor::randn(0f32, 1., (b, tokens, cin), &dev)?;
+                    for (name, which) in [("candle in", 0), ("zipp in", 1), ("candle out", 2), ("zipp out", 3)] {
+                        let r = time(reps, || {
+                            compute(&mut || {
+                                let y = match which {
+                                    0 => map
+                                        .permute((0, 2, 3, 1))
+                                        .and_then(|t| t.reshape((b, tokens, cin)))
+                                        .and_then(|t| candle.forward(&t)),
+                                    1 => zipp.forward_from_map(&map),
+                                    2 => candle
+                                        .forward(&tok)
+                                        .and_then(|t| t.reshape((b, side, side, cout)))
+                                        .and_then(|t| t.permute((0, 3, 1, 2)))
+                                        .and_then(|t| t.contiguous())
+                                        .and_then(|t| t + &map),
+                                    _ => zipp.forward_to_map(&tok, &map),
+                                };
+                                drop(y.unwrap())
+                            })
+                        });
+                        println!(
+                            "{{\"impl\":\"{name}\",\"part\":\"map linear {b}x{cin}x{side}x{side}\",\"median_s\":{:.5},\"min_s\":{:.5}}}",
+                            r.0, r.1
+                        );
+                    }
+                }
+                let vs = vb.pp(format!("lin{tokens}_{cin}_{cout}"));
+                let candle = candle_nn::linear(cin, cout, vs.clone())?;
+                let zipp = zipp_diffusion::layers::linear(cin, cout, vs)?;
+                let x = Tensor::randn(0f32, 1., (b, tokens, cin), &dev)?;
+                let res = Tensor::randn(0f32, 1., (b, tokens, cout), &dev)?;
+                let flop = 2.0 * (b * tokens * cin * cout) as f64;
+                for (name, which) in [("candle", 0), ("zipp", 1), ("candle+residual", 2), ("zipp+residual", 3)] {
+                    let r = time(reps, || {
+                        compute(&mut || {
+                            let y = match which {
+                                0 => candle.forward(&x),
+                                1 => zipp.forward(&x),
+                                2 => candle.forward(&x).and_then(|y| y + &res),
+                                _ => zipp.forward_residual(&x, &res),
+                            };
+                            drop(y.unwrap())
+                        })
+                    });
+                    println!(
+                        "{{\"impl\":\"{name}\",\"part\":\"linear {b}x{tokens}x{cin}->{cout}\",\"median_s\":{:.5},\"min_s\":{:.5},\"gflops\":{:.1}}}",
+                        r.0,
+                        r.1,
+                        flop / r.0 / 1e9
+                    );
+                }
+            }
+        }
         "unet-parts" => {
             // One ResNet block and one spatial transformer at each SD 2.1 level (`--batch`),
             // and how many of each a UNet step runs: where a step's time goes.

@@ -11,7 +11,7 @@ use candle_core::{CpuStorage, CustomOp1, Layout, Module, Result, Shape, Tensor, 
 use candle_nn as nn;
 use rayon::prelude::*;
 
-use crate::layers::{self, Conv2d, GroupNorm};
+use crate::layers::{self, Conv2d, GroupNorm, Linear};
 use crate::simd::{self, Simd};
 
 /// Query rows per block on the CPU: a block's scores (`rows × keys` floats, 4 MiB for 4096
@@ -54,10 +54,10 @@ pub fn softmax_last_dim(xs: &Tensor) -> Result<Tensor> {
 /// Multi-head attention (`attn1`/`attn2`): `to_q`, `to_k`, `to_v` without bias, `to_out.0`.
 #[derive(Debug)]
 struct Attention {
-    q: nn::Linear,
-    k: nn::Linear,
-    v: nn::Linear,
-    out: nn::Linear,
+    q: Linear,
+    k: Linear,
+    v: Linear,
+    out: Linear,
     heads: usize,
     scale: f64,
     /// Heads computed at a time (attention slicing), all when `None`.
@@ -67,10 +67,10 @@ struct Attention {
 impl Attention {
     fn new(vs: nn::VarBuilder, dim: usize, context: usize, heads: usize, slice: Option<usize>) -> Result<Attention> {
         Ok(Attention {
-            q: nn::linear_no_bias(dim, dim, vs.pp("to_q"))?,
-            k: nn::linear_no_bias(context, dim, vs.pp("to_k"))?,
-            v: nn::linear_no_bias(context, dim, vs.pp("to_v"))?,
-            out: nn::linear(dim, dim, vs.pp("to_out").pp(0))?,
+            q: layers::linear_no_bias(dim, dim, vs.pp("to_q"))?,
+            k: layers::linear_no_bias(context, dim, vs.pp("to_k"))?,
+            v: layers::linear_no_bias(context, dim, vs.pp("to_v"))?,
+            out: layers::linear(dim, dim, vs.pp("to_out").pp(0))?,
             heads,
             scale: ((dim / heads) as f64).powf(-0.5),
             slice,
@@ -82,12 +82,13 @@ impl Attention {
         xs.reshape((b, n, self.heads, c / self.heads))?.transpose(1, 2)?.reshape((b * self.heads, n, c / self.heads))
     }
 
-    fn forward(&self, xs: &Tensor, context: Option<&Tensor>) -> Result<Tensor> {
+    /// The attention of `xs` (to itself, or to `context`), plus `residual`.
+    fn forward(&self, xs: &Tensor, context: Option<&Tensor>, residual: &Tensor) -> Result<Tensor> {
         let (b, n, c) = xs.dims3()?;
         let ctx = context.unwrap_or(xs);
         if layers::fast(xs) && layers::fast(ctx) {
             let (q, k, v) = (self.q.forward(xs)?, self.k.forward(ctx)?, self.v.forward(ctx)?);
-            return self.out.forward(&attend_heads_cpu(&q, &k, &v, self.heads, self.scale)?);
+            return self.out.forward_residual(&attend_heads_cpu(&q, &k, &v, self.heads, self.scale)?, residual);
         }
         let q = self.heads((self.q.forward(xs)? * self.scale)?)?.contiguous()?;
         let k = self.heads(self.k.forward(ctx)?)?.contiguous()?;
@@ -98,7 +99,7 @@ impl Attention {
         let rows = if q.device().is_cpu() { QUERY_BLOCK } else { n };
         let o = attend(&q, &k, &v, step, rows)?;
         let o = o.reshape((b, self.heads, n, c / self.heads))?.transpose(1, 2)?.reshape((b, n, c))?;
-        self.out.forward(&o)
+        self.out.forward_residual(&o, residual)
     }
 }
 
@@ -225,20 +226,21 @@ pub fn attend(q: &Tensor, k: &Tensor, v: &Tensor, step: usize, rows: usize) -> R
 /// `ff`: GEGLU (`net.0.proj`, exact GELU on the gate) then `net.2`.
 #[derive(Debug)]
 struct FeedForward {
-    proj: nn::Linear,
-    out: nn::Linear,
+    proj: Linear,
+    out: Linear,
 }
 
 impl FeedForward {
     fn new(vs: nn::VarBuilder, dim: usize) -> Result<FeedForward> {
         let inner = 4 * dim;
         Ok(FeedForward {
-            proj: nn::linear(dim, 2 * inner, vs.pp("net").pp(0).pp("proj"))?,
-            out: nn::linear(inner, dim, vs.pp("net").pp(2))?,
+            proj: layers::linear(dim, 2 * inner, vs.pp("net").pp(0).pp("proj"))?,
+            out: layers::linear(inner, dim, vs.pp("net").pp(2))?,
         })
     }
 
-    fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+    /// The feed-forward of `xs`, plus `residual`.
+    fn forward(&self, xs: &Tensor, residual: &Tensor) -> Result<Tensor> {
         let h = self.proj.forward(xs)?;
         if layers::fast(&h) && h.is_contiguous() {
             // x · gelu(gate) in one pass over h = [x | gate] (no chunk copies).
@@ -254,10 +256,10 @@ impl FeedForward {
                 });
                 Ok(())
             })?;
-            return self.out.forward(&Tensor::from_vec(out, dims, h.device())?);
+            return self.out.forward_residual(&Tensor::from_vec(out, dims, h.device())?, residual);
         }
         let parts = h.chunk(2, D::Minus1)?;
-        self.out.forward(&(&parts[0] * parts[1].gelu_erf()?)?)
+        self.out.forward_residual(&(&parts[0] * parts[1].gelu_erf()?)?, residual)
     }
 }
 
@@ -273,16 +275,16 @@ struct Block {
 
 impl Block {
     fn forward(&self, xs: &Tensor, context: &Tensor) -> Result<Tensor> {
-        let xs = (self.attn1.forward(&self.norm1.forward(xs)?, None)? + xs)?;
-        let xs = (self.attn2.forward(&self.norm2.forward(&xs)?, Some(context))? + xs)?;
-        self.ff.forward(&self.norm3.forward(&xs)?)? + xs
+        let xs = self.attn1.forward(&self.norm1.forward(xs)?, None, xs)?;
+        let xs = self.attn2.forward(&self.norm2.forward(&xs)?, Some(context), &xs)?;
+        self.ff.forward(&self.norm3.forward(&xs)?, &xs)
     }
 }
 
 #[derive(Debug)]
 enum Proj {
     Conv(Conv2d),
-    Linear(nn::Linear),
+    Linear(Linear),
 }
 
 /// A spatial transformer over `[n, c, h, w]` features attending to `[n, tokens, context]`.
@@ -311,7 +313,7 @@ impl Transformer2D {
         let dim = c.channels;
         let proj = |name: &str| -> Result<Proj> {
             Ok(if c.linear_projection {
-                Proj::Linear(nn::linear(dim, dim, vs.pp(name))?)
+                Proj::Linear(layers::linear(dim, dim, vs.pp(name))?)
             } else {
                 Proj::Conv(layers::conv2d(dim, dim, 1, 0, 1, true, vs.pp(name))?)
             })
@@ -345,7 +347,7 @@ impl Transformer2D {
         let to_tokens = |t: Tensor| t.permute((0, 2, 3, 1))?.reshape((b, h * w, c));
         let mut x = match &self.proj_in {
             Proj::Conv(p) => to_tokens(p.forward(&xs)?)?,
-            Proj::Linear(p) => p.forward(&to_tokens(xs)?)?,
+            Proj::Linear(p) => p.forward_from_map(&xs)?,
         };
         for block in &self.blocks {
             x = block.forward(&x, context)?;
@@ -353,7 +355,7 @@ impl Transformer2D {
         let to_map = |t: Tensor| t.reshape((b, h, w, c))?.permute((0, 3, 1, 2))?.contiguous();
         match &self.proj_out {
             Proj::Conv(p) => p.forward_fused(&to_map(x)?, None, Some(residual), 1.0),
-            Proj::Linear(p) => to_map(p.forward(&x)?)? + residual,
+            Proj::Linear(p) => p.forward_to_map(&x, residual),
         }
     }
 }

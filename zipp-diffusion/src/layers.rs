@@ -504,6 +504,218 @@ impl ResnetBlock {
     }
 }
 
+/// A linear layer `y = x Wᵀ + b` with diffusers' weight names (`weight` `[out, in]`,
+/// `bias`). On the CPU in f32 it is one GEMM over every row of the input (all images and
+/// tokens) with the bias — and a residual, when given — written into the output first and
+/// accumulated onto, so no separate pass adds them; the spatial transformer's projections
+/// also read and write `[b, c, h, w]` feature maps in place of token matrices (the GEMM's
+/// strides do the transposes). Elsewhere it is candle's `Linear`.
+#[derive(Debug, Clone)]
+pub struct Linear {
+    inner: nn::Linear,
+    cin: usize,
+    cout: usize,
+}
+
+/// A linear layer read from `vs` (random-initialised like candle's when `vs` creates
+/// variables).
+pub fn linear(cin: usize, cout: usize, vs: nn::VarBuilder) -> Result<Linear> {
+    Ok(Linear { inner: nn::linear(cin, cout, vs)?, cin, cout })
+}
+
+/// A linear layer without bias.
+pub fn linear_no_bias(cin: usize, cout: usize, vs: nn::VarBuilder) -> Result<Linear> {
+    Ok(Linear { inner: nn::linear_no_bias(cin, cout, vs)?, cin, cout })
+}
+
+/// How the GEMM of [`Linear`] reads its input and writes its output: strides of the row
+/// (token) and column (feature) index, per image.
+#[derive(Clone, Copy)]
+struct Strides {
+    /// Rows per image.
+    rows: usize,
+    /// Elements per image in the input and the output.
+    x_image: usize,
+    y_image: usize,
+    /// (column stride, row stride) of the input and the output.
+    x: (usize, usize),
+    y: (usize, usize),
+}
+
+impl Linear {
+    /// `x Wᵀ + b + residual` (`residual` shaped like the output).
+    pub fn forward_residual(&self, xs: &Tensor, residual: &Tensor) -> Result<Tensor> {
+        let dims = self.out_dims(xs)?;
+        if residual.dims() != dims.as_slice() {
+            candle_core::bail!("residual {:?}, expected {dims:?}", residual.dims());
+        }
+        if !self.takes(xs, Some(residual)) {
+            return self.inner.forward(xs)? + residual;
+        }
+        let m = xs.elem_count() / self.cin;
+        let s = Strides { rows: m, x_image: m * self.cin, y_image: m * self.cout, x: (1, self.cin), y: (1, self.cout) };
+        let out = self.gemm(xs, 1, s, Some(residual))?;
+        Tensor::from_vec(out, dims, xs.device())
+    }
+
+    /// The tokens `[b, h·w, out]` of a feature map `[b, in, h, w]` (`map` read transposed).
+    pub fn forward_from_map(&self, map: &Tensor) -> Result<Tensor> {
+        let (b, c, h, w) = map.dims4()?;
+        if c != self.cin {
+            candle_core::bail!("linear layer expects {} input features, got a {c}-channel map", self.cin);
+        }
+        let hw = h * w;
+        if !self.takes(map, None) {
+            return self.inner.forward(&map.permute((0, 2, 3, 1))?.reshape((b, hw, c))?);
+        }
+        let s = Strides { rows: hw, x_image: c * hw, y_image: hw * self.cout, x: (hw, 1), y: (1, self.cout) };
+        let out = self.gemm(map, b, s, None)?;
+        Tensor::from_vec(out, (b, hw, self.cout), map.device())
+    }
+
+    /// The feature map `[b, out, h, w]` of tokens `[b, h·w, in]` plus `residual`
+    /// `[b, out, h, w]` (the output written transposed).
+    pub fn forward_to_map(&self, xs: &Tensor, residual: &Tensor) -> Result<Tensor> {
+        let (b, hw, c) = xs.dims3()?;
+        let (rb, rc, h, w) = residual.dims4()?;
+        if c != self.cin || (rb, rc, h * w) != (b, self.cout, hw) {
+            candle_core::bail!(
+                "tokens {:?} through a {}→{} linear layer onto a {:?} map do not fit",
+                xs.dims(),
+                self.cin,
+                self.cout,
+                residual.dims()
+            );
+        }
+        if !self.takes(xs, Some(residual)) {
+            let y = self.inner.forward(xs)?.reshape((b, h, w, self.cout))?.permute((0, 3, 1, 2))?;
+            return y + residual;
+        }
+        let s = Strides { rows: hw, x_image: hw * c, y_image: self.cout * hw, x: (1, c), y: (hw, 1) };
+        let out = self.gemm(xs, b, s, Some(residual))?;
+        Tensor::from_vec(out, (b, self.cout, h, w), xs.device())
+    }
+
+    fn out_dims(&self, xs: &Tensor) -> Result<Vec<usize>> {
+        let mut dims = xs.dims().to_vec();
+        match dims.last_mut() {
+            Some(last) if *last == self.cin => *last = self.cout,
+            _ => candle_core::bail!("linear layer expects {} input features, got {:?}", self.cin, xs.dims()),
+        }
+        Ok(dims)
+    }
+
+    /// Whether the CPU kernel takes these operands.
+    fn takes(&self, xs: &Tensor, residual: Option<&Tensor>) -> bool {
+        fast(xs) && fast(self.inner.weight()) && residual.is_none_or(fast)
+    }
+
+    /// The `b` images' products in the layout `s` describes, plus the bias, plus `residual`
+    /// (laid out like the output) when given.
+    fn gemm(&self, xs: &Tensor, b: usize, s: Strides, residual: Option<&Tensor>) -> Result<Vec<f32>> {
+        let (m, n, k) = (s.rows, self.cout, self.cin);
+        let total = b * s.y_image;
+        let bias = self.inner.bias().map(|t| t.to_vec1::<f32>()).transpose()?;
+        // Adds the bias to `y` (which may also receive `r`, the residual) without an index
+        // division per element: token layouts repeat the bias vector per row of n, feature
+        // maps hold one feature per plane of m.
+        let add_bias = |y: &mut [f32], r: Option<&[f32]>, bias: &[f32]| {
+            let chunk = if s.y.0 == 1 { n } else { m };
+            y.par_chunks_mut(chunk).enumerate().for_each(|(i, row)| {
+                let src = r.map(|r| &r[i * chunk..(i + 1) * chunk]);
+                if s.y.0 == 1 {
+                    match src {
+                        Some(src) => row.iter_mut().zip(src).zip(bias).for_each(|((y, r), b)| *y = r + b),
+                        None => row.iter_mut().zip(bias).for_each(|(y, b)| *y += b),
+                    }
+                } else {
+                    let b = bias[i % n];
+                    match src {
+                        Some(src) => row.iter_mut().zip(src).for_each(|(y, r)| *y = r + b),
+                        None => row.iter_mut().for_each(|y| *y += b),
+                    }
+                }
+            });
+        };
+        let mut out = match residual {
+            Some(r) => with_slice(r, |r| {
+                Ok(match &bias {
+                    Some(bias) => {
+                        let mut out = vec![0f32; total];
+                        add_bias(&mut out, Some(r), bias);
+                        out
+                    }
+                    None => r.to_vec(),
+                })
+            })?,
+            None => Vec::with_capacity(total),
+        };
+        let read_dst = residual.is_some();
+        let parallel = m * n * k >= PARALLEL_MIN_FLOPS && rayon::current_num_threads() > 1;
+        let par = if parallel { gemm::Parallelism::Rayon(0) } else { gemm::Parallelism::None };
+        with_slice(xs, |x| {
+            with_slice(self.inner.weight(), |w| {
+                for bi in 0..b {
+                    // SAFETY: out has capacity b · y_image and, when read_dst, every element
+                    // initialised; image bi's m × n output lies in its own y_image elements
+                    // at the strides `s.y` (one of them 1, the other the row length n or the
+                    // plane m), and the input's m × k block in its x_image elements at `s.x`
+                    // (rows of k, or planes of m); rhs(k, j) = W[j, k] reads the contiguous
+                    // n × k weight with column stride k. gemm writes every element of each
+                    // image's block, so all b · y_image are written.
+                    #[allow(unsafe_code)]
+                    unsafe {
+                        gemm::gemm(
+                            m,
+                            n,
+                            k,
+                            out.as_mut_ptr().add(bi * s.y_image),
+                            s.y.0 as isize,
+                            s.y.1 as isize,
+                            read_dst,
+                            x.as_ptr().add(bi * s.x_image),
+                            s.x.0 as isize,
+                            s.x.1 as isize,
+                            w.as_ptr(),
+                            k as isize,
+                            1,
+                            1.0,
+                            1.0,
+                            false,
+                            false,
+                            false,
+                            par,
+                        );
+                    }
+                }
+                Ok(())
+            })
+        })?;
+        // SAFETY: see above: every element is written or was initialised.
+        #[allow(unsafe_code)]
+        unsafe {
+            out.set_len(total)
+        };
+        if let (None, Some(bias)) = (residual, &bias) {
+            add_bias(&mut out, None, bias);
+        }
+        Ok(out)
+    }
+}
+
+impl Module for Linear {
+    fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+        let dims = self.out_dims(xs)?;
+        if !self.takes(xs, None) {
+            return self.inner.forward(xs);
+        }
+        let m = xs.elem_count() / self.cin;
+        let s = Strides { rows: m, x_image: m * self.cin, y_image: m * self.cout, x: (1, self.cin), y: (1, self.cout) };
+        let out = self.gemm(xs, 1, s, None)?;
+        Tensor::from_vec(out, dims, xs.device())
+    }
+}
+
 /// One convolution by candle's own operator on the same weights, bias added: the path for
 /// GPUs, f16 and strided convolutions, and the reference of the tests and benches.
 pub fn candle_conv(conv: &Conv2d, xs: &Tensor) -> Result<Tensor> {
@@ -580,6 +792,62 @@ mod tests {
         assert!(conv
             .forward_fused(&x, None, Some(&Tensor::zeros((2, 5, 5, 4), DType::F32, &dev).unwrap()), 1.0)
             .is_err());
+    }
+
+    /// zipp's linear layer against candle's on the same weights: plain, with a residual, and
+    /// from / to feature maps, with and without bias, batch 1 and 2, in f32 (zipp's GEMM) and
+    /// f16 (candle's path).
+    #[test]
+    fn linear_layers_equal_candles() {
+        let dev = Device::Cpu;
+        let (_map, vb) = vars(&dev);
+        for (i, &(cin, cout, b, h, w, bias)) in
+            [(8, 8, 1, 5, 7, true), (16, 16, 2, 9, 9, false), (12, 20, 2, 16, 17, true)].iter().enumerate()
+        {
+            let vs = vb.pp(format!("lin{i}"));
+            let ours =
+                if bias { linear(cin, cout, vs.clone()) } else { linear_no_bias(cin, cout, vs.clone()) }.unwrap();
+            let theirs = if bias { nn::linear(cin, cout, vs) } else { nn::linear_no_bias(cin, cout, vs) }.unwrap();
+            for dt in [DType::F32, DType::F16] {
+                let tol = if dt == DType::F32 { 1e-5 } else { 2e-2 };
+                let (ours, theirs) = if dt == DType::F32 {
+                    (ours.clone(), theirs.clone())
+                } else {
+                    let w = theirs.weight().to_dtype(dt).unwrap();
+                    let b = theirs.bias().map(|b| b.to_dtype(dt).unwrap());
+                    let l = nn::Linear::new(w, b);
+                    (Linear { inner: l.clone(), cin, cout }, l)
+                };
+                let cast = |t: Tensor| t.to_dtype(dt).unwrap();
+                let x = cast(Tensor::randn(0f32, 1., (b, h * w, cin), &dev).unwrap());
+                let res = cast(Tensor::randn(0f32, 1., (b, h * w, cout), &dev).unwrap());
+                let want = theirs.forward(&x).unwrap();
+                let d = |a: &Tensor, b: &Tensor| max_diff(&cast_f32(a), &cast_f32(b));
+                assert!(d(&ours.forward(&x).unwrap(), &want) < tol, "case {i} {dt:?}");
+                let got = ours.forward_residual(&x, &res).unwrap();
+                assert!(d(&got, &(&want + &res).unwrap()) < tol, "case {i} {dt:?} residual");
+                // Feature maps: in from [b, cin, h, w], out onto [b, cout, h, w].
+                let map = cast(Tensor::randn(0f32, 1., (b, cin, h, w), &dev).unwrap());
+                let tokens = map.permute((0, 2, 3, 1)).unwrap().reshape((b, h * w, cin)).unwrap();
+                let got = ours.forward_from_map(&map).unwrap();
+                assert!(d(&got, &theirs.forward(&tokens).unwrap()) < tol, "case {i} {dt:?} from map");
+                let rmap = cast(Tensor::randn(0f32, 1., (b, cout, h, w), &dev).unwrap());
+                let want = theirs.forward(&x).unwrap().reshape((b, h, w, cout)).unwrap().permute((0, 3, 1, 2)).unwrap();
+                let got = ours.forward_to_map(&x, &rmap).unwrap();
+                assert!(d(&got, &(want + &rmap).unwrap()) < tol, "case {i} {dt:?} to map");
+            }
+        }
+        // Shapes that do not fit are errors.
+        let l = linear(4, 6, vb.pp("bad")).unwrap();
+        let z = |s: &[usize]| Tensor::zeros(s, DType::F32, &dev).unwrap();
+        assert!(l.forward(&z(&[2, 3, 5])).is_err());
+        assert!(l.forward_residual(&z(&[2, 3, 4]), &z(&[2, 3, 4])).is_err());
+        assert!(l.forward_from_map(&z(&[1, 5, 2, 2])).is_err());
+        assert!(l.forward_to_map(&z(&[1, 4, 4]), &z(&[1, 6, 3, 2])).is_err());
+    }
+
+    fn cast_f32(t: &Tensor) -> Tensor {
+        t.to_dtype(DType::F32).unwrap()
     }
 
     #[test]
