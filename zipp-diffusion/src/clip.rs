@@ -8,6 +8,10 @@ use candle_core::{DType, Device, Module, Result, Tensor, D};
 use candle_nn as nn;
 use serde::Deserialize;
 
+use rayon::prelude::*;
+
+use crate::layers::{self, Linear};
+
 /// The fields of a transformers `CLIPTextConfig` (`text_encoder/config.json`) zipp reads.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default)]
@@ -82,7 +86,17 @@ impl Activation {
         }
     }
 
-    fn apply(self, xs: &Tensor) -> Result<Tensor> {
+    fn apply(self, xs: Tensor) -> Result<Tensor> {
+        if layers::fast(&xs) {
+            // One fused pass (zipp's SIMD kernels) over a fresh copy; candle's ops make four
+            // for QuickGELU and call libm's erf per element for GELU.
+            let quick = matches!(self, Activation::QuickGelu);
+            let mut v = layers::with_slice(&xs, |s| Ok(s.to_vec()))?;
+            let simd = crate::simd::Simd::current();
+            v.par_chunks_mut(1 << 14).for_each(|c| crate::simd::gelu_in_place(simd, c, quick));
+            return Tensor::from_vec(v, xs.shape(), xs.device());
+        }
+        let xs = &xs;
         match self {
             Activation::QuickGelu => xs * nn::ops::sigmoid(&(xs * 1.702)?)?,
             // transformers' "gelu" is the exact (erf) form.
@@ -93,10 +107,10 @@ impl Activation {
 
 #[derive(Debug)]
 struct Attention {
-    q: nn::Linear,
-    k: nn::Linear,
-    v: nn::Linear,
-    out: nn::Linear,
+    q: Linear,
+    k: Linear,
+    v: Linear,
+    out: Linear,
     heads: usize,
     head_dim: usize,
 }
@@ -104,16 +118,17 @@ struct Attention {
 impl Attention {
     fn new(vs: nn::VarBuilder, hidden: usize, heads: usize) -> Result<Attention> {
         Ok(Attention {
-            q: nn::linear(hidden, hidden, vs.pp("q_proj"))?,
-            k: nn::linear(hidden, hidden, vs.pp("k_proj"))?,
-            v: nn::linear(hidden, hidden, vs.pp("v_proj"))?,
-            out: nn::linear(hidden, hidden, vs.pp("out_proj"))?,
+            q: layers::linear(hidden, hidden, vs.pp("q_proj"))?,
+            k: layers::linear(hidden, hidden, vs.pp("k_proj"))?,
+            v: layers::linear(hidden, hidden, vs.pp("v_proj"))?,
+            out: layers::linear(hidden, hidden, vs.pp("out_proj"))?,
             heads,
             head_dim: hidden / heads,
         })
     }
 
-    fn forward(&self, xs: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
+    /// Self-attention of `xs`, plus `residual`.
+    fn forward(&self, xs: &Tensor, mask: Option<&Tensor>, residual: &Tensor) -> Result<Tensor> {
         let (b, n, c) = xs.dims3()?;
         let split = |t: Tensor| t.reshape((b, n, self.heads, self.head_dim))?.transpose(1, 2)?.contiguous();
         let q = split((self.q.forward(xs)? * (self.head_dim as f64).powf(-0.5))?)?;
@@ -125,7 +140,7 @@ impl Attention {
         }
         let w = nn::ops::softmax_last_dim(&w)?;
         let o = w.matmul(&v)?.transpose(1, 2)?.reshape((b, n, c))?;
-        self.out.forward(&o)
+        self.out.forward_residual(&o, residual)
     }
 }
 
@@ -134,8 +149,8 @@ pub(crate) struct Layer {
     norm1: nn::LayerNorm,
     attn: Attention,
     norm2: nn::LayerNorm,
-    fc1: nn::Linear,
-    fc2: nn::Linear,
+    fc1: Linear,
+    fc2: Linear,
     act: Activation,
 }
 
@@ -152,8 +167,8 @@ impl Layer {
             norm1: nn::layer_norm(hidden, eps, vs.pp("layer_norm1"))?,
             attn: Attention::new(vs.pp("self_attn"), hidden, heads)?,
             norm2: nn::layer_norm(hidden, eps, vs.pp("layer_norm2"))?,
-            fc1: nn::linear(hidden, inter, vs.pp("mlp").pp("fc1"))?,
-            fc2: nn::linear(inter, hidden, vs.pp("mlp").pp("fc2"))?,
+            fc1: layers::linear(hidden, inter, vs.pp("mlp").pp("fc1"))?,
+            fc2: layers::linear(inter, hidden, vs.pp("mlp").pp("fc2"))?,
             act,
         })
     }
@@ -172,9 +187,8 @@ impl Layer {
     }
 
     pub(crate) fn forward(&self, xs: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
-        let h = (xs + self.attn.forward(&self.norm1.forward(xs)?, mask)?)?;
-        let m = self.fc2.forward(&self.act.apply(&self.fc1.forward(&self.norm2.forward(&h)?)?)?)?;
-        h + m
+        let h = self.attn.forward(&self.norm1.forward(xs)?, mask, xs)?;
+        self.fc2.forward_residual(&self.act.apply(self.fc1.forward(&self.norm2.forward(&h)?)?)?, &h)
     }
 }
 

@@ -207,6 +207,18 @@ multiversion! {
     }
 }
 
+multiversion! {
+    /// CLIP's activations in place: exact GELU `x·½(1 + erf(x/√2))` (transformers' "gelu"),
+    /// or QuickGELU `x·σ(1.702·x)` when `quick`.
+    pub fn gelu_in_place(xs: &mut [f32], quick: bool) {
+        if quick {
+            xs.iter_mut().for_each(|x| *x /= 1.0 + exp(-1.702 * *x));
+        } else {
+            xs.iter_mut().for_each(|x| *x *= 0.5 * (1.0 + erf(*x * std::f32::consts::FRAC_1_SQRT_2)));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -252,7 +264,15 @@ mod tests {
             let (mut ss, mut ge) = (vec![0.0; len], vec![0.0; len]);
             scale_shift(Simd::portable(), &mut ss, &src, 0.7, -0.2, true);
             geglu(Simd::portable(), &mut ge, &src, &data(len, 9.0));
+            let (mut gl, mut qg) = (src.clone(), src.clone());
+            gelu_in_place(Simd::portable(), &mut gl, false);
+            gelu_in_place(Simd::portable(), &mut qg, true);
             for &s in &levels {
+                for (quick, want) in [(false, &gl), (true, &qg)] {
+                    let mut got = src.clone();
+                    gelu_in_place(s, &mut got, quick);
+                    assert!(close(&got, want, 1e-6), "{} gelu (quick {quick}), {len}", s.name());
+                }
                 let mut got = src.clone();
                 softmax_in_place(s, &mut got);
                 assert!(close(&got, &want, 1e-6), "{} softmax, {len}", s.name());
@@ -271,6 +291,18 @@ mod tests {
         for (o, &v) in got.iter().zip(&x) {
             let y = v * 1.5 + 0.25;
             assert!((o - y / (1.0 + (-y).exp())).abs() < 1e-6);
+        }
+        let mut act = x.clone();
+        gelu_in_place(Simd::current(), &mut act, false);
+        for (o, &v) in act.iter().zip(&x) {
+            let want = v as f64 * 0.5 * (1.0 + libm_erf(v as f64 / 2f64.sqrt()));
+            assert!((*o as f64 - want).abs() < 2e-6 * (1.0 + want.abs()), "gelu({v}) = {o}, want {want}");
+        }
+        let mut act = x.clone();
+        gelu_in_place(Simd::current(), &mut act, true);
+        for (o, &v) in act.iter().zip(&x) {
+            let want = v as f64 / (1.0 + (-1.702 * v as f64).exp());
+            assert!((*o as f64 - want).abs() < 2e-6 * (1.0 + want.abs()), "quick_gelu({v}) = {o}, want {want}");
         }
         geglu(Simd::current(), &mut got, &x, &g);
         for ((o, &x), &g) in got.iter().zip(&x).zip(&g) {
