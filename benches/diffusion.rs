@@ -2,7 +2,8 @@
 //! they replace: attention over 1024 tokens (the UNet's second level at 512 px: 10 heads of
 //! 64) and its softmax — zipp's blocked attention and softmax against candle's plain
 //! `softmax(q·kᵀ)·v`, and the per-head CPU tasks the UNet runs —, a 3×3 convolution (zipp's
-//! shifted GEMMs against candle's `conv2d`) and a whole 4-step generation of the tiny fixture model (the
+//! shifted GEMMs against candle's `conv2d`), zipp's linear layer against candle's (a text
+//! encoder's 77 tokens; the transformer's proj_out onto a feature map) and a whole 4-step generation of the tiny fixture model (the
 //! pipeline's own overhead: scheduling, guidance, noise, decoding). Full-size UNet/VAE
 //! timings take seconds each and run through `examples/diffusion_speed.rs` (BENCHMARKS.md).
 
@@ -65,6 +66,41 @@ fn convolution(c: &mut Criterion) {
     g.finish();
 }
 
+/// zipp's linear layer against candle's `Linear` on the same weights, at the two shapes it
+/// changed most: a text encoder's 77 tokens × 1024 → 1024 (output split by columns across
+/// threads) and the spatial transformer's `proj_out` at 64×64×320 (tokens back to a feature
+/// map, plus the residual; candle: linear, permute, copy, add).
+fn linear(c: &mut Criterion) {
+    let dev = Device::Cpu;
+    let map = candle_nn::VarMap::new();
+    let vb = candle_nn::VarBuilder::from_varmap(&map, candle_core::DType::F32, &dev);
+    let run = |f: &mut (dyn FnMut() + Send)| zipp_core::runtime::compute(&dev, &mut *f);
+    let theirs = candle_nn::linear(1024, 1024, vb.pp("text")).unwrap();
+    let ours = zipp_diffusion::layers::linear(1024, 1024, vb.pp("text")).unwrap();
+    let x = Tensor::randn(0f32, 1., (1, 77, 1024), &dev).unwrap();
+    let mut g = c.benchmark_group("linear_77x1024x1024");
+    g.sample_size(50);
+    g.bench_function("zipp", |b| b.iter(|| run(&mut || drop(ours.forward(&x).unwrap()))));
+    g.bench_function("candle", |b| b.iter(|| run(&mut || drop(theirs.forward(&x).unwrap()))));
+    g.finish();
+    let theirs = candle_nn::linear(320, 320, vb.pp("proj")).unwrap();
+    let ours = zipp_diffusion::layers::linear(320, 320, vb.pp("proj")).unwrap();
+    let tokens = Tensor::randn(0f32, 1., (1, 4096, 320), &dev).unwrap();
+    let residual = Tensor::randn(0f32, 1., (1, 320, 64, 64), &dev).unwrap();
+    let mut g = c.benchmark_group("proj_out_64x64x320");
+    g.sample_size(30);
+    g.bench_function("zipp", |b| b.iter(|| run(&mut || drop(ours.forward_to_map(&tokens, &residual).unwrap()))));
+    g.bench_function("candle", |b| {
+        b.iter(|| {
+            run(&mut || {
+                let y = theirs.forward(&tokens).unwrap().reshape((1, 64, 64, 320)).unwrap();
+                drop((y.permute((0, 3, 1, 2)).unwrap().contiguous().unwrap() + &residual).unwrap())
+            })
+        })
+    });
+    g.finish();
+}
+
 fn tiny_pipeline(c: &mut Criterion) {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../zipp-diffusion/tests/fixtures/tiny-sd");
     let m = zipp_diffusion::StableDiffusion::load(dir, &Default::default()).unwrap();
@@ -77,5 +113,5 @@ fn tiny_pipeline(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, attention, convolution, tiny_pipeline);
+criterion_group!(benches, attention, convolution, linear, tiny_pipeline);
 criterion_main!(benches);
