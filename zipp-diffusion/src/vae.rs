@@ -7,9 +7,9 @@
 
 use candle_core::{Module, Result, Tensor, D};
 use candle_nn as nn;
-use candle_transformers::models::stable_diffusion::attention::{AttentionBlock, AttentionBlockConfig};
 use serde::Deserialize;
 
+use crate::attention::VaeAttention;
 use crate::layers::{self, Conv2d, GroupNorm, ResnetBlock, ResnetConfig};
 
 /// The fields of a diffusers `vae/config.json` zipp reads.
@@ -106,7 +106,7 @@ fn resnets(vs: nn::VarBuilder, count: usize, cin: usize, cout: usize, groups: us
 #[derive(Debug)]
 struct MidBlock {
     first: ResnetBlock,
-    attention: AttentionBlock,
+    attention: VaeAttention,
     second: ResnetBlock,
 }
 
@@ -115,9 +115,7 @@ impl MidBlock {
         let mut r = resnets(vs.clone(), 2, channels, channels, groups)?;
         let second = r.pop().expect("two resnets");
         let first = r.pop().expect("two resnets");
-        let cfg =
-            AttentionBlockConfig { num_head_channels: None, num_groups: groups, rescale_output_factor: 1., eps: 1e-6 };
-        let attention = AttentionBlock::new(vs.pp("attentions").pp(0), channels, cfg)?;
+        let attention = VaeAttention::new(vs.pp("attentions").pp(0), channels, groups, 1e-6)?;
         Ok(MidBlock { first, attention, second })
     }
 
