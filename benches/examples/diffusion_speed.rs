@@ -26,7 +26,7 @@ use candle_core::{DType, Device, Module, Shape, Tensor};
 use candle_nn::var_builder::SimpleBackend;
 use candle_nn::{VarBuilder, VarMap};
 use zipp_diffusion::clip::{ClipText, ClipTextConfig};
-use zipp_diffusion::unet::{PerBlock, Unet, UnetConfig};
+use zipp_diffusion::unet::{Unet, UnetConfig};
 use zipp_diffusion::vae::{Vae, VaeConfig};
 
 fn arg(name: &str, default: &str) -> String {
@@ -34,56 +34,18 @@ fn arg(name: &str, default: &str) -> String {
     args.iter().position(|a| a == name).and_then(|i| args.get(i + 1).cloned()).unwrap_or_else(|| default.to_string())
 }
 
+/// The released models' UNet and (last) text encoder: zipp's built-in configurations.
 fn configs(model: &str) -> (UnetConfig, ClipTextConfig) {
     match model {
         "sd15" => (UnetConfig::default(), ClipTextConfig::default()),
         // stabilityai/stable-diffusion-2-1 and sd-turbo (the same UNet and text encoder).
-        "sd21" => (
-            UnetConfig {
-                attention_head_dim: PerBlock::Each(vec![5, 10, 20, 20]),
-                cross_attention_dim: 1024,
-                use_linear_projection: true,
-                sample_size: 64,
-                ..UnetConfig::default()
-            },
-            ClipTextConfig {
-                hidden_size: 1024,
-                intermediate_size: 4096,
-                num_hidden_layers: 23,
-                num_attention_heads: 16,
-                hidden_act: "gelu".into(),
-                ..ClipTextConfig::default()
-            },
-        ),
-        // stabilityai/stable-diffusion-xl-base-1.0 (the first text encoder is SD 1.x's).
-        "sdxl" => (
-            UnetConfig {
-                down_block_types: ["DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"]
-                    .map(String::from)
-                    .to_vec(),
-                up_block_types: ["CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"].map(String::from).to_vec(),
-                block_out_channels: vec![320, 640, 1280],
-                attention_head_dim: PerBlock::Each(vec![5, 10, 20]),
-                transformer_layers_per_block: PerBlock::Each(vec![1, 2, 10]),
-                cross_attention_dim: 2048,
-                use_linear_projection: true,
-                addition_embed_type: Some("text_time".into()),
-                addition_time_embed_dim: Some(256),
-                projection_class_embeddings_input_dim: Some(2816),
-                sample_size: 128,
-                ..UnetConfig::default()
-            },
-            ClipTextConfig {
-                hidden_size: 1280,
-                intermediate_size: 5120,
-                num_hidden_layers: 32,
-                num_attention_heads: 20,
-                hidden_act: "gelu".into(),
-                projection_dim: 1280,
-                architectures: vec!["CLIPTextModelWithProjection".into()],
-                ..ClipTextConfig::default()
-            },
-        ),
+        "sd21" => zipp_diffusion::model::sd2_configs(),
+        // stabilityai/stable-diffusion-xl-base-1.0: its second, OpenCLIP bigG, text encoder
+        // (the first is SD 1.x's).
+        "sdxl" => {
+            let (unet, _, [_, big_g]) = zipp_diffusion::model::sdxl_configs();
+            (unet, big_g)
+        }
         other => panic!("unknown --model {other} (sd15, sd21, sdxl)"),
     }
 }

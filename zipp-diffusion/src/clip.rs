@@ -86,17 +86,22 @@ impl Activation {
         }
     }
 
-    fn apply(self, xs: Tensor) -> Result<Tensor> {
-        if layers::fast(&xs) {
-            // One fused pass (zipp's SIMD kernels) over a fresh copy; candle's ops make four
-            // for QuickGELU and call libm's erf per element for GELU.
+    fn apply(self, xs: &Tensor) -> Result<Tensor> {
+        if layers::fast(xs) {
+            // One pass of zipp's SIMD kernel; candle's ops make four for QuickGELU and call
+            // libm's erf per element for GELU.
+            const CHUNK: usize = 1 << 14;
             let quick = matches!(self, Activation::QuickGelu);
-            let mut v = layers::with_slice(&xs, |s| Ok(s.to_vec()))?;
             let simd = crate::simd::Simd::current();
-            v.par_chunks_mut(1 << 14).for_each(|c| crate::simd::gelu_in_place(simd, c, quick));
-            return Tensor::from_vec(v, xs.shape(), xs.device());
+            let mut out = vec![0f32; xs.elem_count()];
+            layers::with_slice(xs, |src| {
+                out.par_chunks_mut(CHUNK)
+                    .zip(src.par_chunks(CHUNK))
+                    .for_each(|(dst, src)| crate::simd::gelu(simd, dst, src, quick));
+                Ok(())
+            })?;
+            return Tensor::from_vec(out, xs.shape(), xs.device());
         }
-        let xs = &xs;
         match self {
             Activation::QuickGelu => xs * nn::ops::sigmoid(&(xs * 1.702)?)?,
             // transformers' "gelu" is the exact (erf) form.
@@ -188,7 +193,7 @@ impl Layer {
 
     pub(crate) fn forward(&self, xs: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
         let h = self.attn.forward(&self.norm1.forward(xs)?, mask, xs)?;
-        self.fc2.forward_residual(&self.act.apply(self.fc1.forward(&self.norm2.forward(&h)?)?)?, &h)
+        self.fc2.forward_residual(&self.act.apply(&self.fc1.forward(&self.norm2.forward(&h)?)?)?, &h)
     }
 }
 

@@ -219,10 +219,7 @@ fn diffusers_layout(dir: &Path) -> Result<Layout> {
     let (vae, f) = part("vae", "diffusion_pytorch_model")?;
     files.extend(f);
     let mut texts = Vec::new();
-    for (enc, tok, pad) in [("text_encoder", "tokenizer", "<|endoftext|>"), ("text_encoder_2", "tokenizer_2", "!")]
-        .into_iter()
-        .take(if xl { 2 } else { 1 })
-    {
+    for &(enc, tok, pad) in &TEXT_PARTS[..if xl { 2 } else { 1 }] {
         let (weights, f) = part(enc, "model")?;
         files.extend(f);
         texts.push(TextPart {
@@ -232,8 +229,7 @@ fn diffusers_layout(dir: &Path) -> Result<Layout> {
             default_pad: pad,
         });
     }
-    let scheduler_path = dir.join("scheduler/scheduler_config.json");
-    let scheduler = if scheduler_path.is_file() { read_json(&scheduler_path)? } else { SchedulerConfig::default() };
+    let scheduler = scheduler_config(dir)?;
     Ok(Layout {
         unet,
         vae,
@@ -246,8 +242,9 @@ fn diffusers_layout(dir: &Path) -> Result<Layout> {
     })
 }
 
-/// zipp's built-in SD 2.x configuration (stabilityai/stable-diffusion-2-1).
-fn sd2_configs(prediction: Prediction) -> (UnetConfig, ClipTextConfig, SchedulerConfig) {
+/// zipp's built-in SD 2.x configuration (stabilityai/stable-diffusion-2-1; SD-Turbo has the
+/// same networks): UNet and text encoder.
+pub fn sd2_configs() -> (UnetConfig, ClipTextConfig) {
     let unet = UnetConfig {
         attention_head_dim: PerBlock::Each(vec![5, 10, 20, 20]),
         cross_attention_dim: 1024,
@@ -265,13 +262,12 @@ fn sd2_configs(prediction: Prediction) -> (UnetConfig, ClipTextConfig, Scheduler
         projection_dim: 512,
         ..ClipTextConfig::default()
     };
-    let scheduler = SchedulerConfig { prediction_type: prediction, ..SchedulerConfig::default() };
-    (unet, text, scheduler)
+    (unet, text)
 }
 
 /// zipp's built-in SDXL configuration (stabilityai/stable-diffusion-xl-base-1.0; SDXL-Turbo
 /// has the same architecture): UNet, VAE, the two text encoders.
-fn sdxl_configs() -> (UnetConfig, VaeConfig, [ClipTextConfig; 2]) {
+pub fn sdxl_configs() -> (UnetConfig, VaeConfig, [ClipTextConfig; 2]) {
     let unet = UnetConfig {
         sample_size: 128,
         down_block_types: ["DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"].map(String::from).to_vec(),
@@ -331,25 +327,34 @@ struct SingleConfigs {
 
 /// The configurations of a diffusers-layout folder, for a single file of the same model.
 fn configs_from_dir(dir: &Path, xl: bool) -> Result<SingleConfigs> {
-    let parts: &[(&str, &str)] = if xl {
-        &[("text_encoder", "tokenizer"), ("text_encoder_2", "tokenizer_2")]
-    } else {
-        &[("text_encoder", "tokenizer")]
-    };
     let mut texts = Vec::new();
-    for (enc, tok) in parts {
+    for &(enc, tok, _) in &TEXT_PARTS[..if xl { 2 } else { 1 }] {
         texts.push((read_json(&dir.join(enc).join("config.json"))?, Some(dir.join(tok)).filter(|d| d.is_dir())));
     }
-    let scheduler_path = dir.join("scheduler/scheduler_config.json");
     let index = dir.join("model_index.json");
     let index: Option<serde_json::Value> = if index.is_file() { Some(read_json(&index)?) } else { None };
     Ok(SingleConfigs {
         unet: read_json(&dir.join("unet/config.json"))?,
         vae: read_json(&dir.join("vae/config.json"))?,
         texts,
-        scheduler: if scheduler_path.is_file() { read_json(&scheduler_path)? } else { SchedulerConfig::default() },
+        scheduler: scheduler_config(dir)?,
         zeros_for_empty_negative: xl && force_zeros(index.as_ref()),
     })
+}
+
+/// A diffusers folder's text encoders with their tokenizer folders and default pad tokens:
+/// SD 1.x/2.x have the first, SDXL both.
+const TEXT_PARTS: [(&str, &str, &str); 2] =
+    [("text_encoder", "tokenizer", "<|endoftext|>"), ("text_encoder_2", "tokenizer_2", "!")];
+
+/// A diffusers folder's `scheduler/scheduler_config.json`, or SD's training schedule without one.
+fn scheduler_config(dir: &Path) -> Result<SchedulerConfig> {
+    let path = dir.join("scheduler/scheduler_config.json");
+    if path.is_file() {
+        read_json(&path)
+    } else {
+        Ok(SchedulerConfig::default())
+    }
 }
 
 /// diffusers' `force_zeros_for_empty_prompt` (SDXL; default true).
@@ -360,51 +365,40 @@ fn force_zeros(index: Option<&serde_json::Value>) -> bool {
 /// zipp's built-in configurations for a single file of `layouts` (one per text encoder).
 fn builtin_configs(layouts: &[TextLayout], opts: &LoadOptions) -> SingleConfigs {
     let turbo = opts.turbo == Some(true);
-    let with_prediction = |s: SchedulerConfig, default: Prediction| SchedulerConfig {
-        prediction_type: opts.prediction.unwrap_or(default),
-        ..s
-    };
-    match layouts {
+    // (UNet, VAE, text encoders, scheduler, prediction when `opts` does not say)
+    let (mut unet, vae, texts, scheduler, prediction) = match layouts {
         [_, _] => {
-            let (mut unet, vae, [t1, t2]) = sdxl_configs();
+            let (unet, vae, texts) = sdxl_configs();
             let scheduler = if turbo { turbo_scheduler(true) } else { sdxl_scheduler() };
-            if turbo {
-                unet.sample_size = 64; // the Turbos make 512-px images by default
-            }
-            SingleConfigs {
-                unet,
-                vae,
-                texts: vec![(t1, None), (t2, None)],
-                scheduler: with_prediction(scheduler, Prediction::Epsilon),
-                zeros_for_empty_negative: true,
-            }
+            (unet, vae, texts.to_vec(), scheduler, Prediction::Epsilon)
         }
         [TextLayout::OpenClip] => {
             // SD-Turbo is a 2.1 that predicts ε; the 2.x base models v.
-            let (mut unet, text, scheduler) = sd2_configs(Prediction::VPrediction);
-            if turbo {
-                unet.sample_size = 64;
-            }
-            let scheduler = if turbo {
-                with_prediction(turbo_scheduler(false), Prediction::Epsilon)
+            let (unet, text) = sd2_configs();
+            let (scheduler, prediction) = if turbo {
+                (turbo_scheduler(false), Prediction::Epsilon)
             } else {
-                with_prediction(scheduler, Prediction::VPrediction)
+                (SchedulerConfig::default(), Prediction::VPrediction)
             };
-            SingleConfigs {
-                unet,
-                vae: VaeConfig::default(),
-                texts: vec![(text, None)],
-                scheduler,
-                zeros_for_empty_negative: false,
-            }
+            (unet, VaeConfig::default(), vec![text], scheduler, prediction)
         }
-        _ => SingleConfigs {
-            unet: UnetConfig::default(),
-            vae: VaeConfig::default(),
-            texts: vec![(ClipTextConfig::default(), None)],
-            scheduler: with_prediction(SchedulerConfig::default(), Prediction::Epsilon),
-            zeros_for_empty_negative: false,
-        },
+        _ => (
+            UnetConfig::default(),
+            VaeConfig::default(),
+            vec![ClipTextConfig::default()],
+            SchedulerConfig::default(),
+            Prediction::Epsilon,
+        ),
+    };
+    if turbo {
+        unet.sample_size = 64; // the Turbos make 512-px images by default (SD 1.x's is 64 too)
+    }
+    SingleConfigs {
+        unet,
+        vae,
+        texts: texts.into_iter().map(|t| (t, None)).collect(),
+        scheduler: SchedulerConfig { prediction_type: opts.prediction.unwrap_or(prediction), ..scheduler },
+        zeros_for_empty_negative: layouts.len() == 2,
     }
 }
 

@@ -208,13 +208,13 @@ multiversion! {
 }
 
 multiversion! {
-    /// CLIP's activations in place: exact GELU `x·½(1 + erf(x/√2))` (transformers' "gelu"),
-    /// or QuickGELU `x·σ(1.702·x)` when `quick`.
-    pub fn gelu_in_place(xs: &mut [f32], quick: bool) {
+    /// CLIP's activations of `src` into `dst`: exact GELU `x·½(1 + erf(x/√2))`
+    /// (transformers' "gelu"), or QuickGELU `x·σ(1.702·x)` when `quick`.
+    pub fn gelu(dst: &mut [f32], src: &[f32], quick: bool) {
         if quick {
-            xs.iter_mut().for_each(|x| *x /= 1.0 + exp(-1.702 * *x));
+            dst.iter_mut().zip(src).for_each(|(y, &x)| *y = x / (1.0 + exp(-1.702 * x)));
         } else {
-            xs.iter_mut().for_each(|x| *x *= 0.5 * (1.0 + erf(*x * std::f32::consts::FRAC_1_SQRT_2)));
+            dst.iter_mut().zip(src).for_each(|(y, &x)| *y = x * (0.5 * (1.0 + erf(x * std::f32::consts::FRAC_1_SQRT_2))));
         }
     }
 }
@@ -264,13 +264,13 @@ mod tests {
             let (mut ss, mut ge) = (vec![0.0; len], vec![0.0; len]);
             scale_shift(Simd::portable(), &mut ss, &src, 0.7, -0.2, true);
             geglu(Simd::portable(), &mut ge, &src, &data(len, 9.0));
-            let (mut gl, mut qg) = (src.clone(), src.clone());
-            gelu_in_place(Simd::portable(), &mut gl, false);
-            gelu_in_place(Simd::portable(), &mut qg, true);
+            let (mut gl, mut qg) = (vec![0.0; len], vec![0.0; len]);
+            gelu(Simd::portable(), &mut gl, &src, false);
+            gelu(Simd::portable(), &mut qg, &src, true);
             for &s in &levels {
                 for (quick, want) in [(false, &gl), (true, &qg)] {
-                    let mut got = src.clone();
-                    gelu_in_place(s, &mut got, quick);
+                    let mut got = vec![0.0; len];
+                    gelu(s, &mut got, &src, quick);
                     assert!(close(&got, want, 1e-6), "{} gelu (quick {quick}), {len}", s.name());
                 }
                 let mut got = src.clone();
@@ -292,14 +292,13 @@ mod tests {
             let y = v * 1.5 + 0.25;
             assert!((o - y / (1.0 + (-y).exp())).abs() < 1e-6);
         }
-        let mut act = x.clone();
-        gelu_in_place(Simd::current(), &mut act, false);
+        let mut act = vec![0.0; 64];
+        gelu(Simd::current(), &mut act, &x, false);
         for (o, &v) in act.iter().zip(&x) {
             let want = v as f64 * 0.5 * (1.0 + libm_erf(v as f64 / 2f64.sqrt()));
             assert!((*o as f64 - want).abs() < 2e-6 * (1.0 + want.abs()), "gelu({v}) = {o}, want {want}");
         }
-        let mut act = x.clone();
-        gelu_in_place(Simd::current(), &mut act, true);
+        gelu(Simd::current(), &mut act, &x, true);
         for (o, &v) in act.iter().zip(&x) {
             let want = v as f64 / (1.0 + (-1.702 * v as f64).exp());
             assert!((*o as f64 - want).abs() < 2e-6 * (1.0 + want.abs()), "quick_gelu({v}) = {o}, want {want}");
