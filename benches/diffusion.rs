@@ -49,7 +49,8 @@ fn attention(c: &mut Criterion) {
 }
 
 /// A 3×3 convolution at the UNet's second level (640 channels, 32×32 at 512 px): zipp's
-/// shifted-GEMM kernel against candle's `conv2d` on the same weights.
+/// Winograd form (what `forward` takes there), zipp's shifted-GEMM form and candle's
+/// `conv2d` on the same weights.
 fn convolution(c: &mut Criterion) {
     let dev = Device::Cpu;
     let map = candle_nn::VarMap::new();
@@ -60,6 +61,7 @@ fn convolution(c: &mut Criterion) {
     let mut g = c.benchmark_group("conv3x3_640x32x32");
     g.sample_size(20);
     g.bench_function("zipp", |b| b.iter(|| run(&mut || drop(conv.forward(&x).unwrap()))));
+    g.bench_function("zipp_shifted", |b| b.iter(|| run(&mut || drop(conv.forward_shifted(&x).unwrap()))));
     g.bench_function("candle", |b| {
         b.iter(|| run(&mut || drop(zipp_diffusion::layers::candle_conv(&conv, &x).unwrap())))
     });

@@ -7,7 +7,8 @@
 //!
 //! ```text
 //! cargo run --release -p zipp-benches --example diffusion_speed -- \
-//!     --model sd21|sd15|sdxl --part unet|unet-cfg|vae|taesd|text|params --size 512 --reps 3
+//!     --model sd21|sd15|sdxl --part unet|unet-cfg|vae|taesd|text|params|conv|linear|unet-parts --size 512 --reps 3
+//!     (conv: --impl zipp|candle|both --shapes unet|vae|all)
 //! ```
 //!
 //! Prints one JSON line per part: median, min and max seconds over `--reps` timed runs after
@@ -185,6 +186,8 @@ fn main() -> candle_core::Result<()> {
             report("text", r);
         }
         "conv" => {
+            let which_impl = arg("--impl", "both");
+            let shapes = arg("--shapes", "all");
             // zipp's convolution against candle's on the same weights, at the UNet's and the
             // VAE decoder's 3×3 shapes (channels in → out at a side of `s` pixels).
             for (cin, cout, s) in [
@@ -194,12 +197,20 @@ fn main() -> candle_core::Result<()> {
                 (512, 512, size / 2),
                 (256, 256, size),
                 (128, 128, size),
-            ] {
+            ]
+            .into_iter()
+            .enumerate()
+            .filter(|&(i, _)| shapes == "all" || (shapes == "unet") == (i < 3))
+            .map(|(_, shape)| shape)
+            {
                 let vs = vb.pp(format!("conv{cin}_{s}"));
                 let conv = zipp_diffusion::layers::conv2d(cin, cout, 3, 1, 1, true, vs)?;
                 let x = Tensor::randn(0f32, 1., (1, cin, s, s), &dev)?;
                 let flop = 2.0 * (cin * cout * 9 * s * s) as f64;
                 for (name, which) in [("zipp", 0), ("candle", 1)] {
+                    if !["both", name].contains(&which_impl.as_str()) {
+                        continue;
+                    }
                     let r = time(reps, || {
                         compute(&mut || {
                             let y = if which == 0 {

@@ -132,16 +132,19 @@ pub fn attend_heads_cpu(q: &Tensor, k: &Tensor, v: &Tensor, heads: usize, scale:
     let dst = layers::SendPtr::new(out.as_mut_ptr());
     let simd = Simd::current();
     let run = |q: &[f32], k: &[f32], v: &[f32]| {
-        (0..b * heads * blocks).into_par_iter().for_each_init(Vec::<f32>::new, |scores, task| {
+        let scratch = || (Vec::<f32>::new(), Vec::<f32>::new());
+        (0..b * heads * blocks).into_par_iter().for_each_init(scratch, |(scores, sums), task| {
             let (bi, h, r0) = (task / (heads * blocks), task / blocks % heads, task % blocks * CPU_QUERY_ROWS);
             let rows = CPU_QUERY_ROWS.min(n - r0);
             scores.resize(rows * m, 0.0);
+            sums.resize(rows, 0.0);
             let (q0, kv0) = (bi * n * c + r0 * c + h * d, bi * m * c + h * d);
             // SAFETY: scores is rows × m (row stride m). q rows r0..r0 + rows of image bi, head
             // columns h·d..(h + 1)·d (row stride c) lie inside q (b · n · c); kᵀ is read as
             // d × m with element (j, key) at kv0 + key · c + j < b · m · c, likewise v as m × d.
             // The output block (rows r0.., columns of head h, row stride c) is written by this
-            // task only: tasks differ in image, head or row block.
+            // task only: tasks differ in image, head or row block; its row r is the d elements
+            // at q0 + r · c.
             #[allow(unsafe_code)]
             unsafe {
                 gemm::gemm(
@@ -165,7 +168,11 @@ pub fn attend_heads_cpu(q: &Tensor, k: &Tensor, v: &Tensor, heads: usize, scale:
                     false,
                     gemm::Parallelism::None,
                 );
-                scores.chunks_mut(m).for_each(|row| simd::softmax_in_place(simd, row));
+                // softmax(s)·v = (e^(s - max)·v) / Σ e^(s - max): the division on the d-wide
+                // output rows, not the m-wide scores.
+                for (row, sum) in scores.chunks_mut(m).zip(sums.iter_mut()) {
+                    simd::exp_shifted_in_place(simd, row, sum);
+                }
                 gemm::gemm(
                     rows,
                     d,
@@ -187,6 +194,11 @@ pub fn attend_heads_cpu(q: &Tensor, k: &Tensor, v: &Tensor, heads: usize, scale:
                     false,
                     gemm::Parallelism::None,
                 );
+                for (r, &sum) in sums.iter().enumerate() {
+                    let out = std::slice::from_raw_parts_mut(dst.get().add(q0 + r * c), d);
+                    let inv = 1.0 / sum;
+                    out.iter_mut().for_each(|o| *o *= inv);
+                }
             }
         });
         Ok(())

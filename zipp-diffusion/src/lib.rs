@@ -36,6 +36,9 @@ pub mod taesd;
 pub mod unet;
 pub mod vae;
 pub mod weights;
+mod winograd;
+
+pub use winograd::release_scratch;
 
 pub use candle_core::{DType, Device};
 pub use model::LoadOptions;

@@ -417,6 +417,8 @@ impl StableDiffusion {
             let img = self.decode(&d.latents.narrow(0, k, 1).map_err(compute_err)?)?;
             images.extend(Self::to_images(&img)?);
         }
+        // The convolutions' scratch is kept across the steps of a run, not between runs.
+        crate::release_scratch();
         Ok(ImageOutput {
             images,
             report: d.report,

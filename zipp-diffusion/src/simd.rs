@@ -153,33 +153,47 @@ pub fn erf(x: f32) -> f32 {
     x * p / q
 }
 
+/// `row[i] = e^(row[i] - max(row))`, returning the sum of the new values.
+#[inline(always)]
+fn exp_shifted(row: &mut [f32]) -> f32 {
+    let mut lanes = [f32::NEG_INFINITY; 16];
+    let mut it = row.chunks_exact(16);
+    for c in &mut it {
+        for i in 0..16 {
+            lanes[i] = if c[i] > lanes[i] { c[i] } else { lanes[i] };
+        }
+    }
+    let max = lanes.iter().chain(it.remainder()).copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut acc = [0f32; 16];
+    let mut chunks = row.chunks_exact_mut(16);
+    for d in &mut chunks {
+        for i in 0..16 {
+            let e = exp(d[i] - max);
+            d[i] = e;
+            acc[i] += e;
+        }
+    }
+    let mut sum: f32 = acc.iter().sum();
+    for d in chunks.into_remainder() {
+        *d = exp(*d - max);
+        sum += *d;
+    }
+    sum
+}
+
 multiversion! {
     /// Softmax of one row, in place.
     pub fn softmax_in_place(row: &mut [f32]) {
-        let mut lanes = [f32::NEG_INFINITY; 16];
-        let mut it = row.chunks_exact(16);
-        for c in &mut it {
-            for i in 0..16 {
-                lanes[i] = if c[i] > lanes[i] { c[i] } else { lanes[i] };
-            }
-        }
-        let max = lanes.iter().chain(it.remainder()).copied().fold(f32::NEG_INFINITY, f32::max);
-        let mut acc = [0f32; 16];
-        let mut chunks = row.chunks_exact_mut(16);
-        for d in &mut chunks {
-            for i in 0..16 {
-                let e = exp(d[i] - max);
-                d[i] = e;
-                acc[i] += e;
-            }
-        }
-        let mut sum: f32 = acc.iter().sum();
-        for d in chunks.into_remainder() {
-            *d = exp(*d - max);
-            sum += *d;
-        }
-        let inv = 1.0 / sum;
+        let inv = 1.0 / exp_shifted(row);
         row.iter_mut().for_each(|d| *d *= inv);
+    }
+}
+
+multiversion! {
+    /// The softmax of one row before its division: `e^(x - max)` in place, the sum in `sum`
+    /// (attention divides its much narrower output rows instead).
+    pub fn exp_shifted_in_place(row: &mut [f32], sum: &mut f32) {
+        *sum = exp_shifted(row);
     }
 }
 
@@ -276,6 +290,10 @@ mod tests {
                 let mut got = src.clone();
                 softmax_in_place(s, &mut got);
                 assert!(close(&got, &want, 1e-6), "{} softmax, {len}", s.name());
+                let (mut got, mut sum) = (src.clone(), 0.0);
+                exp_shifted_in_place(s, &mut got, &mut sum);
+                got.iter_mut().for_each(|v| *v /= sum);
+                assert!(close(&got, &want, 1e-6), "{} exp_shifted, {len}", s.name());
                 let mut got = vec![0.0; len];
                 scale_shift(s, &mut got, &src, 0.7, -0.2, true);
                 assert!(close(&got, &ss, 1e-6), "{} silu, {len}", s.name());
