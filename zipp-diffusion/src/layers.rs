@@ -354,6 +354,16 @@ pub(crate) struct Epilogue<'a> {
     pub(crate) scale: f64,
 }
 
+/// `dst = (residual + dst) / scale` (no division when `scale` is 1), the epilogue's last
+/// step in both convolution forms.
+pub(crate) fn add_residual(dst: &mut [f32], residual: &[f32], scale: f32) {
+    if scale == 1.0 {
+        dst.iter_mut().zip(residual).for_each(|(o, &r)| *o += r);
+    } else {
+        dst.iter_mut().zip(residual).for_each(|(o, &r)| *o = (r + *o) / scale);
+    }
+}
+
 /// `[b, c_out, h, w]` from the sums: junk columns dropped, bias and addend added, then
 /// `(residual + y) / scale`.
 fn finish(acc: &[f32], s: Shape, e: &Epilogue, residual: Option<&[f32]>) -> Vec<f32> {
@@ -375,12 +385,7 @@ fn finish(acc: &[f32], s: Shape, e: &Epilogue, residual: Option<&[f32]>) -> Vec<
                 None => out_row.iter_mut().zip(row).for_each(|(o, &v)| *o = v + shift),
             }
             if let Some(r) = res {
-                let r = &r[y * s.w..(y + 1) * s.w];
-                if scale == 1.0 {
-                    out_row.iter_mut().zip(r).for_each(|(o, &r)| *o += r);
-                } else {
-                    out_row.iter_mut().zip(r).for_each(|(o, &r)| *o = (r + *o) / scale);
-                }
+                add_residual(out_row, &r[y * s.w..(y + 1) * s.w], scale);
             }
         }
     });

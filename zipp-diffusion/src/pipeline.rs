@@ -407,6 +407,15 @@ impl StableDiffusion {
         cancel: &Cancel,
         progress: &mut dyn FnMut(&StepProgress),
     ) -> Result<ImageOutput> {
+        // The convolutions' scratch is kept across the steps of a run, not between runs: the
+        // guard frees it however this returns (done, cancelled or failed).
+        struct ReleaseScratch;
+        impl Drop for ReleaseScratch {
+            fn drop(&mut self) {
+                crate::release_scratch();
+            }
+        }
+        let _release = ReleaseScratch;
         let d = self.denoise(req, noise, cancel, progress)?;
         let t2 = Instant::now();
         let mut images = Vec::with_capacity(d.batch);
@@ -417,8 +426,6 @@ impl StableDiffusion {
             let img = self.decode(&d.latents.narrow(0, k, 1).map_err(compute_err)?)?;
             images.extend(Self::to_images(&img)?);
         }
-        // The convolutions' scratch is kept across the steps of a run, not between runs.
-        crate::release_scratch();
         Ok(ImageOutput {
             images,
             report: d.report,

@@ -21,7 +21,7 @@
 
 use rayon::prelude::*;
 
-use crate::layers::{Epilogue, SendPtr};
+use crate::layers::{add_residual, Epilogue, SendPtr};
 
 /// Bytes of transformed input and products one chunk holds.
 const CHUNK_BYTES: usize = 32 << 20;
@@ -204,11 +204,7 @@ fn output_row(
         }
     }
     if let Some(r) = res {
-        if scale == 1.0 {
-            dst.iter_mut().zip(r).for_each(|(o, &r)| *o += r);
-        } else {
-            dst.iter_mut().zip(r).for_each(|(o, &r)| *o = (r + *o) / scale);
-        }
+        add_residual(dst, r, scale);
     }
 }
 
