@@ -1,14 +1,19 @@
 //! # zipp-graph — persona mining from a user–community activity graph
 //!
-//! This crate will own everything that knows about graphs (SPEC §6): the bipartite
-//! users × communities graph, the two-layer GATv2 encoder trained with link prediction
-//! and ImageAlign, attention-ranked evidence, and the verbalizer that turns evidence into
-//! a [`zipp_core::Persona`]. No other crate knows about graphs.
-//!
-//! Status: placeholder. The encoder lands with the persona-mining issue; today the crate
-//! only fixes its place in the workspace and its dependency direction (it depends on
-//! `zipp-core`, never the reverse).
+//! Everything that knows about graphs (SPEC §6) lives here: the bipartite users ×
+//! communities graph ([`graph`]), deterministic edge splits ([`split`]), the two-layer GATv2
+//! encoder trained with link prediction and ImageAlign, attention-ranked evidence, and the
+//! hand-off of that evidence to the verbalizer that turns it into a [`zipp_core::Persona`].
+//! No other crate knows about graphs; this one depends on `zipp-core`, never the reverse.
 #![forbid(unsafe_code)]
+
+pub mod export;
+pub mod graph;
+pub mod io;
+pub mod split;
+
+pub use graph::{BipartiteGraph, Community, Csr, GraphBuilder};
+pub use split::{EdgeSplit, Part, SplitOptions};
 
 /// The persona schema version this crate produces, re-exported so dependants can check
 /// that the miner and the core agree.

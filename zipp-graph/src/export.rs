@@ -1,0 +1,1 @@
+//! The PyTorch Geometric layout: export and weight import (in progress).

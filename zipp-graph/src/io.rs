@@ -1,0 +1,1 @@
+//! Edge-file loaders (in progress).
