@@ -8,9 +8,13 @@
 #![forbid(unsafe_code)]
 
 pub mod export;
+pub mod gatv2;
 pub mod graph;
 pub mod io;
+pub mod metrics;
+pub mod model;
 pub mod split;
+pub mod train;
 
 pub use graph::{BipartiteGraph, Community, Csr, GraphBuilder};
 pub use split::{EdgeSplit, Part, SplitOptions};

@@ -1,0 +1,675 @@
+//! The GATv2 layer (SPEC §6; Brody, Alon & Yahav 2022) over a bipartite adjacency, with a
+//! fused CPU kernel for the attention and aggregation and its backward pass.
+//!
+//! For target `i` and source `j` of an edge `j → i`, per head `h`:
+//!
+//! ```text
+//! x_l = W_l x_src + b_l      x_r = W_r x_dst + b_r
+//! e_ij = aₕ · LeakyReLU₀.₂(x_r[i] + x_l[j])
+//! α_ij = softmax over i's in-edges of e_ij     (the per-target max is subtracted first)
+//! h_i  = Σ_j α_ij x_l[j]                       (heads concatenated, or averaged) + bias
+//! ```
+//!
+//! No self-loops are added (the graph is bipartite: a user is never its own neighbour). A
+//! target without in-edges gets the bias alone.
+//!
+//! [`Gatv2Attention`] is a candle [`CustomOp3`] on `(x_l, x_r, a)`: one pass per target for
+//! the forward; the backward is two passes (per target: the softmax's gradient, `∂x_r`,
+//! `∂a`; per source: `∂x_l`), each parallel over rows with no atomics, storing only two
+//! numbers per edge and head. Nothing of size edges × channels is ever materialised — the
+//! composed version ([`attention_composed`], candle ops only, any device) needs three such
+//! tensors, and is kept as the independent check of the fused kernel and for non-CPU
+//! devices.
+
+use std::sync::Arc;
+
+use candle_core::{CpuStorage, CustomOp3, DType, Device, Layout, Shape, Tensor, D};
+use rayon::prelude::*;
+use zipp_core::error::{Error, Result};
+
+/// LeakyReLU slope of the attention (GATv2's default).
+pub const NEGATIVE_SLOPE: f32 = 0.2;
+
+/// Edges grouped by target: target `i`'s in-edges are slots `ptr[i]..ptr[i + 1]`, slot `k`
+/// coming from source `src[k]`; the same slots grouped by source for the backward pass.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Adjacency {
+    n_src: usize,
+    n_dst: usize,
+    ptr: Vec<usize>,
+    src: Vec<u32>,
+    dst: Vec<u32>,
+    /// Slots grouped by source: source `j`'s are `by_src[src_ptr[j]..src_ptr[j + 1]]`.
+    src_ptr: Vec<usize>,
+    by_src: Vec<u32>,
+}
+
+impl Adjacency {
+    /// From target-major CSR: `ptr` (`n_dst + 1` offsets) and the source of each slot.
+    pub fn from_csr(n_src: usize, n_dst: usize, ptr: Vec<usize>, src: Vec<u32>) -> Result<Adjacency> {
+        if ptr.len() != n_dst + 1 || ptr[0] != 0 || ptr[n_dst] != src.len() || ptr.windows(2).any(|w| w[0] > w[1]) {
+            return Err(Error::InvalidInput(format!(
+                "adjacency: {} offsets do not describe {n_dst} targets and {} edges",
+                ptr.len(),
+                src.len()
+            )));
+        }
+        if src.len() > u32::MAX as usize {
+            return Err(Error::InvalidInput("adjacency: more than 2^32 - 1 edges".into()));
+        }
+        if let Some(&j) = src.iter().find(|&&j| j as usize >= n_src) {
+            return Err(Error::InvalidInput(format!("adjacency: source {j} out of range ({n_src} sources)")));
+        }
+        let mut dst = vec![0u32; src.len()];
+        for i in 0..n_dst {
+            dst[ptr[i]..ptr[i + 1]].fill(i as u32);
+        }
+        let mut src_ptr = vec![0usize; n_src + 1];
+        for &j in &src {
+            src_ptr[j as usize + 1] += 1;
+        }
+        for j in 0..n_src {
+            src_ptr[j + 1] += src_ptr[j];
+        }
+        let mut next = src_ptr.clone();
+        let mut by_src = vec![0u32; src.len()];
+        for (k, &j) in src.iter().enumerate() {
+            by_src[next[j as usize]] = k as u32;
+            next[j as usize] += 1;
+        }
+        Ok(Adjacency { n_src, n_dst, ptr, src, dst, src_ptr, by_src })
+    }
+
+    /// From `(source, target)` pairs in any order (slots keep the input order per target).
+    pub fn from_edges(n_src: usize, n_dst: usize, edges: &[(u32, u32)]) -> Result<Adjacency> {
+        if let Some(&(_, i)) = edges.iter().find(|e| e.1 as usize >= n_dst) {
+            return Err(Error::InvalidInput(format!("adjacency: target {i} out of range ({n_dst} targets)")));
+        }
+        let mut ptr = vec![0usize; n_dst + 1];
+        for &(_, i) in edges {
+            ptr[i as usize + 1] += 1;
+        }
+        for i in 0..n_dst {
+            ptr[i + 1] += ptr[i];
+        }
+        let mut next = ptr.clone();
+        let mut src = vec![0u32; edges.len()];
+        for &(j, i) in edges {
+            src[next[i as usize]] = j;
+            next[i as usize] += 1;
+        }
+        Adjacency::from_csr(n_src, n_dst, ptr, src)
+    }
+
+    /// The slot of each input edge of [`Adjacency::from_edges`] (same order), so values per
+    /// slot (attention) can be read back per input edge.
+    pub fn slots_of_edges(n_dst: usize, edges: &[(u32, u32)]) -> Vec<usize> {
+        let mut ptr = vec![0usize; n_dst + 1];
+        for &(_, i) in edges {
+            ptr[i as usize + 1] += 1;
+        }
+        for i in 0..n_dst {
+            ptr[i + 1] += ptr[i];
+        }
+        edges
+            .iter()
+            .map(|&(_, i)| {
+                let k = ptr[i as usize];
+                ptr[i as usize] += 1;
+                k
+            })
+            .collect()
+    }
+
+    /// Number of sources.
+    pub fn n_src(&self) -> usize {
+        self.n_src
+    }
+    /// Number of targets.
+    pub fn n_dst(&self) -> usize {
+        self.n_dst
+    }
+    /// Number of edges (slots).
+    pub fn n_edges(&self) -> usize {
+        self.src.len()
+    }
+    /// Target-major offsets.
+    pub fn ptr(&self) -> &[usize] {
+        &self.ptr
+    }
+    /// Source of each slot.
+    pub fn src(&self) -> &[u32] {
+        &self.src
+    }
+    /// Target of each slot.
+    pub fn dst(&self) -> &[u32] {
+        &self.dst
+    }
+}
+
+/// The fused attention + aggregation: `(x_l [n_src, H·C], x_r [n_dst, H·C], a [H, C]) →
+/// [n_dst, H·C]` (heads concatenated, no bias). f32, CPU; see the module docs.
+#[derive(Debug, Clone)]
+pub struct Gatv2Attention {
+    adj: Arc<Adjacency>,
+    heads: usize,
+    channels: usize,
+}
+
+impl Gatv2Attention {
+    /// The op for this adjacency and head layout.
+    pub fn new(adj: Arc<Adjacency>, heads: usize, channels: usize) -> Gatv2Attention {
+        Gatv2Attention { adj, heads, channels }
+    }
+
+    /// Applies the op (with its backward pass) on CPU f32 tensors, the composed candle
+    /// version elsewhere.
+    pub fn forward(&self, xl: &Tensor, xr: &Tensor, att: &Tensor) -> Result<Tensor> {
+        self.check(xl, xr, att)?;
+        if xl.device().is_cpu() && xl.dtype() == DType::F32 {
+            Ok(xl.apply_op3(xr, att, self.clone())?)
+        } else {
+            attention_composed(&self.adj, xl, xr, att, self.heads, self.channels)
+        }
+    }
+
+    /// The attention coefficients `α [n_edges, H]` (slot order), no gradient.
+    pub fn coefficients(&self, xl: &Tensor, xr: &Tensor, att: &Tensor) -> Result<Vec<f32>> {
+        self.check(xl, xr, att)?;
+        let xl = xl.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+        let xr = xr.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+        let att = att.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+        let (h, c) = (self.heads, self.channels);
+        let adj = &self.adj;
+        let mut alpha = vec![0f32; adj.n_edges() * h];
+        let mut rows: Vec<&mut [f32]> = split_by(&mut alpha, &adj.ptr, h);
+        rows.par_iter_mut().enumerate().for_each(|(i, out)| {
+            let r = adj.ptr[i]..adj.ptr[i + 1];
+            let mut e = vec![0f32; r.len()];
+            for hh in 0..h {
+                softmax_row(&xl, &xr[i * h * c..(i + 1) * h * c], &att, &adj.src[r.clone()], hh, c, h, &mut e);
+                for (k, &v) in e.iter().enumerate() {
+                    out[k * h + hh] = v;
+                }
+            }
+        });
+        Ok(alpha)
+    }
+
+    fn check(&self, xl: &Tensor, xr: &Tensor, att: &Tensor) -> Result<()> {
+        let hc = self.heads * self.channels;
+        let ok = xl.dims() == [self.adj.n_src, hc]
+            && xr.dims() == [self.adj.n_dst, hc]
+            && att.dims() == [self.heads, self.channels];
+        if !ok {
+            return Err(Error::InvalidInput(format!(
+                "gatv2: shapes x_l {:?}, x_r {:?}, a {:?} do not fit {} sources, {} targets, {} heads × {} channels",
+                xl.dims(),
+                xr.dims(),
+                att.dims(),
+                self.adj.n_src,
+                self.adj.n_dst,
+                self.heads,
+                self.channels
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Splits `data` (per slot, `per` values each) into one mutable row per target.
+fn split_by<'a>(data: &'a mut [f32], ptr: &[usize], per: usize) -> Vec<&'a mut [f32]> {
+    let mut rows = Vec::with_capacity(ptr.len().saturating_sub(1));
+    let mut rest = data;
+    for w in ptr.windows(2) {
+        let (row, tail) = rest.split_at_mut((w[1] - w[0]) * per);
+        rows.push(row);
+        rest = tail;
+    }
+    rows
+}
+
+#[inline]
+fn leaky(x: f32) -> f32 {
+    if x > 0.0 {
+        x
+    } else {
+        NEGATIVE_SLOPE * x
+    }
+}
+
+/// The attention logits of head `hh` for one target (`xr_i` its `H·C` row) over sources
+/// `src`, then their softmax, into `e`.
+#[allow(clippy::too_many_arguments)]
+#[inline]
+fn softmax_row(xl: &[f32], xr_i: &[f32], att: &[f32], src: &[u32], hh: usize, c: usize, h: usize, e: &mut [f32]) {
+    let a = &att[hh * c..(hh + 1) * c];
+    let r = &xr_i[hh * c..(hh + 1) * c];
+    let mut max = f32::NEG_INFINITY;
+    for (k, &j) in src.iter().enumerate() {
+        let l = &xl[(j as usize * h + hh) * c..(j as usize * h + hh + 1) * c];
+        let mut s = 0f32;
+        for t in 0..c {
+            s += a[t] * leaky(r[t] + l[t]);
+        }
+        e[k] = s;
+        max = max.max(s);
+    }
+    let mut sum = 0f32;
+    for v in e.iter_mut() {
+        *v = (*v - max).exp();
+        sum += *v;
+    }
+    let inv = 1.0 / sum;
+    for v in e.iter_mut() {
+        *v *= inv;
+    }
+}
+
+fn contiguous_f32<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> candle_core::Result<&'a [f32]> {
+    let data = match s {
+        CpuStorage::F32(d) => d,
+        _ => candle_core::bail!("gatv2: {what} must be f32"),
+    };
+    match l.contiguous_offsets() {
+        Some((a, b)) => Ok(&data[a..b]),
+        None => candle_core::bail!("gatv2: {what} must be contiguous"),
+    }
+}
+
+impl CustomOp3 for Gatv2Attention {
+    fn name(&self) -> &'static str {
+        "zipp-gatv2-attention"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let xl = contiguous_f32(s1, l1, "x_l")?;
+        let xr = contiguous_f32(s2, l2, "x_r")?;
+        let att = contiguous_f32(s3, l3, "a")?;
+        let (h, c, adj) = (self.heads, self.channels, &*self.adj);
+        let hc = h * c;
+        let mut out = vec![0f32; adj.n_dst * hc];
+        out.par_chunks_mut(hc).enumerate().with_min_len(16).for_each(|(i, o)| {
+            let r = adj.ptr[i]..adj.ptr[i + 1];
+            if r.is_empty() {
+                return;
+            }
+            let src = &adj.src[r.clone()];
+            let mut e = vec![0f32; r.len()];
+            for hh in 0..h {
+                softmax_row(xl, &xr[i * hc..(i + 1) * hc], att, src, hh, c, h, &mut e);
+                let o = &mut o[hh * c..(hh + 1) * c];
+                for (k, &j) in src.iter().enumerate() {
+                    let l = &xl[(j as usize * h + hh) * c..(j as usize * h + hh + 1) * c];
+                    let w = e[k];
+                    for t in 0..c {
+                        o[t] += w * l[t];
+                    }
+                }
+            }
+        });
+        Ok((CpuStorage::F32(out), Shape::from((adj.n_dst, hc))))
+    }
+
+    fn bwd(
+        &self,
+        xl_t: &Tensor,
+        xr_t: &Tensor,
+        att_t: &Tensor,
+        out_t: &Tensor,
+        g_t: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let v = |t: &Tensor| t.contiguous()?.flatten_all()?.to_vec1::<f32>();
+        let (xl, xr, att, out, g) = (v(xl_t)?, v(xr_t)?, v(att_t)?, v(out_t)?, v(g_t)?);
+        let (h, c, adj) = (self.heads, self.channels, &*self.adj);
+        let hc = h * c;
+        // Pass 1, per target: α and ∂e per slot and head, ∂x_r, and ∂a (per-thread sums).
+        let mut alpha = vec![0f32; adj.n_edges() * h];
+        let mut de = vec![0f32; adj.n_edges() * h];
+        let mut dxr = vec![0f32; adj.n_dst * hc];
+        let rows_a = split_by(&mut alpha, &adj.ptr, h);
+        let rows_d = split_by(&mut de, &adj.ptr, h);
+        let datt = rows_a
+            .into_par_iter()
+            .zip(rows_d)
+            .zip(dxr.par_chunks_mut(hc))
+            .enumerate()
+            .with_min_len(16)
+            .fold(
+                || vec![0f32; hc],
+                |mut datt, (i, ((ra, rd), dxr_i))| {
+                    let r = adj.ptr[i]..adj.ptr[i + 1];
+                    let src = &adj.src[r.clone()];
+                    let xr_i = &xr[i * hc..(i + 1) * hc];
+                    let mut e = vec![0f32; r.len()];
+                    for hh in 0..h {
+                        softmax_row(&xl, xr_i, &att, src, hh, c, h, &mut e);
+                        let gi = &g[i * hc + hh * c..i * hc + (hh + 1) * c];
+                        let oi = &out[i * hc + hh * c..i * hc + (hh + 1) * c];
+                        let ci: f32 = gi.iter().zip(oi).map(|(a, b)| a * b).sum();
+                        let a = &att[hh * c..(hh + 1) * c];
+                        let r_h = &xr_i[hh * c..(hh + 1) * c];
+                        let dr = &mut dxr_i[hh * c..(hh + 1) * c];
+                        let da = &mut datt[hh * c..(hh + 1) * c];
+                        for (k, &j) in src.iter().enumerate() {
+                            let l = &xl[(j as usize * h + hh) * c..(j as usize * h + hh + 1) * c];
+                            let dalpha: f32 = gi.iter().zip(l).map(|(a, b)| a * b).sum();
+                            let d = e[k] * (dalpha - ci);
+                            ra[k * h + hh] = e[k];
+                            rd[k * h + hh] = d;
+                            for t in 0..c {
+                                let s = r_h[t] + l[t];
+                                let (m, slope) = if s > 0.0 { (s, 1.0) } else { (NEGATIVE_SLOPE * s, NEGATIVE_SLOPE) };
+                                da[t] += d * m;
+                                dr[t] += d * a[t] * slope;
+                            }
+                        }
+                    }
+                    datt
+                },
+            )
+            .reduce(
+                || vec![0f32; hc],
+                |mut a, b| {
+                    a.iter_mut().zip(b).for_each(|(x, y)| *x += y);
+                    a
+                },
+            );
+        // Pass 2, per source: ∂x_l = Σ over its slots of α g_i + ∂e a ⊙ LeakyReLU'(s).
+        let mut dxl = vec![0f32; adj.n_src * hc];
+        dxl.par_chunks_mut(hc).enumerate().with_min_len(16).for_each(|(j, dl)| {
+            let l_j = &xl[j * hc..(j + 1) * hc];
+            for &k in &adj.by_src[adj.src_ptr[j]..adj.src_ptr[j + 1]] {
+                let k = k as usize;
+                let i = adj.dst[k] as usize;
+                for hh in 0..h {
+                    let (w, d) = (alpha[k * h + hh], de[k * h + hh]);
+                    let o = hh * c;
+                    for t in 0..c {
+                        let s = xr[i * hc + o + t] + l_j[o + t];
+                        let slope = if s > 0.0 { 1.0 } else { NEGATIVE_SLOPE };
+                        dl[o + t] += w * g[i * hc + o + t] + d * att[o + t] * slope;
+                    }
+                }
+            }
+        });
+        let dev = xl_t.device();
+        Ok((
+            Some(Tensor::from_vec(dxl, (adj.n_src, hc), dev)?),
+            Some(Tensor::from_vec(dxr, (adj.n_dst, hc), dev)?),
+            Some(Tensor::from_vec(datt, (h, c), dev)?),
+        ))
+    }
+}
+
+/// The same attention + aggregation from candle ops only (gather, exp, index-add; any
+/// device and dtype, differentiable through candle's own backward). Materialises three
+/// edges × H·C tensors: the independent check of [`Gatv2Attention`], and the path for
+/// non-CPU devices.
+pub fn attention_composed(
+    adj: &Adjacency,
+    xl: &Tensor,
+    xr: &Tensor,
+    att: &Tensor,
+    heads: usize,
+    channels: usize,
+) -> Result<Tensor> {
+    let dev = xl.device();
+    let e_n = adj.n_edges();
+    let src = Tensor::from_vec(adj.src.clone(), e_n, dev)?;
+    let dst = Tensor::from_vec(adj.dst.clone(), e_n, dev)?;
+    let xl_e = xl.index_select(&src, 0)?.reshape((e_n, heads, channels))?;
+    let xr_e = xr.index_select(&dst, 0)?.reshape((e_n, heads, channels))?;
+    let s = (&xl_e + &xr_e)?;
+    let m = s.maximum(&(&s * NEGATIVE_SLOPE as f64)?)?;
+    let logits = m.broadcast_mul(&att.unsqueeze(0)?)?.sum(D::Minus1)?; // [E, H]
+    // The per-target max is a constant for the softmax: computed without gradient.
+    let lv = logits.to_dtype(DType::F32)?.to_vec2::<f32>()?;
+    let mut max = vec![0f32; adj.n_dst * heads];
+    for i in 0..adj.n_dst {
+        for hh in 0..heads {
+            max[i * heads + hh] =
+                (adj.ptr[i]..adj.ptr[i + 1]).map(|k| lv[k][hh]).fold(f32::NEG_INFINITY, f32::max).max(-1e30);
+        }
+    }
+    let max = Tensor::from_vec(max, (adj.n_dst, heads), dev)?.to_dtype(xl.dtype())?;
+    let ex = (logits - max.index_select(&dst, 0)?)?.exp()?;
+    let zeros = Tensor::zeros((adj.n_dst, heads), xl.dtype(), dev)?;
+    let denom = zeros.index_add(&dst, &ex, 0)?;
+    let alpha = (ex / denom.index_select(&dst, 0)?)?;
+    let msg = xl_e.broadcast_mul(&alpha.unsqueeze(D::Minus1)?)?.reshape((e_n, heads * channels))?;
+    let zeros = Tensor::zeros((adj.n_dst, heads * channels), xl.dtype(), dev)?;
+    Ok(zeros.index_add(&dst, &msg, 0)?)
+}
+
+/// Glorot-uniform values from zipp's seeded stream (PyG's `glorot` initialisation).
+pub(crate) fn glorot(rng: &mut zipp_core::rng::SplitMix, fan_in: usize, fan_out: usize, n: usize) -> Vec<f32> {
+    let a = (6.0 / (fan_in + fan_out) as f64).sqrt();
+    (0..n).map(|_| ((rng.unit() * 2.0 - 1.0) * a) as f32).collect()
+}
+
+/// One GATv2 layer: the two linear maps, the attention vector, the bias. `clone()` copies
+/// the weights (a candle `Var` clone would share them).
+#[derive(Debug)]
+pub struct Gatv2Layer {
+    /// `W_l` `[H·C, in_src]`, applied to sources.
+    pub lin_l_weight: candle_core::Var,
+    /// `b_l` `[H·C]`.
+    pub lin_l_bias: candle_core::Var,
+    /// `W_r` `[H·C, in_dst]`, applied to targets.
+    pub lin_r_weight: candle_core::Var,
+    /// `b_r` `[H·C]`.
+    pub lin_r_bias: candle_core::Var,
+    /// `a` `[H, C]`.
+    pub att: candle_core::Var,
+    /// Output bias, `[H·C]` (concat) or `[C]` (mean).
+    pub bias: candle_core::Var,
+    /// Heads.
+    pub heads: usize,
+    /// Channels per head.
+    pub channels: usize,
+    /// Concatenate the heads (else average them).
+    pub concat: bool,
+}
+
+/// A fresh variable holding a copy of `v`'s values.
+pub(crate) fn copy_var(v: &candle_core::Var) -> candle_core::Var {
+    // A copy has its own storage; a tensor of a shape a Var already had is always accepted.
+    candle_core::Var::from_tensor(&v.as_tensor().copy().expect("copying a tensor on its own device"))
+        .expect("a copied tensor is a valid variable")
+}
+
+impl Clone for Gatv2Layer {
+    fn clone(&self) -> Self {
+        Gatv2Layer {
+            lin_l_weight: copy_var(&self.lin_l_weight),
+            lin_l_bias: copy_var(&self.lin_l_bias),
+            lin_r_weight: copy_var(&self.lin_r_weight),
+            lin_r_bias: copy_var(&self.lin_r_bias),
+            att: copy_var(&self.att),
+            bias: copy_var(&self.bias),
+            heads: self.heads,
+            channels: self.channels,
+            concat: self.concat,
+        }
+    }
+}
+
+/// The parameter names of a layer, in a fixed order (PyG's `GATv2Conv` names, `att` as
+/// `[H, C]`).
+pub const PARAM_NAMES: [&str; 6] = ["lin_l.weight", "lin_l.bias", "lin_r.weight", "lin_r.bias", "att", "bias"];
+
+impl Gatv2Layer {
+    /// A layer with Glorot-initialised weights and zero biases (as PyG initialises
+    /// `GATv2Conv`), from `rng`.
+    pub fn new(
+        in_src: usize,
+        in_dst: usize,
+        heads: usize,
+        channels: usize,
+        concat: bool,
+        rng: &mut zipp_core::rng::SplitMix,
+        device: &Device,
+    ) -> Result<Gatv2Layer> {
+        if in_src == 0 || in_dst == 0 || heads == 0 || channels == 0 {
+            return Err(Error::InvalidInput("gatv2: every size must be positive".into()));
+        }
+        let hc = heads * channels;
+        let var = |data: Vec<f32>, shape: &[usize]| -> Result<candle_core::Var> {
+            Ok(candle_core::Var::from_tensor(&Tensor::from_vec(data, shape, device)?)?)
+        };
+        Ok(Gatv2Layer {
+            lin_l_weight: var(glorot(rng, in_src, hc, hc * in_src), &[hc, in_src])?,
+            lin_l_bias: var(vec![0.0; hc], &[hc])?,
+            lin_r_weight: var(glorot(rng, in_dst, hc, hc * in_dst), &[hc, in_dst])?,
+            lin_r_bias: var(vec![0.0; hc], &[hc])?,
+            att: var(glorot(rng, heads, channels, hc), &[heads, channels])?,
+            bias: var(vec![0.0; if concat { hc } else { channels }], &[if concat { hc } else { channels }])?,
+            heads,
+            channels,
+            concat,
+        })
+    }
+
+    /// The parameters, in [`PARAM_NAMES`] order.
+    pub fn params(&self) -> [&candle_core::Var; 6] {
+        [&self.lin_l_weight, &self.lin_l_bias, &self.lin_r_weight, &self.lin_r_bias, &self.att, &self.bias]
+    }
+
+    /// Output width: `H·C` (concat) or `C`.
+    pub fn out_dim(&self) -> usize {
+        if self.concat {
+            self.heads * self.channels
+        } else {
+            self.channels
+        }
+    }
+
+    /// `x_l` and `x_r` (the linear maps of sources and targets).
+    pub fn project(&self, x_src: &Tensor, x_dst: &Tensor) -> Result<(Tensor, Tensor)> {
+        let xl = x_src.matmul(&self.lin_l_weight.t()?)?.broadcast_add(self.lin_l_bias.as_tensor())?;
+        let xr = x_dst.matmul(&self.lin_r_weight.t()?)?.broadcast_add(self.lin_r_bias.as_tensor())?;
+        Ok((xl, xr))
+    }
+
+    /// The layer's output for the targets of `adj`.
+    pub fn forward(&self, adj: &Arc<Adjacency>, x_src: &Tensor, x_dst: &Tensor) -> Result<Tensor> {
+        let (xl, xr) = self.project(x_src, x_dst)?;
+        let op = Gatv2Attention::new(adj.clone(), self.heads, self.channels);
+        let out = op.forward(&xl, &xr, self.att.as_tensor())?;
+        self.finish(out, adj.n_dst())
+    }
+
+    /// The same through [`attention_composed`] (tests, other devices).
+    pub fn forward_composed(&self, adj: &Adjacency, x_src: &Tensor, x_dst: &Tensor) -> Result<Tensor> {
+        let (xl, xr) = self.project(x_src, x_dst)?;
+        let out = attention_composed(adj, &xl, &xr, self.att.as_tensor(), self.heads, self.channels)?;
+        self.finish(out, adj.n_dst())
+    }
+
+    /// The attention coefficients `[n_edges, H]` in slot order (no gradient).
+    pub fn coefficients(&self, adj: &Arc<Adjacency>, x_src: &Tensor, x_dst: &Tensor) -> Result<Vec<f32>> {
+        let (xl, xr) = self.project(x_src, x_dst)?;
+        Gatv2Attention::new(adj.clone(), self.heads, self.channels).coefficients(&xl, &xr, self.att.as_tensor())
+    }
+
+    fn finish(&self, out: Tensor, n: usize) -> Result<Tensor> {
+        let out = if self.concat { out } else { out.reshape((n, self.heads, self.channels))?.mean(1)? };
+        Ok(out.broadcast_add(self.bias.as_tensor())?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::backprop::GradStore;
+    use zipp_core::rng::SplitMix;
+
+    fn randn(rng: &mut SplitMix, shape: &[usize], scale: f32) -> Tensor {
+        let n = shape.iter().product();
+        let v: Vec<f32> = (0..n).map(|_| ((rng.unit() * 2.0 - 1.0) as f32) * scale).collect();
+        Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
+    }
+
+    fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
+        (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap()
+    }
+
+    fn case(scale: f32, concat: bool) {
+        let mut rng = SplitMix(11);
+        // Target 3 has no in-edges, target 0 one, a repeated pair, unsorted input.
+        let edges = [(0u32, 1u32), (4, 2), (1, 1), (2, 0), (4, 2), (3, 1), (5, 4), (0, 4), (6, 1), (2, 2)];
+        let adj = Arc::new(Adjacency::from_edges(7, 5, &edges).unwrap());
+        let layer = Gatv2Layer::new(4, 6, 2, 3, concat, &mut rng, &Device::Cpu).unwrap();
+        // Non-zero biases so their gradients are checked too.
+        layer.lin_l_bias.set(&randn(&mut rng, &[6], 0.5)).unwrap();
+        layer.bias.set(&randn(&mut rng, &[layer.out_dim()], 0.5)).unwrap();
+        let xs = candle_core::Var::from_tensor(&randn(&mut rng, &[7, 4], scale)).unwrap();
+        let xd = candle_core::Var::from_tensor(&randn(&mut rng, &[5, 6], scale)).unwrap();
+        let g = randn(&mut rng, &[5, layer.out_dim()], 1.0);
+        let fused = layer.forward(&adj, xs.as_tensor(), xd.as_tensor()).unwrap();
+        let composed = layer.forward_composed(&adj, xs.as_tensor(), xd.as_tensor()).unwrap();
+        let tol = 1e-5 * scale.max(1.0) * scale.max(1.0);
+        assert!(max_abs_diff(&fused, &composed) < tol, "forward differs by {}", max_abs_diff(&fused, &composed));
+        assert!(fused.flatten_all().unwrap().to_vec1::<f32>().unwrap().iter().all(|v| v.is_finite()));
+        // Target 3 (no in-edges) is the bias alone.
+        assert!(max_abs_diff(&fused.get(3).unwrap(), layer.bias.as_tensor()) == 0.0);
+        let gf: GradStore = (&fused * &g).unwrap().sum_all().unwrap().backward().unwrap();
+        let gc: GradStore = (&composed * &g).unwrap().sum_all().unwrap().backward().unwrap();
+        let vars: Vec<&candle_core::Var> = layer.params().into_iter().chain([&xs, &xd]).collect();
+        for v in vars {
+            let (a, b) = (gf.get(v).unwrap(), gc.get(v).unwrap());
+            let scale_of = b.abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap().max(1.0);
+            let d = max_abs_diff(a, b);
+            assert!(d < 1e-4 * scale_of, "gradient of {:?} differs by {d} (scale {scale_of})", v.dims());
+        }
+        // α sums to 1 over each target's in-edges.
+        let alpha = layer.coefficients(&adj, xs.as_tensor(), xd.as_tensor()).unwrap();
+        for i in 0..5 {
+            for h in 0..2 {
+                let s: f32 = (adj.ptr()[i]..adj.ptr()[i + 1]).map(|k| alpha[k * 2 + h]).sum();
+                assert!(adj.ptr()[i] == adj.ptr()[i + 1] || (s - 1.0).abs() < 1e-5);
+            }
+        }
+    }
+
+    #[test]
+    fn fused_kernel_matches_composed_candle_ops_forward_and_gradients() {
+        case(1.0, true);
+        case(1.0, false);
+    }
+
+    #[test]
+    fn large_logits_stay_finite() {
+        // Logits in the hundreds: an unshifted exp overflows f32.
+        case(40.0, true);
+    }
+
+    #[test]
+    fn adjacency_rejects_out_of_range_and_bad_offsets() {
+        assert!(Adjacency::from_edges(2, 2, &[(2, 0)]).is_err());
+        assert!(Adjacency::from_edges(2, 2, &[(0, 2)]).is_err());
+        assert!(Adjacency::from_csr(2, 2, vec![0, 2, 1], vec![0, 1]).is_err());
+        let adj = Adjacency::from_edges(3, 2, &[(2, 1), (0, 0), (1, 1)]).unwrap();
+        assert_eq!(Adjacency::slots_of_edges(2, &[(2, 1), (0, 0), (1, 1)]), vec![1, 0, 2]);
+        assert_eq!(adj.src(), &[0, 2, 1]);
+        assert_eq!(adj.dst(), &[0, 1, 1]);
+    }
+
+    #[test]
+    fn shape_mismatch_is_an_error_not_a_panic() {
+        let adj = Arc::new(Adjacency::from_edges(2, 2, &[(0, 0)]).unwrap());
+        let op = Gatv2Attention::new(adj, 2, 3);
+        let t = |r, c| Tensor::zeros((r, c), DType::F32, &Device::Cpu).unwrap();
+        assert!(op.forward(&t(2, 5), &t(2, 6), &t(2, 3)).is_err());
+        assert!(op.forward(&t(2, 6), &t(2, 6), &t(3, 2)).is_err());
+    }
+}

@@ -1,0 +1,320 @@
+//! The persona-mining encoder (SPEC §6): two GATv2 layers in both directions over the
+//! bipartite graph of **training** edges, community text features in, user and community
+//! embeddings out.
+//!
+//! ```text
+//! x_s = community features (the text embedder's vectors of "name: description")
+//! x_u = weighted mean of x_s over u's training edges          (no per-user parameter)
+//! h_u = ELU(l1_c2u(x_s → x_u))     h_s = ELU(l1_u2c(x_u → x_s))     H heads concatenated
+//! z_u = l2_c2u(h_s → h_u)          z_s = l2_u2c(h_u → h_s)          H heads averaged
+//! score(u, s) = z_u · z_s
+//! ```
+//!
+//! Users have no parameters of their own, so the encoder is **inductive**: a user who was
+//! not in the training graph is represented from the communities they touch
+//! ([`GraphView::new`] over a graph that includes them, same weights).
+//!
+//! Checkpoints are safetensors with PyTorch Geometric's names (`l1_c2u.lin_l.weight`, …,
+//! `align.weight`), so weights trained with PyG (`benches/reference/gatv2_pyg.py`) load
+//! here unchanged; the sizes are read from the tensor shapes.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use candle_core::{DType, Device, Tensor, Var};
+use zipp_core::error::{Error, Result};
+use zipp_core::rng::SplitMix;
+
+use crate::gatv2::{glorot, Adjacency, Gatv2Layer, PARAM_NAMES};
+use crate::graph::BipartiteGraph;
+use crate::split::{EdgeSplit, Part};
+
+/// Sizes of the encoder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EncoderConfig {
+    /// Width of the community features (384 for MiniLM).
+    pub feature_dim: usize,
+    /// Channels per head of layer 1 (its output is `heads × hidden`).
+    pub hidden: usize,
+    /// Attention heads of both layers.
+    pub heads: usize,
+    /// Width of the embeddings `z` (layer 2's channels; heads averaged).
+    pub out: usize,
+    /// Width of the per-user content embeddings ImageAlign aligns to, if any.
+    pub content_dim: Option<usize>,
+}
+
+impl EncoderConfig {
+    /// The sizes of the issue's reference run: 64 channels × 2 heads → 64.
+    pub fn new(feature_dim: usize, content_dim: Option<usize>) -> EncoderConfig {
+        EncoderConfig { feature_dim, hidden: 64, heads: 2, out: 64, content_dim }
+    }
+
+    fn check(&self) -> Result<()> {
+        if self.feature_dim == 0 || self.hidden == 0 || self.heads == 0 || self.out == 0 || self.content_dim == Some(0)
+        {
+            return Err(Error::InvalidInput(format!("encoder: every size must be positive ({self:?})")));
+        }
+        Ok(())
+    }
+}
+
+/// The training graph as the encoder sees it: both adjacencies of the training edges and
+/// the users' input features.
+#[derive(Debug, Clone)]
+pub struct GraphView {
+    /// Communities → users (targets are users, slots in the graph's user order).
+    pub c2u: Arc<Adjacency>,
+    /// Users → communities.
+    pub u2c: Arc<Adjacency>,
+    /// The graph's edge id of each `c2u` slot.
+    pub c2u_edges: Vec<u32>,
+    /// Community features `[S, d]`.
+    pub x_s: Tensor,
+    /// User features `[U, d]` (the weighted mean of their training communities' features).
+    pub x_u: Tensor,
+}
+
+impl GraphView {
+    /// The view of `graph`'s edges in `Part::Train` of `split`, with community features
+    /// `features` (`[S, d]`, row `s` for community `s`).
+    pub fn new(graph: &BipartiteGraph, split: &EdgeSplit, features: &Tensor) -> Result<GraphView> {
+        let (s_n, u_n) = (graph.num_communities(), graph.num_users());
+        if features.dims().len() != 2 || features.dims()[0] != s_n {
+            return Err(Error::InvalidInput(format!(
+                "graph view: features of shape {:?} for {s_n} communities",
+                features.dims()
+            )));
+        }
+        let d = features.dims()[1];
+        let fv = features.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+        if let Some(k) = fv.iter().position(|v| !v.is_finite()) {
+            return Err(Error::InvalidInput(format!("graph view: community {} has a non-finite feature", k / d)));
+        }
+        let by_user = graph.by_user();
+        let mut ptr = Vec::with_capacity(u_n + 1);
+        ptr.push(0usize);
+        let mut src = Vec::new();
+        let mut edges = Vec::new();
+        let mut x_u = vec![0f32; u_n * d];
+        for u in 0..u_n {
+            let mut total = 0f64;
+            let row = &mut x_u[u * d..(u + 1) * d];
+            for e in by_user.range(u) {
+                if split.part(e) != Part::Train {
+                    continue;
+                }
+                let s = by_user.col[e];
+                src.push(s);
+                edges.push(e as u32);
+                let w = graph.weight(e);
+                total += w as f64;
+                for (x, f) in row.iter_mut().zip(&fv[s as usize * d..(s as usize + 1) * d]) {
+                    *x += w * f;
+                }
+            }
+            if total > 0.0 {
+                let inv = (1.0 / total) as f32;
+                row.iter_mut().for_each(|x| *x *= inv);
+            }
+            ptr.push(src.len());
+        }
+        let c2u = Adjacency::from_csr(s_n, u_n, ptr, src)?;
+        let by_c = graph.by_community();
+        let eids = graph.by_community_edges();
+        let mut ptr = Vec::with_capacity(s_n + 1);
+        ptr.push(0usize);
+        let mut src = Vec::new();
+        for s in 0..s_n {
+            for k in by_c.range(s) {
+                if split.part(eids[k] as usize) == Part::Train {
+                    src.push(by_c.col[k]);
+                }
+            }
+            ptr.push(src.len());
+        }
+        let u2c = Adjacency::from_csr(u_n, s_n, ptr, src)?;
+        let device = features.device();
+        Ok(GraphView {
+            c2u: Arc::new(c2u),
+            u2c: Arc::new(u2c),
+            c2u_edges: edges,
+            x_s: features.to_dtype(DType::F32)?,
+            x_u: Tensor::from_vec(x_u, (u_n, d), device)?,
+        })
+    }
+}
+
+/// The encoder: four GATv2 layers and the ImageAlign projection. `clone()` copies the
+/// weights (training one copy leaves the other as it was).
+#[derive(Debug, Clone)]
+pub struct Encoder {
+    config: EncoderConfig,
+    /// Layer 1, communities → users.
+    pub l1_c2u: Gatv2Layer,
+    /// Layer 1, users → communities.
+    pub l1_u2c: Gatv2Layer,
+    /// Layer 2, communities → users.
+    pub l2_c2u: Gatv2Layer,
+    /// Layer 2, users → communities.
+    pub l2_u2c: Gatv2Layer,
+    /// ImageAlign's projection `z_u → content` (`weight [content_dim, out]`, `bias`).
+    pub align: Option<AlignHead>,
+}
+
+/// ImageAlign's projection: `weight [content_dim, out]`, `bias [content_dim]`.
+#[derive(Debug)]
+pub struct AlignHead(pub Var, pub Var);
+
+impl Clone for AlignHead {
+    fn clone(&self) -> Self {
+        AlignHead(crate::gatv2::copy_var(&self.0), crate::gatv2::copy_var(&self.1))
+    }
+}
+
+/// The four layers' names, in order.
+pub const LAYER_NAMES: [&str; 4] = ["l1_c2u", "l1_u2c", "l2_c2u", "l2_u2c"];
+
+impl Encoder {
+    /// A freshly initialised encoder (Glorot weights, zero biases), from `seed`.
+    pub fn new(config: EncoderConfig, seed: u64, device: &Device) -> Result<Encoder> {
+        config.check()?;
+        let mut rng = SplitMix(seed);
+        let (d, h, c, o) = (config.feature_dim, config.heads, config.hidden, config.out);
+        let l1_c2u = Gatv2Layer::new(d, d, h, c, true, &mut rng, device)?;
+        let l1_u2c = Gatv2Layer::new(d, d, h, c, true, &mut rng, device)?;
+        let l2_c2u = Gatv2Layer::new(h * c, h * c, h, o, false, &mut rng, device)?;
+        let l2_u2c = Gatv2Layer::new(h * c, h * c, h, o, false, &mut rng, device)?;
+        let align = match config.content_dim {
+            Some(k) => {
+                let w = Tensor::from_vec(glorot(&mut rng, o, k, k * o), (k, o), device)?;
+                Some(AlignHead(Var::from_tensor(&w)?, Var::from_tensor(&Tensor::zeros(k, DType::F32, device)?)?))
+            }
+            None => None,
+        };
+        Ok(Encoder { config, l1_c2u, l1_u2c, l2_c2u, l2_u2c, align })
+    }
+
+    /// The sizes.
+    pub fn config(&self) -> &EncoderConfig {
+        &self.config
+    }
+
+    fn layers(&self) -> [&Gatv2Layer; 4] {
+        [&self.l1_c2u, &self.l1_u2c, &self.l2_c2u, &self.l2_u2c]
+    }
+
+    /// Every parameter with its checkpoint name.
+    pub fn named_vars(&self) -> Vec<(String, Var)> {
+        let mut out = Vec::new();
+        for (name, layer) in LAYER_NAMES.iter().zip(self.layers()) {
+            for (p, v) in PARAM_NAMES.iter().zip(layer.params()) {
+                out.push((format!("{name}.{p}"), v.clone()));
+            }
+        }
+        if let Some(AlignHead(w, b)) = &self.align {
+            out.push(("align.weight".into(), w.clone()));
+            out.push(("align.bias".into(), b.clone()));
+        }
+        out
+    }
+
+    /// Layer 1's outputs `(h_u, h_s)` after ELU.
+    fn layer1(&self, view: &GraphView) -> Result<(Tensor, Tensor)> {
+        let h_u = self.l1_c2u.forward(&view.c2u, &view.x_s, &view.x_u)?.elu(1.0)?;
+        let h_s = self.l1_u2c.forward(&view.u2c, &view.x_u, &view.x_s)?.elu(1.0)?;
+        Ok((h_u, h_s))
+    }
+
+    /// `(z_u [U, out], z_s [S, out])`.
+    pub fn forward(&self, view: &GraphView) -> Result<(Tensor, Tensor)> {
+        let (h_u, h_s) = self.layer1(view)?;
+        let z_u = self.l2_c2u.forward(&view.c2u, &h_s, &h_u)?;
+        let z_s = self.l2_u2c.forward(&view.u2c, &h_u, &h_s)?;
+        Ok((z_u, z_s))
+    }
+
+    /// The last layer's attention of each user over their training communities, averaged
+    /// over heads, in `view.c2u` slot order (no gradient).
+    pub fn user_attention(&self, view: &GraphView) -> Result<Vec<f32>> {
+        let (h_u, h_s) = self.layer1(view)?;
+        let alpha = self.l2_c2u.coefficients(&view.c2u, &h_s, &h_u)?;
+        let h = self.config.heads;
+        Ok(alpha.chunks(h).map(|a| a.iter().sum::<f32>() / h as f32).collect())
+    }
+
+    /// Writes the weights as safetensors (PyG's names).
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let map: HashMap<String, Tensor> =
+            self.named_vars().into_iter().map(|(n, v)| (n, v.as_tensor().clone())).collect();
+        candle_core::safetensors::save(&map, path).map_err(|e| Error::Compute(format!("writing {}: {e}", path.display())))
+    }
+
+    /// Reads weights written by [`Encoder::save`] or by the PyG reference (`att` may be
+    /// PyG's `[1, H, C]`). The sizes come from the shapes; every tensor is checked.
+    pub fn load(path: &Path, device: &Device) -> Result<Encoder> {
+        let invalid = |m: String| Error::ModelInvalid {
+            model: "zipp-graph encoder".into(),
+            path: path.to_path_buf(),
+            message: m,
+            hint: "write it with Encoder::save or benches/reference/gatv2_pyg.py --save-weights".into(),
+        };
+        if !path.is_file() {
+            return Err(Error::ModelNotFound {
+                model: "zipp-graph encoder".into(),
+                path: path.to_path_buf(),
+                hint: "train one (zipp_graph::train) or export PyG weights".into(),
+            });
+        }
+        let mut map = candle_core::safetensors::load(path, device).map_err(|e| invalid(e.to_string()))?;
+        let mut take = |name: &str| -> Result<Tensor> {
+            let t = map.remove(name).ok_or_else(|| invalid(format!("no tensor {name}")))?;
+            let t = t.to_dtype(DType::F32)?;
+            let v = t.flatten_all()?.to_vec1::<f32>()?;
+            if v.iter().any(|x| !x.is_finite()) {
+                return Err(invalid(format!("{name} has non-finite values")));
+            }
+            Ok(t)
+        };
+        let shape_of = |t: &Tensor| t.dims().to_vec();
+        let w = take("l1_c2u.lin_l.weight")?;
+        let a1 = take("l1_c2u.att")?;
+        let a2 = take("l2_c2u.att")?;
+        let (hc, d) = match shape_of(&w)[..] {
+            [hc, d] => (hc, d),
+            _ => return Err(invalid("l1_c2u.lin_l.weight is not a matrix".into())),
+        };
+        let heads = *a1.dims().iter().rev().nth(1).unwrap_or(&0);
+        let out = *a2.dims().last().unwrap_or(&0);
+        if heads == 0 || hc % heads != 0 {
+            return Err(invalid(format!("l1_c2u.att of shape {:?} does not fit {hc} channels", a1.dims())));
+        }
+        let align_w = take("align.weight").ok();
+        let content_dim = align_w.as_ref().map(|t| t.dims()[0]);
+        let config = EncoderConfig { feature_dim: d, hidden: hc / heads, heads, out, content_dim };
+        let enc = Encoder::new(config, 0, device)?;
+        let mut given: HashMap<String, Tensor> = HashMap::new();
+        given.insert("l1_c2u.lin_l.weight".into(), w);
+        given.insert("l1_c2u.att".into(), a1);
+        given.insert("l2_c2u.att".into(), a2);
+        if let Some(t) = align_w {
+            given.insert("align.weight".into(), t);
+        }
+        for (name, var) in enc.named_vars() {
+            let t = match given.remove(&name) {
+                Some(t) => t,
+                None => take(&name)?,
+            };
+            let t = if name.ends_with(".att") && t.rank() == 3 { t.squeeze(0)? } else { t };
+            if t.dims() != var.dims() {
+                return Err(invalid(format!("{name} has shape {:?}, expected {:?}", t.dims(), var.dims())));
+            }
+            var.set(&t)?;
+        }
+        if let Some(extra) = map.keys().next() {
+            return Err(invalid(format!("unexpected tensor {extra}")));
+        }
+        Ok(enc)
+    }
+}
