@@ -7,12 +7,16 @@
 //! No other crate knows about graphs; this one depends on `zipp-core`, never the reverse.
 #![forbid(unsafe_code)]
 
+pub mod evidence;
 pub mod export;
+pub mod features;
 pub mod gatv2;
 pub mod graph;
 pub mod io;
 pub mod metrics;
 pub mod model;
+#[cfg(feature = "movielens")]
+pub mod movielens;
 pub mod split;
 pub mod train;
 

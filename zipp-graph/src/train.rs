@@ -16,9 +16,11 @@
 //! come from zipp's seeded streams, and the kernels sum in a fixed order per thread layout.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Instant;
 
-use candle_core::{DType, Tensor, Var, D};
+use candle_core::{CpuStorage, CustomOp2, DType, Layout, Shape, Tensor, Var, D};
+use rayon::prelude::*;
 use candle_nn::optim::{AdamW, Optimizer, ParamsAdamW};
 use zipp_core::error::{Error, Result};
 use zipp_core::rng::SplitMix;
@@ -117,6 +119,79 @@ fn softplus(x: &Tensor) -> Result<Tensor> {
     Ok((x.relu()? + (x.abs()?.neg()?.exp()? + 1.0)?.log()?)?)
 }
 
+/// `score[k] = z_u[users[k]] · z_s[communities[k]]` as one candle op with its backward, so
+/// no `pairs × dim` tensor is gathered (the composed version allocates four of them per
+/// epoch). f32 on CPU.
+#[derive(Debug, Clone)]
+struct PairScores {
+    users: Arc<Vec<u32>>,
+    communities: Arc<Vec<u32>>,
+}
+
+fn f32_slice<'a>(s: &'a CpuStorage, l: &Layout) -> candle_core::Result<&'a [f32]> {
+    match (s, l.contiguous_offsets()) {
+        (CpuStorage::F32(d), Some((a, b))) => Ok(&d[a..b]),
+        _ => candle_core::bail!("pair scores: inputs must be contiguous f32"),
+    }
+}
+
+impl CustomOp2 for PairScores {
+    fn name(&self) -> &'static str {
+        "zipp-pair-scores"
+    }
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (zu, zs) = (f32_slice(s1, l1)?, f32_slice(s2, l2)?);
+        let d = l1.dims()[1];
+        let out: Vec<f32> = self
+            .users
+            .par_iter()
+            .zip(self.communities.par_iter())
+            .with_min_len(4096)
+            .map(|(&u, &s)| {
+                let (a, b) = (&zu[u as usize * d..(u as usize + 1) * d], &zs[s as usize * d..(s as usize + 1) * d]);
+                a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>()
+            })
+            .collect();
+        let n = out.len();
+        Ok((CpuStorage::F32(out), Shape::from(n)))
+    }
+
+    fn bwd(&self, zu_t: &Tensor, zs_t: &Tensor, _res: &Tensor, g_t: &Tensor) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+        let (zu, zs, g) = (zu_t.flatten_all()?.to_vec1::<f32>()?, zs_t.flatten_all()?.to_vec1::<f32>()?, g_t.to_vec1::<f32>()?);
+        let d = zu_t.dims()[1];
+        let (mut du, mut ds) = (vec![0f32; zu.len()], vec![0f32; zs.len()]);
+        // Two independent scatters, one per thread.
+        rayon::join(
+            || {
+                for ((&u, &s), &g) in self.users.iter().zip(self.communities.iter()).zip(&g) {
+                    let (u, s) = (u as usize, s as usize);
+                    du[u * d..(u + 1) * d].iter_mut().zip(&zs[s * d..(s + 1) * d]).for_each(|(a, b)| *a += g * b);
+                }
+            },
+            || {
+                for ((&u, &s), &g) in self.users.iter().zip(self.communities.iter()).zip(&g) {
+                    let (u, s) = (u as usize, s as usize);
+                    ds[s * d..(s + 1) * d].iter_mut().zip(&zu[u * d..(u + 1) * d]).for_each(|(a, b)| *a += g * b);
+                }
+            },
+        );
+        Ok((Some(Tensor::from_vec(du, zu_t.dims(), zu_t.device())?), Some(Tensor::from_vec(ds, zs_t.dims(), zs_t.device())?)))
+    }
+}
+
+/// Dot products of the `(user, community)` pairs: the fused op on CPU f32, gathers elsewhere.
+fn pair_scores(z_u: &Tensor, z_s: &Tensor, users: &Arc<Vec<u32>>, communities: &Arc<Vec<u32>>) -> Result<Tensor> {
+    if z_u.device().is_cpu() && z_u.dtype() == DType::F32 {
+        let op = PairScores { users: users.clone(), communities: communities.clone() };
+        return Ok(z_u.contiguous()?.apply_op2(&z_s.contiguous()?, op)?);
+    }
+    let dev = z_u.device();
+    let u = Tensor::from_vec(users.to_vec(), users.len(), dev)?;
+    let s = Tensor::from_vec(communities.to_vec(), communities.len(), dev)?;
+    Ok((z_u.index_select(&u, 0)? * z_s.index_select(&s, 0)?)?.sum(D::Minus1)?)
+}
+
 /// The encoder's embeddings as plain vectors `(users, communities)`.
 pub fn embed(encoder: &Encoder, view: &GraphView) -> Result<(Vec<f32>, Vec<f32>)> {
     let (z_u, z_s) = encoder.forward(view)?;
@@ -161,8 +236,10 @@ pub fn train(
     let pos_u: Vec<u32> = train.iter().map(|&e| edge_users[e]).collect();
     let pos_s: Vec<u32> = train.iter().map(|&e| graph.by_user().col[e]).collect();
     let n = train.len();
-    let pos_u_t = Tensor::from_vec(pos_u.clone(), n, &device)?;
-    let pos_s_t = Tensor::from_vec(pos_s, n, &device)?;
+    // Pairs scored each epoch: the training edges, then as many negatives (same users).
+    let pair_users: Arc<Vec<u32>> = Arc::new(pos_u.iter().chain(&pos_u).copied().collect());
+    // +1 for positives, −1 for negatives: the BCE is mean softplus(−sign · score).
+    let signs = Tensor::from_vec([vec![-1f32; n], vec![1f32; n]].concat(), 2 * n, &device)?;
 
     // ImageAlign's users: content present (non-zero row) and at least one training edge.
     let align = match (content, &encoder.align) {
@@ -212,13 +289,12 @@ pub fn train(
     for epoch in 1..=options.epochs {
         let t0 = Instant::now();
         let mut rng = SplitMix(options.seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-        let neg_s: Vec<u32> = (0..n).map(|_| (rng.next_u64() % s_n as u64) as u32).collect();
-        let neg_s_t = Tensor::from_vec(neg_s, n, &device)?;
+        let mut pair_comms = pos_s.clone();
+        pair_comms.extend((0..n).map(|_| (rng.next_u64() % s_n as u64) as u32));
+        let pair_comms = Arc::new(pair_comms);
         let (z_u, z_s) = encoder.forward(view)?;
-        let zu_e = z_u.index_select(&pos_u_t, 0)?;
-        let pos = (&zu_e * z_s.index_select(&pos_s_t, 0)?)?.sum(D::Minus1)?;
-        let neg = (&zu_e * z_s.index_select(&neg_s_t, 0)?)?.sum(D::Minus1)?;
-        let link = ((softplus(&pos.neg()?)?.sum_all()? + softplus(&neg)?.sum_all()?)? / (2 * n) as f64)?;
+        let scores = pair_scores(&z_u, &z_s, &pair_users, &pair_comms)?;
+        let link = softplus(&(scores * &signs)?)?.mean_all()?;
         let (loss, align_loss) = match (&align, &encoder.align) {
             (Some((idx, c, targets)), Some(crate::model::AlignHead(w, b))) => {
                 let p = z_u.index_select(idx, 0)?.matmul(&w.t()?)?.broadcast_add(b.as_tensor())?;

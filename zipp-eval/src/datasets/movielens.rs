@@ -264,6 +264,32 @@ impl MovieLens {
         self.users.get(user_index).map(|u| u.id)
     }
 
+    /// The ratings of the user at `user_index` as `(movie index, stars 1–5)`, in file order
+    /// (empty for an index out of range). The graph miner reads MovieLens as users × movies.
+    pub fn rated(&self, user_index: usize) -> impl Iterator<Item = (usize, u8)> + '_ {
+        let range = match (self.offsets.get(user_index), self.offsets.get(user_index + 1)) {
+            (Some(&a), Some(&b)) => a..b,
+            _ => 0..0,
+        };
+        self.ratings[range].iter().map(|r| (r.movie, r.stars))
+    }
+
+    /// The MovieLens id of the movie at `movie_index` (movies are in id order).
+    pub fn movie_id(&self, movie_index: usize) -> Option<u32> {
+        self.movies.get(movie_index).map(|m| m.id)
+    }
+
+    /// The display title of the movie at `movie_index` ("The Harbour Lights (1988)"), if the
+    /// data has one.
+    pub fn movie_title(&self, movie_index: usize) -> Option<&str> {
+        self.movies.get(movie_index).and_then(|m| m.title.as_deref())
+    }
+
+    /// The genres of the movie at `movie_index`, in [`GENRES`] order (`unknown` left out).
+    pub fn movie_genres(&self, movie_index: usize) -> Vec<&'static str> {
+        self.movies.get(movie_index).map(|m| genre_indices(m.genres).map(|g| GENRES[g]).collect()).unwrap_or_default()
+    }
+
     /// One persona per user, in user-id order, each built when the iterator reaches it.
     pub fn personas(&self, options: &MovieLensOptions) -> impl Iterator<Item = Result<Persona>> + '_ {
         let options = options.clone();
