@@ -146,6 +146,47 @@ impl GraphView {
     }
 }
 
+/// What the trainer needs of an encoder: embeddings of users and communities from a
+/// [`GraphView`], its parameters by name, and (optionally) an ImageAlign head. The GATv2
+/// [`Encoder`] is the method; the ablation encoders implement the same trait, so every
+/// encoder is trained and measured by the same code.
+pub trait GraphEncoder: Send + Sync {
+    /// Short name for tables ("gatv2", "lightgcn" …).
+    fn name(&self) -> &str;
+    /// `(z_u [U, out], z_s [S, out])`.
+    fn forward(&self, view: &GraphView) -> Result<(Tensor, Tensor)>;
+    /// Every trainable parameter with its checkpoint name (may be empty: a fixed encoder).
+    fn named_vars(&self) -> Vec<(String, Var)>;
+    /// Width of the embeddings.
+    fn out_dim(&self) -> usize;
+    /// ImageAlign's projection, if the encoder has one.
+    fn align(&self) -> Option<&AlignHead>;
+    /// Writes the parameters as safetensors.
+    fn save(&self, path: &Path) -> Result<()> {
+        let map: HashMap<String, Tensor> =
+            self.named_vars().into_iter().map(|(n, v)| (n, v.as_tensor().clone())).collect();
+        candle_core::safetensors::save(&map, path).map_err(|e| Error::Compute(format!("writing {}: {e}", path.display())))
+    }
+}
+
+impl GraphEncoder for Encoder {
+    fn name(&self) -> &str {
+        "gatv2"
+    }
+    fn forward(&self, view: &GraphView) -> Result<(Tensor, Tensor)> {
+        Encoder::forward(self, view)
+    }
+    fn named_vars(&self) -> Vec<(String, Var)> {
+        Encoder::named_vars(self)
+    }
+    fn out_dim(&self) -> usize {
+        self.config.out
+    }
+    fn align(&self) -> Option<&AlignHead> {
+        self.align.as_ref()
+    }
+}
+
 /// The encoder: four GATv2 layers and the ImageAlign projection. `clone()` copies the
 /// weights (training one copy leaves the other as it was).
 #[derive(Debug, Clone)]
@@ -246,9 +287,7 @@ impl Encoder {
 
     /// Writes the weights as safetensors (PyG's names).
     pub fn save(&self, path: &Path) -> Result<()> {
-        let map: HashMap<String, Tensor> =
-            self.named_vars().into_iter().map(|(n, v)| (n, v.as_tensor().clone())).collect();
-        candle_core::safetensors::save(&map, path).map_err(|e| Error::Compute(format!("writing {}: {e}", path.display())))
+        GraphEncoder::save(self, path)
     }
 
     /// Reads weights written by [`Encoder::save`] or by the PyG reference (`att` may be

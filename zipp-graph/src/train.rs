@@ -27,7 +27,7 @@ use zipp_core::rng::SplitMix;
 
 use crate::graph::BipartiteGraph;
 use crate::metrics::{link_metrics, Embeddings, LinkMetrics};
-use crate::model::{Encoder, GraphView};
+use crate::model::{Encoder, GraphEncoder, GraphView};
 use crate::split::{EdgeSplit, Part};
 
 /// How to train.
@@ -105,9 +105,9 @@ pub struct EpochReport {
 
 /// The result: the encoder (best weights when validation ran) and the history.
 #[derive(Debug)]
-pub struct Trained {
+pub struct Trained<E = Encoder> {
     /// The trained encoder.
-    pub encoder: Encoder,
+    pub encoder: E,
     /// One report per epoch run.
     pub history: Vec<EpochReport>,
     /// The epoch whose weights were kept.
@@ -193,14 +193,14 @@ fn pair_scores(z_u: &Tensor, z_s: &Tensor, users: &Arc<Vec<u32>>, communities: &
 }
 
 /// The encoder's embeddings as plain vectors `(users, communities)`.
-pub fn embed(encoder: &Encoder, view: &GraphView) -> Result<(Vec<f32>, Vec<f32>)> {
+pub fn embed(encoder: &dyn GraphEncoder, view: &GraphView) -> Result<(Vec<f32>, Vec<f32>)> {
     let (z_u, z_s) = encoder.forward(view)?;
     Ok((z_u.flatten_all()?.to_vec1::<f32>()?, z_s.flatten_all()?.to_vec1::<f32>()?))
 }
 
 /// Metrics of `part` for `encoder`.
 pub fn evaluate(
-    encoder: &Encoder,
+    encoder: &dyn GraphEncoder,
     view: &GraphView,
     graph: &BipartiteGraph,
     split: &EdgeSplit,
@@ -208,22 +208,22 @@ pub fn evaluate(
     seed: u64,
 ) -> Result<LinkMetrics> {
     let (u, s) = embed(encoder, view)?;
-    let emb = Embeddings { users: &u, communities: &s, dim: encoder.config().out };
+    let emb = Embeddings { users: &u, communities: &s, dim: encoder.out_dim() };
     link_metrics(graph, split, part, &emb, seed, usize::MAX)
 }
 
 /// Trains `encoder` on `view` (the training edges of `graph` under `split`).
 /// `content` (`[U, content_dim]`, zero rows for users without content) enables ImageAlign.
 /// `progress` sees every epoch; returning `false` cancels ([`Error::Cancelled`]).
-pub fn train(
-    encoder: Encoder,
+pub fn train<E: GraphEncoder>(
+    encoder: E,
     graph: &BipartiteGraph,
     split: &EdgeSplit,
     view: &GraphView,
     content: Option<&Tensor>,
     options: &TrainOptions,
     progress: &mut dyn FnMut(&EpochReport) -> bool,
-) -> Result<Trained> {
+) -> Result<Trained<E>> {
     options.check()?;
     let (u_n, s_n) = (graph.num_users(), graph.num_communities());
     let device = view.x_s.device().clone();
@@ -242,13 +242,13 @@ pub fn train(
     let signs = Tensor::from_vec([vec![-1f32; n], vec![1f32; n]].concat(), 2 * n, &device)?;
 
     // ImageAlign's users: content present (non-zero row) and at least one training edge.
-    let align = match (content, &encoder.align) {
-        (Some(c), Some(_)) if options.lambda > 0.0 => {
-            if c.dims() != [u_n, encoder.config().content_dim.unwrap_or(0)] {
+    let align = match (content, encoder.align()) {
+        (Some(c), Some(head)) if options.lambda > 0.0 => {
+            let k = head.0.dims()[0];
+            if c.dims() != [u_n, k] {
                 return Err(Error::InvalidInput(format!(
-                    "train: content of shape {:?} for {u_n} users × {:?}",
-                    c.dims(),
-                    encoder.config().content_dim
+                    "train: content of shape {:?} for {u_n} users × {k}",
+                    c.dims()
                 )));
             }
             let rows = c.to_dtype(DType::F32)?.to_vec2::<f32>()?;
@@ -295,7 +295,7 @@ pub fn train(
         let (z_u, z_s) = encoder.forward(view)?;
         let scores = pair_scores(&z_u, &z_s, &pair_users, &pair_comms)?;
         let link = softplus(&(scores * &signs)?)?.mean_all()?;
-        let (loss, align_loss) = match (&align, &encoder.align) {
+        let (loss, align_loss) = match (&align, encoder.align()) {
             (Some((idx, c, targets)), Some(crate::model::AlignHead(w, b))) => {
                 let p = z_u.index_select(idx, 0)?.matmul(&w.t()?)?.broadcast_add(b.as_tensor())?;
                 let norm = (p.sqr()?.sum_keepdim(1)? + 1e-12)?.sqrt()?;
