@@ -7,10 +7,15 @@
 //! cargo run --release -p zipp-examples --bin mine-personas -- [options]
 //!   --epochs N        most training epochs (default 100)
 //!   --lambda L        ImageAlign weight λ (default 0.5; 0 = link prediction only)
-//!   --seed S          split, initialisation and negatives (default 0)
+//!   --lr R            AdamW learning rate (default 0.005)
+//!   --seed S          initialisation and negatives (default 0)
+//!   --split-seed S    the per-user 85/5/10 split (default 0)
 //!   --users N         personas to print (default 3)
 //!   --out FILE        write every user's persona as JSONL (default: not written)
 //!   --checkpoint FILE write the trained weights (safetensors, PyG names)
+//!   --weights FILE    load trained weights (zipp or PyG safetensors) instead of training
+//!   --export DIR      also write graph, split and features in the PyTorch Geometric layout
+//!                     (what benches/reference/gatv2_pyg.py epoch --graph DIR trains on)
 //!   --models DIR      models folder (default: $ZIPP_MODELS_DIR or ~/.cache/zipp/models)
 //! ```
 //!
@@ -39,29 +44,37 @@ use zipp_lm::verbalize::{TemplateVerbalizer, Verbalizer};
 struct Args {
     epochs: usize,
     lambda: f64,
+    lr: f64,
     seed: u64,
+    split_seed: u64,
     users: usize,
     out: Option<PathBuf>,
     checkpoint: Option<PathBuf>,
+    export: Option<PathBuf>,
+    weights: Option<PathBuf>,
     models: Option<PathBuf>,
 }
 
 fn parse_args() -> Result<Args, String> {
-    let mut a = Args { epochs: 100, lambda: 0.5, seed: 0, users: 3, out: None, checkpoint: None, models: None };
+    let mut a = Args { epochs: 100, lambda: 0.5, lr: TrainOptions::default().lr, seed: 0, split_seed: 0, users: 3, out: None, checkpoint: None, export: None, weights: None, models: None };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
         match flag.as_str() {
             "--epochs" => a.epochs = value()?.parse().map_err(|e| format!("--epochs: {e}"))?,
             "--lambda" => a.lambda = value()?.parse().map_err(|e| format!("--lambda: {e}"))?,
+            "--lr" => a.lr = value()?.parse().map_err(|e| format!("--lr: {e}"))?,
+            "--split-seed" => a.split_seed = value()?.parse().map_err(|e| format!("--split-seed: {e}"))?,
             "--seed" => a.seed = value()?.parse().map_err(|e| format!("--seed: {e}"))?,
             "--users" => a.users = value()?.parse().map_err(|e| format!("--users: {e}"))?,
             "--out" => a.out = Some(value()?.into()),
             "--checkpoint" => a.checkpoint = Some(value()?.into()),
+            "--weights" => a.weights = Some(value()?.into()),
+            "--export" => a.export = Some(value()?.into()),
             "--models" => a.models = Some(value()?.into()),
             "-h" | "--help" => {
-                return Err("usage: mine-personas [--epochs N] [--lambda L] [--seed S] [--users N] [--out FILE] \
-                            [--checkpoint FILE] [--models DIR]"
+                return Err("usage: mine-personas [--epochs N] [--lambda L] [--lr R] [--seed S] [--split-seed S] [--users N] [--out FILE] \
+                            [--checkpoint FILE] [--weights FILE] [--export DIR] [--models DIR]"
                     .into())
             }
             other => return Err(format!("unknown option {other} (try --help)")),
@@ -82,7 +95,7 @@ fn run(a: Args) -> Result<(), Error> {
         graph.num_edges(),
         t0.elapsed().as_secs_f64()
     );
-    let split = EdgeSplit::new(&graph, SplitOptions { validation: 0.05, test: 0.1, seed: a.seed })?;
+    let split = EdgeSplit::new(&graph, SplitOptions { validation: 0.05, test: 0.1, seed: a.split_seed })?;
     let minilm = MiniLm::load(&ModelSource::Dir(models.join("all-MiniLM-L6-v2")))?;
     let device = Device::Cpu;
     let t1 = Instant::now();
@@ -93,11 +106,23 @@ fn run(a: Args) -> Result<(), Error> {
     })?;
     eprintln!("features: {} movie texts embedded with MiniLM ({:.2} s)", graph.num_communities(), t1.elapsed().as_secs_f64());
 
+    if let Some(dir) = &a.export {
+        let f = features.flatten_all()?.to_vec1::<f32>()?;
+        let c = content.flatten_all()?.to_vec1::<f32>()?;
+        zipp_graph::export::export_pyg(&graph, &split, Some((&f, 384)), Some((&c, 384)), dir)?;
+        eprintln!("exported the graph, split and features to {}", dir.display());
+    }
     let with_align = a.lambda > 0.0;
     let config = EncoderConfig::new(384, with_align.then_some(384));
-    let options = TrainOptions { epochs: a.epochs, lambda: a.lambda, seed: a.seed, checkpoint: a.checkpoint.clone(), ..TrainOptions::default() };
+    let options = TrainOptions { epochs: a.epochs, lambda: a.lambda, lr: a.lr, seed: a.seed, checkpoint: a.checkpoint.clone(), ..TrainOptions::default() };
     let (trained, view) = zipp_core::runtime::compute(&device, || -> Result<_, Error> {
         let view = GraphView::new(&graph, &split, &features)?;
+        if let Some(path) = &a.weights {
+            let encoder = Encoder::load(path, &device)?;
+            eprintln!("loaded {} (no training)", path.display());
+            let history = vec![zipp_graph::train::EpochReport { epoch: 0, loss: f64::NAN, link_loss: f64::NAN, align_loss: None, validation: None, seconds: 0.0 }];
+            return Ok((zipp_graph::train::Trained { encoder, history, best_epoch: 0 }, view));
+        }
         let encoder = Encoder::new(config, a.seed, &device)?;
         let trained = train(encoder, &graph, &split, &view, with_align.then_some(&content), &options, &mut |r| {
             if let Some(v) = r.validation {
@@ -110,6 +135,9 @@ fn run(a: Args) -> Result<(), Error> {
     let secs: Vec<f64> = trained.history.iter().map(|r| r.seconds).collect();
     let mut sorted = secs.clone();
     sorted.sort_by(f64::total_cmp);
+    if sorted.is_empty() {
+        sorted.push(f64::NAN);
+    }
     let test = zipp_core::runtime::compute(&device, || evaluate(&trained.encoder, &view, &graph, &split, Part::Test, a.seed))?;
     println!(
         "{}",
