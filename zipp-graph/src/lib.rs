@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod model;
 #[cfg(feature = "movielens")]
 pub mod movielens;
+pub mod sample;
 pub mod split;
 pub mod train;
 

@@ -28,6 +28,7 @@ use zipp_core::rng::SplitMix;
 
 use crate::gatv2::{glorot, Adjacency, Gatv2Layer, PARAM_NAMES};
 use crate::graph::BipartiteGraph;
+use crate::sample::Block;
 use crate::split::{EdgeSplit, Part};
 
 /// Sizes of the encoder.
@@ -155,6 +156,12 @@ pub trait GraphEncoder: Send + Sync {
     fn name(&self) -> &str;
     /// `(z_u [U, out], z_s [S, out])`.
     fn forward(&self, view: &GraphView) -> Result<(Tensor, Tensor)>;
+    /// `(z_u [|U2|, out], z_s [|S2|, out])` for a sampled [`Block`] (mini-batch training);
+    /// encoders that cannot train on sampled neighbourhoods say so.
+    fn forward_block(&self, view: &GraphView, block: &Block) -> Result<(Tensor, Tensor)> {
+        let _ = (view, block);
+        Err(Error::InvalidInput(format!("the {} encoder does not train on sampled mini-batches", self.name())))
+    }
     /// Every trainable parameter with its checkpoint name (may be empty: a fixed encoder).
     fn named_vars(&self) -> Vec<(String, Var)>;
     /// Width of the embeddings.
@@ -175,6 +182,9 @@ impl GraphEncoder for Encoder {
     }
     fn forward(&self, view: &GraphView) -> Result<(Tensor, Tensor)> {
         Encoder::forward(self, view)
+    }
+    fn forward_block(&self, view: &GraphView, block: &Block) -> Result<(Tensor, Tensor)> {
+        Encoder::forward_block(self, view, block)
     }
     fn named_vars(&self) -> Vec<(String, Var)> {
         Encoder::named_vars(self)
@@ -273,6 +283,21 @@ impl Encoder {
         let (h_u, h_s) = self.layer1(view)?;
         let z_u = self.l2_c2u.forward(&view.c2u, &h_s, &h_u)?;
         let z_s = self.l2_u2c.forward(&view.u2c, &h_u, &h_s)?;
+        Ok((z_u, z_s))
+    }
+
+    /// `(z_u, z_s)` of a sampled block's scored users (U2) and communities (S2).
+    pub fn forward_block(&self, view: &GraphView, block: &Block) -> Result<(Tensor, Tensor)> {
+        let dev = view.x_s.device();
+        let rows = |x: &Tensor, ids: &[u32]| -> Result<Tensor> {
+            Ok(x.index_select(&Tensor::from_vec(ids.to_vec(), ids.len(), dev)?, 0)?)
+        };
+        let [u2, u1, u0] = &block.users;
+        let [s2, s1, s0] = &block.communities;
+        let h_u = self.l1_c2u.forward(&block.l1_c2u, &rows(&view.x_s, s0)?, &rows(&view.x_u, u1)?)?.elu(1.0)?;
+        let h_s = self.l1_u2c.forward(&block.l1_u2c, &rows(&view.x_u, u0)?, &rows(&view.x_s, s1)?)?.elu(1.0)?;
+        let z_u = self.l2_c2u.forward(&block.l2_c2u, &h_s, &h_u.narrow(0, 0, u2.len())?)?;
+        let z_s = self.l2_u2c.forward(&block.l2_u2c, &h_u, &h_s.narrow(0, 0, s2.len())?)?;
         Ok((z_u, z_s))
     }
 

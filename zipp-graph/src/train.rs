@@ -28,6 +28,7 @@ use zipp_core::rng::SplitMix;
 use crate::graph::BipartiteGraph;
 use crate::metrics::{link_metrics, Embeddings, LinkMetrics};
 use crate::model::{Encoder, GraphEncoder, GraphView};
+use crate::sample::{MiniBatchOptions, Sampler};
 use crate::split::{EdgeSplit, Part};
 
 /// How to train.
@@ -52,6 +53,9 @@ pub struct TrainOptions {
     pub patience: usize,
     /// Write the best weights here (safetensors) whenever they improve.
     pub checkpoint: Option<PathBuf>,
+    /// Neighbour-sampled mini-batches ([`crate::sample`]); `None` trains full batch (one
+    /// step per epoch over the whole training graph).
+    pub mini_batch: Option<MiniBatchOptions>,
 }
 
 impl Default for TrainOptions {
@@ -66,6 +70,7 @@ impl Default for TrainOptions {
             eval_every: 5,
             patience: 0,
             checkpoint: None,
+            mini_batch: None,
         }
     }
 }
@@ -81,6 +86,9 @@ impl TrainOptions {
         }
         if !(self.lambda.is_finite() && self.lambda >= 0.0) {
             return Err(Error::InvalidInput(format!("train: lambda {} must be ≥ 0", self.lambda)));
+        }
+        if let Some(m) = &self.mini_batch {
+            m.check()?;
         }
         Ok(())
     }
@@ -212,6 +220,52 @@ pub fn evaluate(
     link_metrics(graph, split, part, &emb, seed, usize::MAX)
 }
 
+/// ImageAlign's users (global indices, ascending), their normalised content rows, and the
+/// row of each user (`u32::MAX`: not aligned).
+struct Align {
+    users: Vec<u32>,
+    content: Tensor,
+    row: Vec<u32>,
+}
+
+/// The scored pairs of one step: indices into `z_u` / `z_s`, and −1 (positive) / +1
+/// (negative) per pair.
+struct BatchPairs<'a> {
+    users: &'a Arc<Vec<u32>>,
+    communities: &'a Arc<Vec<u32>>,
+    signs: &'a Tensor,
+}
+
+/// The loss of one step: `(total, link part, ImageAlign part)`. `aligned`: rows of `z_u` to
+/// align and their normalised content (the diagonal is the target).
+fn batch_loss(
+    encoder: &dyn GraphEncoder,
+    z_u: &Tensor,
+    z_s: &Tensor,
+    pairs: &BatchPairs<'_>,
+    aligned: Option<(&Vec<u32>, &Tensor)>,
+    options: &TrainOptions,
+) -> Result<(Tensor, f64, Option<f64>)> {
+    let scores = pair_scores(z_u, z_s, pairs.users, pairs.communities)?;
+    let link = softplus(&(scores * pairs.signs)?)?.mean_all()?;
+    let link_v = link.to_scalar::<f32>()? as f64;
+    match (aligned, encoder.align()) {
+        (Some((rows, content)), Some(crate::model::AlignHead(w, b))) => {
+            let dev = z_u.device();
+            let idx = Tensor::from_vec(rows.clone(), rows.len(), dev)?;
+            let p = z_u.index_select(&idx, 0)?.matmul(&w.t()?)?.broadcast_add(b.as_tensor())?;
+            let norm = (p.sqr()?.sum_keepdim(1)? + 1e-12)?.sqrt()?;
+            let p = p.broadcast_div(&norm)?;
+            let logits = (p.matmul(&content.t()?)? / options.tau)?;
+            let targets = Tensor::arange(0u32, rows.len() as u32, dev)?;
+            let l = candle_nn::loss::cross_entropy(&logits, &targets)?;
+            let al = l.to_scalar::<f32>()? as f64;
+            Ok(((&link + (&l * options.lambda)?)?, link_v, Some(al)))
+        }
+        _ => Ok((link, link_v, None)),
+    }
+}
+
 /// Trains `encoder` on `view` (the training edges of `graph` under `split`).
 /// `content` (`[U, content_dim]`, zero rows for users without content) enables ImageAlign.
 /// `progress` sees every epoch; returning `false` cancels ([`Error::Cancelled`]).
@@ -270,8 +324,9 @@ pub fn train<E: GraphEncoder>(
                 let idx_t = Tensor::from_vec(idx.clone(), idx.len(), &device)?;
                 let c = c.to_dtype(DType::F32)?.index_select(&idx_t, 0)?;
                 let c = c.broadcast_div(&c.sqr()?.sum_keepdim(1)?.sqrt()?)?;
-                let targets = Tensor::arange(0u32, idx.len() as u32, &device)?;
-                Some((idx_t, c, targets))
+                let mut row = vec![u32::MAX; u_n];
+                idx.iter().enumerate().for_each(|(r, &u)| row[u as usize] = r as u32);
+                Some(Align { users: idx, content: c, row })
             }
         }
         _ => None,
@@ -286,29 +341,77 @@ pub fn train<E: GraphEncoder>(
     let mut best: Option<(f64, usize, Vec<Tensor>)> = None;
     let mut since_best = 0usize;
     let has_validation = split.count(Part::Validation) > 0;
+    let mut sampler = match &options.mini_batch {
+        Some(m) => Some((Sampler::new(view, m, options.seed)?, m.batch_edges)),
+        None => None,
+    };
     for epoch in 1..=options.epochs {
         let t0 = Instant::now();
         let mut rng = SplitMix(options.seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-        let mut pair_comms = pos_s.clone();
-        pair_comms.extend((0..n).map(|_| (rng.next_u64() % s_n as u64) as u32));
-        let pair_comms = Arc::new(pair_comms);
-        let (z_u, z_s) = encoder.forward(view)?;
-        let scores = pair_scores(&z_u, &z_s, &pair_users, &pair_comms)?;
-        let link = softplus(&(scores * &signs)?)?.mean_all()?;
-        let (loss, align_loss) = match (&align, encoder.align()) {
-            (Some((idx, c, targets)), Some(crate::model::AlignHead(w, b))) => {
-                let p = z_u.index_select(idx, 0)?.matmul(&w.t()?)?.broadcast_add(b.as_tensor())?;
-                let norm = (p.sqr()?.sum_keepdim(1)? + 1e-12)?.sqrt()?;
-                let p = p.broadcast_div(&norm)?;
-                let logits = (p.matmul(&c.t()?)? / options.tau)?;
-                let l = candle_nn::loss::cross_entropy(&logits, targets)?;
-                ((&link + (&l * options.lambda)?)?, Some(l.to_scalar::<f32>()? as f64))
+        let (loss, link, align_loss) = match sampler.as_mut() {
+            None => {
+                let mut pair_comms = pos_s.clone();
+                pair_comms.extend((0..n).map(|_| (rng.next_u64() % s_n as u64) as u32));
+                let (z_u, z_s) = encoder.forward(view)?;
+                let aligned = align.as_ref().map(|a| (&a.users, &a.content));
+                let batch = BatchPairs { users: &pair_users, communities: &Arc::new(pair_comms), signs: &signs };
+                let (loss, link, al) = batch_loss(&encoder, &z_u, &z_s, &batch, aligned, options)?;
+                opt.backward_step(&loss)?;
+                (loss.to_scalar::<f32>()? as f64, link, al)
             }
-            _ => (link.clone(), None),
+            Some((sampler, batch_edges)) => {
+                // The training edges in a fresh order, in batches, each edge with a negative.
+                let mut order: Vec<u32> = (0..n as u32).collect();
+                for i in (1..n).rev() {
+                    order.swap(i, (rng.next_u64() % (i as u64 + 1)) as usize);
+                }
+                let (mut sum, mut sum_link, mut sum_align, mut weight) = (0f64, 0f64, 0f64, 0f64);
+                for (b, chunk) in order.chunks(*batch_edges).enumerate() {
+                    let mut pairs: Vec<(u32, u32)> = chunk.iter().map(|&k| (pos_u[k as usize], pos_s[k as usize])).collect();
+                    let negatives: Vec<(u32, u32)> =
+                        pairs.iter().map(|&(u, _)| (u, (rng.next_u64() % s_n as u64) as u32)).collect();
+                    pairs.extend(negatives);
+                    let block = sampler.block(&pairs, epoch as u64, b as u64)?;
+                    let (z_u, z_s) = encoder.forward_block(view, &block)?;
+                    let m = chunk.len();
+                    let signs = Tensor::from_vec([vec![-1f32; m], vec![1f32; m]].concat(), 2 * m, &device)?;
+                    // ImageAlign over the batch's users that have content (in-batch negatives).
+                    let batch_align = match &align {
+                        Some(a) => {
+                            let (local, rows): (Vec<u32>, Vec<u32>) = block.users[0]
+                                .iter()
+                                .enumerate()
+                                .filter(|&(_, &u)| a.row[u as usize] != u32::MAX)
+                                .map(|(k, &u)| (k as u32, a.row[u as usize]))
+                                .unzip();
+                            if local.len() < 2 {
+                                None
+                            } else {
+                                let rows = Tensor::from_vec(rows.clone(), rows.len(), &device)?;
+                                Some((local, a.content.index_select(&rows, 0)?))
+                            }
+                        }
+                        None => None,
+                    };
+                    let batch = BatchPairs {
+                        users: &Arc::new(block.pair_users.clone()),
+                        communities: &Arc::new(block.pair_communities.clone()),
+                        signs: &signs,
+                    };
+                    let (loss, link, al) =
+                        batch_loss(&encoder, &z_u, &z_s, &batch, batch_align.as_ref().map(|(l, c)| (l, c)), options)?;
+                    opt.backward_step(&loss)?;
+                    let w = m as f64;
+                    sum += loss.to_scalar::<f32>()? as f64 * w;
+                    sum_link += link * w;
+                    sum_align += al.unwrap_or(0.0) * w;
+                    weight += w;
+                }
+                (sum / weight, sum_link / weight, align.as_ref().map(|_| sum_align / weight))
+            }
         };
-        opt.backward_step(&loss)?;
         let seconds = t0.elapsed().as_secs_f64();
-        let loss_v = loss.to_scalar::<f32>()? as f64;
+        let loss_v = loss;
         if !loss_v.is_finite() {
             return Err(Error::Compute(format!("train: the loss is {loss_v} at epoch {epoch}")));
         }
@@ -320,7 +423,7 @@ pub fn train<E: GraphEncoder>(
         let report = EpochReport {
             epoch,
             loss: loss_v,
-            link_loss: link.to_scalar::<f32>()? as f64,
+            link_loss: link,
             align_loss,
             validation,
             seconds,

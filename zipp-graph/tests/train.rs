@@ -160,3 +160,53 @@ fn checkpoint_round_trips_and_bad_files_are_refused() {
     assert_eq!(bad.kind().name(), "model_invalid", "{bad}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_block_with_unbounded_fanouts_equals_the_full_graph_forward() {
+    use zipp_graph::sample::{MiniBatchOptions, Sampler};
+    let g = planted(60, &[], 4);
+    let split = EdgeSplit::new(&g, SplitOptions { validation: 0.0, test: 0.2, seed: 5 }).unwrap();
+    let view = GraphView::new(&g, &split, &features()).unwrap();
+    let enc = Encoder::new(small_config(None), 2, &Device::Cpu).unwrap();
+    let (zu, zs) = enc.forward(&view).unwrap();
+    let opts = MiniBatchOptions { batch_edges: 16, fanouts: [1000, 1000] };
+    let mut sampler = Sampler::new(&view, &opts, 0).unwrap();
+    let pairs = [(5u32, 9u32), (17, 2), (5, 40), (59, 33)];
+    let block = sampler.block(&pairs, 1, 0).unwrap();
+    let (bu, bs) = enc.forward_block(&view, &block).unwrap();
+    let rows = |z: &Tensor, ids: &[u32]| {
+        z.index_select(&Tensor::from_vec(ids.to_vec(), ids.len(), &Device::Cpu).unwrap(), 0).unwrap()
+    };
+    let diff = |a: &Tensor, b: &Tensor| {
+        (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap()
+    };
+    assert!(diff(&bu, &rows(&zu, &block.users[0])) < 1e-5);
+    assert!(diff(&bs, &rows(&zs, &block.communities[0])) < 1e-5);
+    // With small fanouts the block differs (it samples), but stays finite.
+    let mut small = Sampler::new(&view, &MiniBatchOptions { batch_edges: 16, fanouts: [2, 2] }, 0).unwrap();
+    let (su, _) = enc.forward_block(&view, &small.block(&pairs, 1, 0).unwrap()).unwrap();
+    assert!(diff(&su, &rows(&zu, &block.users[0])) > 1e-4);
+}
+
+#[test]
+fn mini_batch_training_learns_and_is_reproducible() {
+    use zipp_graph::sample::MiniBatchOptions;
+    let g = planted(120, &[], 1);
+    let split = EdgeSplit::new(&g, SplitOptions { validation: 0.1, test: 0.2, seed: 5 }).unwrap();
+    let view = GraphView::new(&g, &split, &features()).unwrap();
+    let enc = Encoder::new(small_config(None), 7, &Device::Cpu).unwrap();
+    let before = evaluate(&enc, &view, &g, &split, Part::Test, 0).unwrap();
+    let options = TrainOptions {
+        epochs: 8,
+        lr: 0.01,
+        eval_every: 4,
+        mini_batch: Some(MiniBatchOptions { batch_edges: 128, fanouts: [4, 4] }),
+        ..TrainOptions::default()
+    };
+    let t = train(enc.clone(), &g, &split, &view, None, &options, &mut |_| true).unwrap();
+    let after = evaluate(&t.encoder, &view, &g, &split, Part::Test, 0).unwrap();
+    assert!(after.auc > 0.8 && after.auc > before.auc + 0.1, "before {before:?}, after {after:?}");
+    assert!(t.history.last().unwrap().loss < 0.8 * t.history[0].loss);
+    let again = train(enc, &g, &split, &view, None, &options, &mut |_| true).unwrap();
+    assert_eq!(embed(&t.encoder, &view).unwrap(), embed(&again.encoder, &view).unwrap());
+}
