@@ -19,6 +19,7 @@ pub mod model;
 pub mod movielens;
 pub mod sample;
 pub mod split;
+pub mod synthetic;
 pub mod train;
 
 pub use graph::{BipartiteGraph, Community, Csr, GraphBuilder};

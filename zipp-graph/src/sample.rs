@@ -37,17 +37,19 @@ pub struct MiniBatchOptions {
     pub batch_edges: usize,
     /// Neighbours kept per node: `[layer 1, layer 2]`.
     pub fanouts: [usize; 2],
+    /// Stop an epoch after this many batches (`None`: every training edge once).
+    pub max_batches: Option<usize>,
 }
 
 impl Default for MiniBatchOptions {
     fn default() -> Self {
-        MiniBatchOptions { batch_edges: 4096, fanouts: [10, 10] }
+        MiniBatchOptions { batch_edges: 4096, fanouts: [10, 10], max_batches: None }
     }
 }
 
 impl MiniBatchOptions {
     pub(crate) fn check(&self) -> Result<()> {
-        if self.batch_edges == 0 || self.fanouts.contains(&0) {
+        if self.batch_edges == 0 || self.fanouts.contains(&0) || self.max_batches == Some(0) {
             return Err(Error::InvalidInput(format!("mini-batch: batch size and fanouts must be positive ({self:?})")));
         }
         Ok(())
@@ -252,7 +254,7 @@ mod tests {
     #[test]
     fn blocks_nest_respect_fanouts_and_only_use_real_edges() {
         let (g, v) = view();
-        let opts = MiniBatchOptions { batch_edges: 8, fanouts: [3, 2] };
+        let opts = MiniBatchOptions { batch_edges: 8, fanouts: [3, 2], max_batches: None };
         let mut s = Sampler::new(&v, &opts, 5).unwrap();
         let pairs = [(3u32, 21u32), (12, 0), (3, 5), (39, 7)];
         let b = s.block(&pairs, 1, 0).unwrap();

@@ -342,7 +342,7 @@ pub fn train<E: GraphEncoder>(
     let mut since_best = 0usize;
     let has_validation = split.count(Part::Validation) > 0;
     let mut sampler = match &options.mini_batch {
-        Some(m) => Some((Sampler::new(view, m, options.seed)?, m.batch_edges)),
+        Some(m) => Some((Sampler::new(view, m, options.seed)?, m.batch_edges, m.max_batches.unwrap_or(usize::MAX))),
         None => None,
     };
     for epoch in 1..=options.epochs {
@@ -359,14 +359,14 @@ pub fn train<E: GraphEncoder>(
                 opt.backward_step(&loss)?;
                 (loss.to_scalar::<f32>()? as f64, link, al)
             }
-            Some((sampler, batch_edges)) => {
+            Some((sampler, batch_edges, max_batches)) => {
                 // The training edges in a fresh order, in batches, each edge with a negative.
                 let mut order: Vec<u32> = (0..n as u32).collect();
                 for i in (1..n).rev() {
                     order.swap(i, (rng.next_u64() % (i as u64 + 1)) as usize);
                 }
                 let (mut sum, mut sum_link, mut sum_align, mut weight) = (0f64, 0f64, 0f64, 0f64);
-                for (b, chunk) in order.chunks(*batch_edges).enumerate() {
+                for (b, chunk) in order.chunks(*batch_edges).take(*max_batches).enumerate() {
                     let mut pairs: Vec<(u32, u32)> = chunk.iter().map(|&k| (pos_u[k as usize], pos_s[k as usize])).collect();
                     let negatives: Vec<(u32, u32)> =
                         pairs.iter().map(|&(u, _)| (u, (rng.next_u64() % s_n as u64) as u32)).collect();

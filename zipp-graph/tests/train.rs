@@ -169,7 +169,7 @@ fn a_block_with_unbounded_fanouts_equals_the_full_graph_forward() {
     let view = GraphView::new(&g, &split, &features()).unwrap();
     let enc = Encoder::new(small_config(None), 2, &Device::Cpu).unwrap();
     let (zu, zs) = enc.forward(&view).unwrap();
-    let opts = MiniBatchOptions { batch_edges: 16, fanouts: [1000, 1000] };
+    let opts = MiniBatchOptions { batch_edges: 16, fanouts: [1000, 1000], max_batches: None };
     let mut sampler = Sampler::new(&view, &opts, 0).unwrap();
     let pairs = [(5u32, 9u32), (17, 2), (5, 40), (59, 33)];
     let block = sampler.block(&pairs, 1, 0).unwrap();
@@ -183,7 +183,7 @@ fn a_block_with_unbounded_fanouts_equals_the_full_graph_forward() {
     assert!(diff(&bu, &rows(&zu, &block.users[0])) < 1e-5);
     assert!(diff(&bs, &rows(&zs, &block.communities[0])) < 1e-5);
     // With small fanouts the block differs (it samples), but stays finite.
-    let mut small = Sampler::new(&view, &MiniBatchOptions { batch_edges: 16, fanouts: [2, 2] }, 0).unwrap();
+    let mut small = Sampler::new(&view, &MiniBatchOptions { batch_edges: 16, fanouts: [2, 2], max_batches: None }, 0).unwrap();
     let (su, _) = enc.forward_block(&view, &small.block(&pairs, 1, 0).unwrap()).unwrap();
     assert!(diff(&su, &rows(&zu, &block.users[0])) > 1e-4);
 }
@@ -200,7 +200,7 @@ fn mini_batch_training_learns_and_is_reproducible() {
         epochs: 8,
         lr: 0.01,
         eval_every: 4,
-        mini_batch: Some(MiniBatchOptions { batch_edges: 128, fanouts: [4, 4] }),
+        mini_batch: Some(MiniBatchOptions { batch_edges: 128, fanouts: [4, 4], max_batches: None }),
         ..TrainOptions::default()
     };
     let t = train(enc.clone(), &g, &split, &view, None, &options, &mut |_| true).unwrap();
