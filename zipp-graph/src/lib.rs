@@ -7,6 +7,7 @@
 //! No other crate knows about graphs; this one depends on `zipp-core`, never the reverse.
 #![forbid(unsafe_code)]
 
+pub mod ablation;
 pub mod evidence;
 pub mod export;
 pub mod features;
