@@ -67,7 +67,12 @@ fn run(g: PowerLawOptions, dim: usize, mb: MiniBatchOptions) -> Result<(), Error
     let graph = power_law(&g)?;
     let build_s = t0.elapsed().as_secs_f64();
     let build_peak = peak_mib();
-    eprintln!("graph: {} users, {} communities, {} edges in {build_s:.1} s, peak {build_peak:.0} MiB", graph.num_users(), graph.num_communities(), graph.num_edges());
+    eprintln!(
+        "graph: {} users, {} communities, {} edges in {build_s:.1} s, peak {build_peak:.0} MiB",
+        graph.num_users(),
+        graph.num_communities(),
+        graph.num_edges()
+    );
     let device = Device::Cpu;
     let mut r = SplitMix(g.seed);
     let feats: Vec<f32> = (0..g.communities).flat_map(|_| unit_noise(r.next_u64(), dim)).map(|x| x as f32).collect();
@@ -81,7 +86,8 @@ fn run(g: PowerLawOptions, dim: usize, mb: MiniBatchOptions) -> Result<(), Error
     let options = TrainOptions { epochs: 1, eval_every: 0, mini_batch: Some(mb), ..TrainOptions::default() };
     let encoder = Encoder::new(EncoderConfig::new(dim, None), g.seed, &device)?;
     let t2 = Instant::now();
-    let trained = zipp_core::runtime::compute(&device, || train(encoder, &graph, &split, &view, None, &options, &mut |_| true))?;
+    let trained =
+        zipp_core::runtime::compute(&device, || train(encoder, &graph, &split, &view, None, &options, &mut |_| true))?;
     let train_s = t2.elapsed().as_secs_f64();
     let batches_run = mb.max_batches.unwrap_or(batches_total).min(batches_total);
     let epoch_s = train_s / batches_run as f64 * batches_total as f64;

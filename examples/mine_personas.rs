@@ -56,7 +56,19 @@ struct Args {
 }
 
 fn parse_args() -> Result<Args, String> {
-    let mut a = Args { epochs: 100, lambda: 0.5, lr: TrainOptions::default().lr, seed: 0, split_seed: 0, users: 3, out: None, checkpoint: None, export: None, weights: None, models: None };
+    let mut a = Args {
+        epochs: 100,
+        lambda: 0.5,
+        lr: TrainOptions::default().lr,
+        seed: 0,
+        split_seed: 0,
+        users: 3,
+        out: None,
+        checkpoint: None,
+        export: None,
+        weights: None,
+        models: None,
+    };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
@@ -104,7 +116,11 @@ fn run(a: Args) -> Result<(), Error> {
         let c = mean_over_training_edges(&graph, &split, &f)?;
         Ok((f, c))
     })?;
-    eprintln!("features: {} movie texts embedded with MiniLM ({:.2} s)", graph.num_communities(), t1.elapsed().as_secs_f64());
+    eprintln!(
+        "features: {} movie texts embedded with MiniLM ({:.2} s)",
+        graph.num_communities(),
+        t1.elapsed().as_secs_f64()
+    );
 
     if let Some(dir) = &a.export {
         let f = features.flatten_all()?.to_vec1::<f32>()?;
@@ -114,19 +130,36 @@ fn run(a: Args) -> Result<(), Error> {
     }
     let with_align = a.lambda > 0.0;
     let config = EncoderConfig::new(384, with_align.then_some(384));
-    let options = TrainOptions { epochs: a.epochs, lambda: a.lambda, lr: a.lr, seed: a.seed, checkpoint: a.checkpoint.clone(), ..TrainOptions::default() };
+    let options = TrainOptions {
+        epochs: a.epochs,
+        lambda: a.lambda,
+        lr: a.lr,
+        seed: a.seed,
+        checkpoint: a.checkpoint.clone(),
+        ..TrainOptions::default()
+    };
     let (trained, view) = zipp_core::runtime::compute(&device, || -> Result<_, Error> {
         let view = GraphView::new(&graph, &split, &features)?;
         if let Some(path) = &a.weights {
             let encoder = Encoder::load(path, &device)?;
             eprintln!("loaded {} (no training)", path.display());
-            let history = vec![zipp_graph::train::EpochReport { epoch: 0, loss: f64::NAN, link_loss: f64::NAN, align_loss: None, validation: None, seconds: 0.0 }];
+            let history = vec![zipp_graph::train::EpochReport {
+                epoch: 0,
+                loss: f64::NAN,
+                link_loss: f64::NAN,
+                align_loss: None,
+                validation: None,
+                seconds: 0.0,
+            }];
             return Ok((zipp_graph::train::Trained { encoder, history, best_epoch: 0 }, view));
         }
         let encoder = Encoder::new(config, a.seed, &device)?;
         let trained = train(encoder, &graph, &split, &view, with_align.then_some(&content), &options, &mut |r| {
             if let Some(v) = r.validation {
-                eprintln!("epoch {:>3}  loss {:.4}  validation AUC {:.4}  Hit@10 {:.4}  {:.3} s", r.epoch, r.loss, v.auc, v.hit10, r.seconds);
+                eprintln!(
+                    "epoch {:>3}  loss {:.4}  validation AUC {:.4}  Hit@10 {:.4}  {:.3} s",
+                    r.epoch, r.loss, v.auc, v.hit10, r.seconds
+                );
             }
             true
         })?;
@@ -138,7 +171,8 @@ fn run(a: Args) -> Result<(), Error> {
     if sorted.is_empty() {
         sorted.push(f64::NAN);
     }
-    let test = zipp_core::runtime::compute(&device, || evaluate(&trained.encoder, &view, &graph, &split, Part::Test, a.seed))?;
+    let test =
+        zipp_core::runtime::compute(&device, || evaluate(&trained.encoder, &view, &graph, &split, Part::Test, a.seed))?;
     println!(
         "{}",
         serde_json::json!({
@@ -154,7 +188,9 @@ fn run(a: Args) -> Result<(), Error> {
     let attention = zipp_core::runtime::compute(&device, || trained.encoder.user_attention(&view))?;
     let verbalizer = TemplateVerbalizer::default();
     let mut out = match &a.out {
-        Some(p) => Some(std::io::BufWriter::new(std::fs::File::create(p).map_err(|e| Error::Io { path: p.clone(), source: e })?)),
+        Some(p) => Some(std::io::BufWriter::new(
+            std::fs::File::create(p).map_err(|e| Error::Io { path: p.clone(), source: e })?,
+        )),
         None => None,
     };
     for u in 0..graph.num_users() {

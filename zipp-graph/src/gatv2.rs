@@ -457,7 +457,7 @@ pub fn attention_composed(
     let s = (&xl_e + &xr_e)?;
     let m = s.maximum(&(&s * NEGATIVE_SLOPE as f64)?)?;
     let logits = m.broadcast_mul(&att.unsqueeze(0)?)?.sum(D::Minus1)?; // [E, H]
-    // The per-target max is a constant for the softmax: computed without gradient.
+                                                                       // The per-target max is a constant for the softmax: computed without gradient.
     let lv = logits.to_dtype(DType::F32)?.to_vec2::<f32>()?;
     let mut max = vec![0f32; adj.n_dst * heads];
     for i in 0..adj.n_dst {

@@ -216,17 +216,17 @@ impl BipartiteGraph {
         if weights.len() != edges {
             return bad(format!("{} weights for {edges} edges", weights.len()));
         }
-        for u in 0..users.len() {
+        for (u, id) in users.iter().enumerate() {
             if by_user.ptr[u] > by_user.ptr[u + 1] {
                 return bad(format!("user offsets decrease at user {u}"));
             }
             let row = by_user.row(u);
             if let Some(w) = row.windows(2).find(|w| w[0] >= w[1]) {
-                return bad(format!("user {:?}: communities not ascending and unique ({} then {})", users[u], w[0], w[1]));
+                return bad(format!("user {id:?}: communities not ascending and unique ({} then {})", w[0], w[1]));
             }
             if let Some(&c) = row.last() {
                 if c as usize >= communities.len() {
-                    return bad(format!("user {:?}: community index {c} out of range", users[u]));
+                    return bad(format!("user {id:?}: community index {c} out of range"));
                 }
             }
         }
@@ -518,8 +518,9 @@ mod tests {
         let ok = Csr { ptr: vec![0, 1], col: vec![0] };
         assert!(BipartiteGraph::from_parts(users.clone(), comms.clone(), ok, vec![1.0], vec![], vec![]).is_ok());
         let out_of_range = Csr { ptr: vec![0, 1], col: vec![3] };
-        assert!(BipartiteGraph::from_parts(users.clone(), comms.clone(), out_of_range, vec![1.0], vec![], vec![])
-            .is_err());
+        assert!(
+            BipartiteGraph::from_parts(users.clone(), comms.clone(), out_of_range, vec![1.0], vec![], vec![]).is_err()
+        );
         let short = Csr { ptr: vec![0, 2], col: vec![0] };
         assert!(BipartiteGraph::from_parts(users.clone(), comms.clone(), short, vec![1.0], vec![], vec![]).is_err());
         let dup = Csr { ptr: vec![0, 2], col: vec![0, 0] };

@@ -172,7 +172,8 @@ pub trait GraphEncoder: Send + Sync {
     fn save(&self, path: &Path) -> Result<()> {
         let map: HashMap<String, Tensor> =
             self.named_vars().into_iter().map(|(n, v)| (n, v.as_tensor().clone())).collect();
-        candle_core::safetensors::save(&map, path).map_err(|e| Error::Compute(format!("writing {}: {e}", path.display())))
+        candle_core::safetensors::save(&map, path)
+            .map_err(|e| Error::Compute(format!("writing {}: {e}", path.display())))
     }
 }
 

@@ -267,11 +267,11 @@ mod tests {
         let linked = |u: u32, c: u32| g.edge_id(u as usize, c as usize).is_some();
         // Every sampled edge is a real edge; in-degrees never exceed the fanout.
         let check = |adj: &Adjacency, srcs: &[u32], dsts: &[u32], user_is_src: bool, fanout: usize| {
-            for t in 0..adj.n_dst() {
+            for (t, &target) in dsts.iter().enumerate().take(adj.n_dst()) {
                 let r = adj.ptr()[t]..adj.ptr()[t + 1];
                 assert!(r.len() <= fanout);
                 for k in r {
-                    let (a, b) = (srcs[adj.src()[k] as usize], dsts[t]);
+                    let (a, b) = (srcs[adj.src()[k] as usize], target);
                     assert!(if user_is_src { linked(a, b) } else { linked(b, a) });
                 }
             }

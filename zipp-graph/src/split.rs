@@ -101,11 +101,7 @@ impl EdgeSplit {
     /// A split from explicit parts (an imported `edge_split.npy`), one per edge.
     pub fn from_parts(graph: &BipartiteGraph, parts: Vec<Part>) -> Result<EdgeSplit> {
         if parts.len() != graph.num_edges() {
-            return Err(Error::InvalidInput(format!(
-                "split: {} parts for {} edges",
-                parts.len(),
-                graph.num_edges()
-            )));
+            return Err(Error::InvalidInput(format!("split: {} parts for {} edges", parts.len(), graph.num_edges())));
         }
         Ok(EdgeSplit { parts })
     }

@@ -140,7 +140,8 @@ mod tests {
 
     #[test]
     fn sizes_heavy_tails_and_determinism() {
-        let o = PowerLawOptions { users: 5000, communities: 2000, edges: 60_000, seed: 3, ..PowerLawOptions::million() };
+        let o =
+            PowerLawOptions { users: 5000, communities: 2000, edges: 60_000, seed: 3, ..PowerLawOptions::million() };
         let g = power_law(&o).unwrap();
         assert_eq!((g.num_users(), g.num_communities()), (5000, 2000));
         // Within 5% of the target (module docs: the most active users can fall short).

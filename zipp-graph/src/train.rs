@@ -20,8 +20,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use candle_core::{CpuStorage, CustomOp2, DType, Layout, Shape, Tensor, Var, D};
-use rayon::prelude::*;
 use candle_nn::optim::{AdamW, Optimizer, ParamsAdamW};
+use rayon::prelude::*;
 use zipp_core::error::{Error, Result};
 use zipp_core::rng::SplitMix;
 
@@ -78,7 +78,7 @@ impl Default for TrainOptions {
 impl TrainOptions {
     fn check(&self) -> Result<()> {
         let pos = |x: f64| x.is_finite() && x > 0.0;
-        if !pos(self.lr) || !pos(self.tau) || !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
+        if !(pos(self.lr) && pos(self.tau) && self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
             return Err(Error::InvalidInput(format!(
                 "train: lr {}, tau {} must be positive and weight decay {} ≥ 0",
                 self.lr, self.tau, self.weight_decay
@@ -148,7 +148,13 @@ impl CustomOp2 for PairScores {
         "zipp-pair-scores"
     }
 
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
         let (zu, zs) = (f32_slice(s1, l1)?, f32_slice(s2, l2)?);
         let d = l1.dims()[1];
         let out: Vec<f32> = self
@@ -165,8 +171,15 @@ impl CustomOp2 for PairScores {
         Ok((CpuStorage::F32(out), Shape::from(n)))
     }
 
-    fn bwd(&self, zu_t: &Tensor, zs_t: &Tensor, _res: &Tensor, g_t: &Tensor) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
-        let (zu, zs, g) = (zu_t.flatten_all()?.to_vec1::<f32>()?, zs_t.flatten_all()?.to_vec1::<f32>()?, g_t.to_vec1::<f32>()?);
+    fn bwd(
+        &self,
+        zu_t: &Tensor,
+        zs_t: &Tensor,
+        _res: &Tensor,
+        g_t: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+        let (zu, zs, g) =
+            (zu_t.flatten_all()?.to_vec1::<f32>()?, zs_t.flatten_all()?.to_vec1::<f32>()?, g_t.to_vec1::<f32>()?);
         let d = zu_t.dims()[1];
         let (mut du, mut ds) = (vec![0f32; zu.len()], vec![0f32; zs.len()]);
         // Two independent scatters, one per thread.
@@ -184,12 +197,16 @@ impl CustomOp2 for PairScores {
                 }
             },
         );
-        Ok((Some(Tensor::from_vec(du, zu_t.dims(), zu_t.device())?), Some(Tensor::from_vec(ds, zs_t.dims(), zs_t.device())?)))
+        Ok((
+            Some(Tensor::from_vec(du, zu_t.dims(), zu_t.device())?),
+            Some(Tensor::from_vec(ds, zs_t.dims(), zs_t.device())?),
+        ))
     }
 }
 
-/// Dot products of the `(user, community)` pairs: the fused op on CPU f32, gathers elsewhere.
-fn pair_scores(z_u: &Tensor, z_s: &Tensor, users: &Arc<Vec<u32>>, communities: &Arc<Vec<u32>>) -> Result<Tensor> {
+/// Dot products of the `(user, community)` pairs (`z_u[users[k]] · z_s[communities[k]]`),
+/// differentiable: the fused op on CPU f32, gathers elsewhere.
+pub fn pair_scores(z_u: &Tensor, z_s: &Tensor, users: &Arc<Vec<u32>>, communities: &Arc<Vec<u32>>) -> Result<Tensor> {
     if z_u.device().is_cpu() && z_u.dtype() == DType::F32 {
         let op = PairScores { users: users.clone(), communities: communities.clone() };
         return Ok(z_u.contiguous()?.apply_op2(&z_s.contiguous()?, op)?);
@@ -311,10 +328,8 @@ pub fn train<E: GraphEncoder>(
                 pos_u.iter().for_each(|&u| h[u as usize] = true);
                 h
             };
-            let idx: Vec<u32> = (0..u_n)
-                .filter(|&u| has_train[u] && rows[u].iter().any(|&x| x != 0.0))
-                .map(|u| u as u32)
-                .collect();
+            let idx: Vec<u32> =
+                (0..u_n).filter(|&u| has_train[u] && rows[u].iter().any(|&x| x != 0.0)).map(|u| u as u32).collect();
             if let Some(u) = (0..u_n).find(|&u| rows[u].iter().any(|x| !x.is_finite())) {
                 return Err(Error::InvalidInput(format!("train: content of user {u} is not finite")));
             }
@@ -367,7 +382,8 @@ pub fn train<E: GraphEncoder>(
                 }
                 let (mut sum, mut sum_link, mut sum_align, mut weight) = (0f64, 0f64, 0f64, 0f64);
                 for (b, chunk) in order.chunks(*batch_edges).take(*max_batches).enumerate() {
-                    let mut pairs: Vec<(u32, u32)> = chunk.iter().map(|&k| (pos_u[k as usize], pos_s[k as usize])).collect();
+                    let mut pairs: Vec<(u32, u32)> =
+                        chunk.iter().map(|&k| (pos_u[k as usize], pos_s[k as usize])).collect();
                     let negatives: Vec<(u32, u32)> =
                         pairs.iter().map(|&(u, _)| (u, (rng.next_u64() % s_n as u64) as u32)).collect();
                     pairs.extend(negatives);
@@ -420,14 +436,7 @@ pub fn train<E: GraphEncoder>(
         } else {
             None
         };
-        let report = EpochReport {
-            epoch,
-            loss: loss_v,
-            link_loss: link,
-            align_loss,
-            validation,
-            seconds,
-        };
+        let report = EpochReport { epoch, loss: loss_v, link_loss: link, align_loss, validation, seconds };
         let keep_going = progress(&report);
         history.push(report);
         if let Some(m) = validation {

@@ -338,7 +338,7 @@ fn parquet_errors_name_the_file_column_and_row() {
     let path = dir.0.join("e.parquet");
     let err = |columns: &[(&str, Col)]| {
         write_parquet(&path, columns, 2);
-        load_edges(&[path.clone()], &LoadOptions::default()).unwrap_err()
+        load_edges(std::slice::from_ref(&path), &LoadOptions::default()).unwrap_err()
     };
     let users = || strs([Some("a"), Some("b"), Some("c")]);
     let comms = || strs([Some("x"), Some("y"), Some("z")]);
@@ -390,7 +390,7 @@ fn skip_bad_rows_counts_them_and_reports_the_first_few() {
     text.push_str("not json\n");
     let path = dir.write("s.jsonl", &text);
     let options = LoadOptions { skip_bad_rows: true, ..LoadOptions::default() };
-    let (g, stats) = load_edges(&[path.clone()], &options).unwrap();
+    let (g, stats) = load_edges(std::slice::from_ref(&path), &options).unwrap();
     assert_eq!((stats.rows_read, stats.rows_skipped), (31, 16));
     assert_eq!(stats.skipped.len(), 10);
     assert!(stats.skipped[0].contains("line 2") && stats.skipped[1].contains("line 4"), "{:?}", stats.skipped);
@@ -418,7 +418,7 @@ fn the_communities_file_gives_descriptions_and_nodes_without_edges() {
     );
     let edges = dir.write("e.jsonl", jsonl(ROWS));
     let options = LoadOptions { communities: Some(comms), ..LoadOptions::default() };
-    let (g, stats) = load_edges(&[edges.clone()], &options).unwrap();
+    let (g, stats) = load_edges(std::slice::from_ref(&edges), &options).unwrap();
     let names: Vec<&str> = g.communities().iter().map(|c| c.name.as_str()).collect();
     // Listed first, in file order; then the others in order of first appearance.
     assert_eq!(names, ["darkroom", "quiet", "bare", "AnalogCommunity", "woodworking"]);
@@ -434,7 +434,7 @@ fn the_communities_file_gives_descriptions_and_nodes_without_edges() {
     ] {
         let comms = dir.write("bad-communities.jsonl", content);
         let options = LoadOptions { communities: Some(comms), ..LoadOptions::default() };
-        let e = load_edges(&[edges.clone()], &options).unwrap_err();
+        let e = load_edges(std::slice::from_ref(&edges), &options).unwrap_err();
         assert!(e.to_string().contains("bad-communities.jsonl") && e.to_string().contains(needle), "{e}");
     }
 }
@@ -447,7 +447,9 @@ fn snippets_per_edge_can_be_capped_or_dropped() {
         text.push_str(&format!("{{\"user\": \"u\", \"community\": \"c\", \"text\": \"s{i}\"}}\n"));
     }
     let path = dir.write("s.jsonl", &text);
-    let with = |max| load_edges(&[path.clone()], &LoadOptions { max_snippets_per_edge: max, ..LoadOptions::default() });
+    let with = |max| {
+        load_edges(std::slice::from_ref(&path), &LoadOptions { max_snippets_per_edge: max, ..LoadOptions::default() })
+    };
     let (g, _) = with(MAX_SNIPPETS_PER_EDGE).unwrap();
     assert_eq!(g.snippets(0).len(), MAX_SNIPPETS_PER_EDGE);
     assert_eq!(&*g.snippets(0)[15], "s15");
@@ -470,7 +472,7 @@ fn progress_is_reported_and_a_false_cancels() {
         calls.set(v);
         true
     };
-    load_edges_with_progress(&[path.clone()], &LoadOptions::default(), &record).unwrap();
+    load_edges_with_progress(std::slice::from_ref(&path), &LoadOptions::default(), &record).unwrap();
     assert_eq!(calls.take(), [(1, 8), (2, 8)]);
     let e = load_edges_with_progress(&[path], &LoadOptions::default(), &|p| p.pass < 2).unwrap_err();
     assert_eq!(e.kind(), "cancelled");
@@ -480,7 +482,7 @@ fn progress_is_reported_and_a_false_cancels() {
 fn formats_come_from_extensions_or_the_options() {
     let dir = TempDir::new("formats");
     let txt = dir.write("edges.txt", jsonl(ROWS));
-    let e = load_edges(&[txt.clone()], &LoadOptions::default()).unwrap_err();
+    let e = load_edges(std::slice::from_ref(&txt), &LoadOptions::default()).unwrap_err();
     assert!(e.to_string().contains("edges.txt") && e.to_string().contains(".jsonl"), "{e}");
     let options = LoadOptions { format: Some(EdgeFormat::Jsonl), ..LoadOptions::default() };
     assert_eq!(load_edges(&[txt], &options).unwrap().0.num_edges(), 5);

@@ -150,7 +150,8 @@ fn checkpoint_round_trips_and_bad_files_are_refused() {
     assert_eq!(back.config(), enc.config());
     for ((n1, v1), (n2, v2)) in enc.named_vars().iter().zip(back.named_vars()) {
         assert_eq!(n1, &n2);
-        let (a, b) = (v1.flatten_all().unwrap().to_vec1::<f32>().unwrap(), v2.flatten_all().unwrap().to_vec1::<f32>().unwrap());
+        let (a, b) =
+            (v1.flatten_all().unwrap().to_vec1::<f32>().unwrap(), v2.flatten_all().unwrap().to_vec1::<f32>().unwrap());
         assert_eq!(a, b, "{n1}");
     }
     let missing = Encoder::load(&dir.join("nope.safetensors"), &Device::Cpu).unwrap_err();
@@ -183,7 +184,8 @@ fn a_block_with_unbounded_fanouts_equals_the_full_graph_forward() {
     assert!(diff(&bu, &rows(&zu, &block.users[0])) < 1e-5);
     assert!(diff(&bs, &rows(&zs, &block.communities[0])) < 1e-5);
     // With small fanouts the block differs (it samples), but stays finite.
-    let mut small = Sampler::new(&view, &MiniBatchOptions { batch_edges: 16, fanouts: [2, 2], max_batches: None }, 0).unwrap();
+    let mut small =
+        Sampler::new(&view, &MiniBatchOptions { batch_edges: 16, fanouts: [2, 2], max_batches: None }, 0).unwrap();
     let (su, _) = enc.forward_block(&view, &small.block(&pairs, 1, 0).unwrap()).unwrap();
     assert!(diff(&su, &rows(&zu, &block.users[0])) > 1e-4);
 }
