@@ -594,6 +594,13 @@ impl Gatv2Layer {
         self.finish(out, adj.n_dst())
     }
 
+    /// The layer's output from sources and targets already projected (`x_l`, `x_r`).
+    pub fn forward_projected(&self, adj: &Arc<Adjacency>, xl: Tensor, xr: Tensor) -> Result<Tensor> {
+        let op = Gatv2Attention::new(adj.clone(), self.heads, self.channels);
+        let out = op.forward(&xl, &xr, self.att.as_tensor())?;
+        self.finish(out, adj.n_dst())
+    }
+
     /// The same through [`attention_composed`] (tests, other devices).
     pub fn forward_composed(&self, adj: &Adjacency, x_src: &Tensor, x_dst: &Tensor) -> Result<Tensor> {
         let (xl, xr) = self.project(x_src, x_dst)?;

@@ -71,6 +71,8 @@ pub struct GraphView {
     pub u2c: Arc<Adjacency>,
     /// The graph's edge id of each `c2u` slot.
     pub c2u_edges: Vec<u32>,
+    /// The weight of each `c2u` slot divided by its user's total: `x_u = Σ w̃ x_s`.
+    pub c2u_mean_weights: Arc<Vec<f32>>,
     /// Community features `[S, d]`.
     pub x_s: Tensor,
     /// User features `[U, d]` (the weighted mean of their training communities' features).
@@ -99,6 +101,7 @@ impl GraphView {
         let mut src = Vec::new();
         let mut edges = Vec::new();
         let mut x_u = vec![0f32; u_n * d];
+        let mut mean_w: Vec<f32> = Vec::new();
         for u in 0..u_n {
             let mut total = 0f64;
             let row = &mut x_u[u * d..(u + 1) * d];
@@ -111,6 +114,7 @@ impl GraphView {
                 edges.push(e as u32);
                 let w = graph.weight(e);
                 total += w as f64;
+                mean_w.push(w);
                 for (x, f) in row.iter_mut().zip(&fv[s as usize * d..(s as usize + 1) * d]) {
                     *x += w * f;
                 }
@@ -118,6 +122,8 @@ impl GraphView {
             if total > 0.0 {
                 let inv = (1.0 / total) as f32;
                 row.iter_mut().for_each(|x| *x *= inv);
+                let start = *ptr.last().unwrap_or(&0);
+                mean_w[start..].iter_mut().for_each(|w| *w *= inv);
             }
             ptr.push(src.len());
         }
@@ -141,6 +147,7 @@ impl GraphView {
             c2u: Arc::new(c2u),
             u2c: Arc::new(u2c),
             c2u_edges: edges,
+            c2u_mean_weights: Arc::new(mean_w),
             x_s: features.to_dtype(DType::F32)?,
             x_u: Tensor::from_vec(x_u, (u_n, d), device)?,
         })
@@ -288,15 +295,29 @@ impl Encoder {
     }
 
     /// `(z_u, z_s)` of a sampled block's scored users (U2) and communities (S2).
+    ///
+    /// The users' input projections use linearity: `x_u` is a weighted mean of community
+    /// features, so `W x_u + b = Σ w̃ (W x_s) + b` — the communities are projected once and
+    /// each sampled user costs its degree × `H·C` instead of `d × H·C` (a user's row of
+    /// `x_u` is never gathered). Exact, not an approximation: the same numbers as
+    /// [`Encoder::forward`] up to float rounding.
     pub fn forward_block(&self, view: &GraphView, block: &Block) -> Result<(Tensor, Tensor)> {
         let dev = view.x_s.device();
-        let rows = |x: &Tensor, ids: &[u32]| -> Result<Tensor> {
-            Ok(x.index_select(&Tensor::from_vec(ids.to_vec(), ids.len(), dev)?, 0)?)
-        };
+        let ids = |v: &[u32]| Tensor::from_vec(v.to_vec(), v.len(), dev);
         let [u2, u1, u0] = &block.users;
         let [s2, s1, s0] = &block.communities;
-        let h_u = self.l1_c2u.forward(&block.l1_c2u, &rows(&view.x_s, s0)?, &rows(&view.x_u, u1)?)?.elu(1.0)?;
-        let h_s = self.l1_u2c.forward(&block.l1_u2c, &rows(&view.x_u, u0)?, &rows(&view.x_s, s1)?)?.elu(1.0)?;
+        let proj = |x: &Tensor, w: &Var| x.matmul(&w.t()?);
+        let user_proj = |w: &Var, b: &Var, users: &[u32]| -> Result<Tensor> {
+            let p = proj(&view.x_s, w)?;
+            Ok(user_mean(view, &p, users)?.broadcast_add(b.as_tensor())?)
+        };
+        let (a, b) = (&self.l1_c2u, &self.l1_u2c);
+        let xl = proj(&view.x_s.index_select(&ids(s0)?, 0)?, &a.lin_l_weight)?.broadcast_add(a.lin_l_bias.as_tensor())?;
+        let xr = user_proj(&a.lin_r_weight, &a.lin_r_bias, u1)?;
+        let h_u = a.forward_projected(&block.l1_c2u, xl, xr)?.elu(1.0)?;
+        let xl = user_proj(&b.lin_l_weight, &b.lin_l_bias, u0)?;
+        let xr = proj(&view.x_s.index_select(&ids(s1)?, 0)?, &b.lin_r_weight)?.broadcast_add(b.lin_r_bias.as_tensor())?;
+        let h_s = b.forward_projected(&block.l1_u2c, xl, xr)?.elu(1.0)?;
         let z_u = self.l2_c2u.forward(&block.l2_c2u, &h_s, &h_u.narrow(0, 0, u2.len())?)?;
         let z_s = self.l2_u2c.forward(&block.l2_u2c, &h_u, &h_s.narrow(0, 0, s2.len())?)?;
         Ok((z_u, z_s))
@@ -381,5 +402,144 @@ impl Encoder {
             return Err(invalid(format!("unexpected tensor {extra}")));
         }
         Ok(enc)
+    }
+}
+
+/// `out[k] = Σ_{s ∈ N(users[k])} w̃_{us} p[s]` over each user's training communities
+/// (`view.c2u`, weights `view.c2u_mean_weights`): the users' rows of `x_u · Wᵀ` from the
+/// communities' rows `p = x_s · Wᵀ`. Differentiable in `p` (CPU f32: a fused op; elsewhere
+/// candle gathers).
+pub fn user_mean(view: &GraphView, p: &Tensor, users: &[u32]) -> Result<Tensor> {
+    let n_users = view.c2u.n_dst();
+    if let Some(&u) = users.iter().find(|&&u| u as usize >= n_users) {
+        return Err(Error::InvalidInput(format!("user mean: user {u} out of range ({n_users} users)")));
+    }
+    if p.dims().len() != 2 || p.dims()[0] != view.c2u.n_src() {
+        return Err(Error::InvalidInput(format!("user mean: rows of shape {:?} for {} communities", p.dims(), view.c2u.n_src())));
+    }
+    let op = UserMean { adj: view.c2u.clone(), weights: view.c2u_mean_weights.clone(), users: Arc::new(users.to_vec()) };
+    if p.device().is_cpu() && p.dtype() == DType::F32 {
+        return Ok(p.contiguous()?.apply_op1(op)?);
+    }
+    // Other devices: gather the slots, weight them, sum per user.
+    let (mut slot, mut owner, mut w) = (Vec::new(), Vec::new(), Vec::new());
+    for (k, &u) in users.iter().enumerate() {
+        for e in op.adj.ptr()[u as usize]..op.adj.ptr()[u as usize + 1] {
+            slot.push(op.adj.src()[e]);
+            owner.push(k as u32);
+            w.push(op.weights[e]);
+        }
+    }
+    let dev = p.device();
+    let n = slot.len();
+    let rows = p.index_select(&Tensor::from_vec(slot, n, dev)?, 0)?;
+    let rows = rows.broadcast_mul(&Tensor::from_vec(w, (n, 1), dev)?.to_dtype(p.dtype())?)?;
+    let zeros = Tensor::zeros((users.len(), p.dims()[1]), p.dtype(), dev)?;
+    Ok(zeros.index_add(&Tensor::from_vec(owner, n, dev)?, &rows, 0)?)
+}
+
+#[derive(Debug, Clone)]
+struct UserMean {
+    adj: Arc<Adjacency>,
+    weights: Arc<Vec<f32>>,
+    users: Arc<Vec<u32>>,
+}
+
+impl candle_core::CustomOp1 for UserMean {
+    fn name(&self) -> &'static str {
+        "zipp-user-mean"
+    }
+
+    fn cpu_fwd(&self, s: &candle_core::CpuStorage, l: &candle_core::Layout) -> candle_core::Result<(candle_core::CpuStorage, candle_core::Shape)> {
+        use rayon::prelude::*;
+        let p = match (s, l.contiguous_offsets()) {
+            (candle_core::CpuStorage::F32(d), Some((a, b))) => &d[a..b],
+            _ => candle_core::bail!("user mean: rows must be contiguous f32"),
+        };
+        let c = l.dims()[1];
+        let mut out = vec![0f32; self.users.len() * c];
+        out.par_chunks_mut(c).zip(self.users.par_iter()).with_min_len(64).for_each(|(o, &u)| {
+            let r = self.adj.ptr()[u as usize]..self.adj.ptr()[u as usize + 1];
+            for e in r {
+                let (s, w) = (self.adj.src()[e] as usize, self.weights[e]);
+                o.iter_mut().zip(&p[s * c..(s + 1) * c]).for_each(|(o, x)| *o += w * x);
+            }
+        });
+        Ok((candle_core::CpuStorage::F32(out), candle_core::Shape::from((self.users.len(), c))))
+    }
+
+    fn bwd(&self, p: &Tensor, _res: &Tensor, g: &Tensor) -> candle_core::Result<Option<Tensor>> {
+        use rayon::prelude::*;
+        let (s_n, c) = p.dims2()?;
+        let g = g.contiguous()?.flatten_all()?.to_vec1::<f32>()?;
+        // Users split into one chunk per thread, each summing into its own dense ∂p; the
+        // chunks are fixed by the thread count, so the sum order is too.
+        let chunks = rayon::current_num_threads().clamp(1, 8);
+        let per = self.users.len().div_ceil(chunks).max(1);
+        let parts: Vec<Vec<f32>> = self
+            .users
+            .par_chunks(per)
+            .enumerate()
+            .map(|(k, users)| {
+                let mut dp = vec![0f32; s_n * c];
+                for (i, &u) in users.iter().enumerate() {
+                    let gi = &g[(k * per + i) * c..(k * per + i + 1) * c];
+                    for e in self.adj.ptr()[u as usize]..self.adj.ptr()[u as usize + 1] {
+                        let (s, w) = (self.adj.src()[e] as usize, self.weights[e]);
+                        dp[s * c..(s + 1) * c].iter_mut().zip(gi).for_each(|(d, g)| *d += w * g);
+                    }
+                }
+                dp
+            })
+            .collect();
+        let mut dp = vec![0f32; s_n * c];
+        for part in parts {
+            dp.iter_mut().zip(part).for_each(|(a, b)| *a += b);
+        }
+        Ok(Some(Tensor::from_vec(dp, (s_n, c), p.device())?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::graph::GraphBuilder;
+    use candle_core::Device;
+
+    #[test]
+    fn user_mean_matches_candle_gathers_forward_and_gradient() {
+        let mut b = GraphBuilder::new();
+        for s in 0..6 {
+            b.community(&format!("c{s}"), "").unwrap();
+        }
+        for u in 0..5u32 {
+            b.user(&format!("u{u}")).unwrap();
+            for k in 0..u {
+                b.edge(u, (u + 2 * k) % 6, 1.0 + k as f32, None).unwrap();
+            }
+        }
+        let g = b.build().unwrap();
+        let x = Tensor::arange(0f32, 24.0, &Device::Cpu).unwrap().reshape((6, 4)).unwrap();
+        let view = GraphView::new(&g, &EdgeSplit::all_train(&g), &x).unwrap();
+        // With p = x_s the mean is x_u itself (user 0 has no edge: zeros).
+        let users = [4u32, 0, 2, 4];
+        let direct = user_mean(&view, &view.x_s, &users).unwrap();
+        let ids = Tensor::new(&users[..], &Device::Cpu).unwrap();
+        let want = view.x_u.index_select(&ids, 0).unwrap();
+        let d = (&direct - &want).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+        assert!(d < 1e-4, "{d}");
+        // Gradient: the fused op (f32) against candle's gathers (the f64 path).
+        let p = Var::from_tensor(&(x.clone() * 0.1).unwrap()).unwrap();
+        let gw = Tensor::arange(0f32, 16.0, &Device::Cpu).unwrap().reshape((4, 4)).unwrap();
+        let fused = user_mean(&view, p.as_tensor(), &users).unwrap();
+        let grads = (&fused * &gw).unwrap().sum_all().unwrap().backward().unwrap();
+        let p64 = Var::from_tensor(&p.as_tensor().to_dtype(DType::F64).unwrap()).unwrap();
+        let composed = user_mean(&view, p64.as_tensor(), &users).unwrap();
+        let g64 = (&composed * gw.to_dtype(DType::F64).unwrap()).unwrap().sum_all().unwrap().backward().unwrap();
+        let a = grads.get(&p).unwrap().to_dtype(DType::F64).unwrap();
+        let b = g64.get(&p64).unwrap();
+        let d = (a - b).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f64>().unwrap();
+        assert!(d < 1e-4, "{d}");
+        assert!(user_mean(&view, &view.x_s, &[5]).is_err());
     }
 }
