@@ -223,6 +223,21 @@ typedef struct zipp_rgb_image {
 } zipp_rgb_image;
 
 /*
+ Told of persona mining's progress on the calling thread, with `user_data`: `stage` is
+ `"load"` (`done` rows read), `"features"` (`done` of `total` communities embedded),
+ `"train"` (epoch `done` of `total`, with its `loss` and, on evaluation epochs, the
+ validation `auc`), `"evaluate"` or `"evidence"` (`done` of `total` users); `loss` and `auc`
+ are NaN when they do not apply. `stage` is valid only during the call. Return 0 to go on,
+ anything else to cancel (`ZIPP_ERR_CANCELLED`).
+ */
+typedef int (*zipp_mining_callback)(const char *stage,
+                                    uint64_t done,
+                                    uint64_t total,
+                                    double loss,
+                                    double auc,
+                                    void *user_data);
+
+/*
  Told after each denoising step (`step` of `total`, 1-based) on the calling thread, with
  `user_data`. Return 0 to go on, anything else to cancel the generation
  (`ZIPP_ERR_CANCELLED`).
@@ -1113,6 +1128,42 @@ int32_t zipp_rake(const double *counts,
                   double *weights,
                   double *aggregate,
                   size_t *sweeps);
+
+/*
+ Mines personas from an activity graph (SPEC §6): trains the GATv2 encoder (or loads its
+ weights), ranks each user's communities by attention and verbalizes them. `spec` is JSON:
+ `{"edges": ["edges.jsonl"], "communities": "communities.jsonl", "split": {"validation":
+ 0.05, "test": 0.1, "seed": 0}, "encoder": {"hidden": 64, "heads": 2, "out": 64}, "train":
+ {"epochs": 100, "lr": 0.005, "weight_decay": 0.01, "lambda": 0.5, "tau": 0.07, "seed": 0,
+ "eval_every": 5, "patience": 0}, "content": "mean_of_communities", "evidence":
+ {"token_budget": 512, "snippets_per_community": 3}, "verbalizer": "template", "embedder":
+ "minilm", "checkpoint": "w.safetensors"}` (only `edges` required; `"movielens": true` for
+ the provisioned MovieLens 100K graph instead; `"weights": "w.safetensors"` to load an
+ encoder instead of training). The models (MiniLM, the CLIP vocabulary, a language model
+ for an LLM verbalizer) come from `models`, or the default models folder when it is NULL.
+
+ `on_progress` (may be NULL) is called on this thread; mining is cancelled
+ (`ZIPP_ERR_CANCELLED`, no result) when it returns non-zero or when `*cancel` (may be NULL)
+ becomes non-zero, set from any thread with an atomic store and polled at least every
+ 20 ms; it stops within one epoch. The result is a new string: `{"personas": [{"user",
+ "persona", "evidence", "verbalization"} or {"user", "error": {"kind", "message"}}, ...],
+ "metrics": {"test": {"auc", "hit10", "edges"} or null, "trained", "epochs", "best_epoch",
+ "seconds_per_epoch", "seconds"}, "history": [{"epoch", "loss", "link_loss", "align_loss",
+ "validation", "seconds"}, ...], "graph": {"users", "communities", "edges", "train_edges",
+ "validation_edges", "test_edges"}}`, users in the graph's order (a user whose persona
+ cannot be made is an error row); each `persona` is zipp's persona JSON.
+
+ # Safety
+ `models` is NULL or a live handle; `spec` NUL-terminated; `cancel` NULL or an aligned
+ `int` valid for the call, written only atomically; `on_progress` NULL or safe to call with
+ the arguments described; `out` writable.
+ */
+int32_t zipp_mine_personas(const struct zipp_models *models,
+                           const char *spec,
+                           zipp_mining_callback on_progress,
+                           void *user_data,
+                           const int *cancel,
+                           char **out);
 
 /*
  Loads a model from a JSON spec: `"path"` (a diffusers-layout folder, a Hugging Face cache

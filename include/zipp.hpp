@@ -168,6 +168,41 @@ class LanguageModel {
   std::shared_ptr<zipp_lm> handle_;
 };
 
+// Mines personas from an activity graph (zipp_mine_personas): the result's JSON
+// ({"personas", "metrics", "history", "graph"}) for the spec's JSON ({"edges": [...], ...}).
+// `on_progress(stage, done, total, loss, auc)` (optional; loss and auc NaN where they do not
+// apply) runs on this thread; returning false cancels (zipp::Error with ZIPP_ERR_CANCELLED),
+// as does `cancel` set to non-zero from any thread. An exception thrown by `on_progress`
+// cancels and is rethrown here.
+inline std::string mine_personas(
+    const Models &models, const std::string &spec_json,
+    const std::function<bool(std::string_view, uint64_t, uint64_t, double, double)> &on_progress = {},
+    const std::atomic<int> *cancel = nullptr) {
+  static_assert(sizeof(std::atomic<int>) == sizeof(int), "std::atomic<int> is laid out as an int");
+  struct Ctx {
+    const std::function<bool(std::string_view, uint64_t, uint64_t, double, double)> *f;
+    std::exception_ptr error;
+  } ctx{&on_progress, nullptr};
+  auto trampoline = [](const char *stage, uint64_t done, uint64_t total, double loss, double auc, void *user) -> int {
+    auto *c = static_cast<Ctx *>(user);
+    try {
+      return (*c->f)(std::string_view(stage), done, total, loss, auc) ? 0 : 1;
+    } catch (...) {
+      c->error = std::current_exception();
+      return 1;
+    }
+  };
+  char *s = nullptr;
+  int32_t status = zipp_mine_personas(models.get(), spec_json.c_str(), on_progress ? +trampoline : nullptr, &ctx,
+                                      reinterpret_cast<const int *>(cancel), &s);
+  if (ctx.error) {
+    zipp_string_free(s);
+    std::rethrow_exception(ctx.error);
+  }
+  detail::check(status);
+  return detail::take(s);
+}
+
 // One RGB image a generation returned: `width * height` pixels of 3 bytes, rows `stride`
 // bytes apart, owned by the Images it came from.
 struct ImageView {

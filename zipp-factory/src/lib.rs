@@ -11,6 +11,8 @@
 //! - [`LmSpec`] and [`lm::generate`]: a language model as JSON, and the generation driver
 //!   that streams its text to the caller's thread with cancellation; [`ExtractorSpec`] and
 //!   [`VerbalizerSpec`]: ViPer preference extraction and the persona verbalizer as JSON;
+//! - [`MiningSpec`] and [`graph::mine`]: persona mining from an activity graph (SPEC §6) as
+//!   JSON, and its driver with progress and cancellation;
 //! - [`shared`]: what both bindings hand out (a scorer bound to its embedder, a lock-guarded
 //!   evaluation, optional option objects) with the policy they share.
 //!
@@ -32,6 +34,7 @@
 
 pub mod clip;
 mod eval;
+pub mod graph;
 pub mod image;
 pub mod job;
 pub mod lm;
@@ -41,6 +44,7 @@ mod spec;
 
 pub use clip::{ClipSpec, SharedImageEvaluation};
 pub use eval::{eval_method, eval_methods, EvalConfig};
+pub use graph::{MiningResult, MiningSpec};
 pub use lm::{ExtractorSpec, LmSpec, VerbalizerSpec};
 pub use models::{ClipBpeKind, KernelName, KindEntry, MiniLmKind, ModelKind, Models, ModelsOptions, KINDS};
 pub use spec::MethodSpec;

@@ -159,6 +159,20 @@ fn named_or_object<T: serde::de::DeserializeOwned>(json: &str, what: &str) -> Re
     zipp_core::json::from_str(json, what)
 }
 
+/// Deserializes a field where a bare name (`"template"`) means that variant with its
+/// defaults, as [`named_or_object`] does for whole documents (`#[serde(deserialize_with)]`).
+pub(crate) fn named_or_object_field<'de, D, T>(deserializer: D) -> std::result::Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::de::DeserializeOwned,
+{
+    let value = match serde_json::Value::deserialize(deserializer)? {
+        serde_json::Value::String(name) => serde_json::json!({ name: {} }),
+        other => other,
+    };
+    serde_json::from_value(value).map_err(serde::de::Error::custom)
+}
+
 impl ExtractorSpec {
     /// Parses and validates a spec (module documentation for the forms).
     pub fn from_json(json: &str) -> Result<ExtractorSpec> {
@@ -188,11 +202,18 @@ impl VerbalizerSpec {
     /// Parses and validates a spec (module documentation for the forms).
     pub fn from_json(json: &str) -> Result<VerbalizerSpec> {
         let spec: VerbalizerSpec = named_or_object(json, "verbalizer spec")?;
-        if let VerbalizerSpec::Llm(m) = &spec {
+        spec.validate()?;
+        Ok(spec)
+    }
+
+    /// Checks what can be checked without loading a model (a spec inside another one, such
+    /// as persona mining's, is checked through this).
+    pub fn validate(&self) -> Result<()> {
+        if let VerbalizerSpec::Llm(m) = self {
             m.model.validate()?;
             m.options.validate()?;
         }
-        Ok(spec)
+        Ok(())
     }
 
     /// The verbalizer (an LLM one loads its model; the default model through `models`).

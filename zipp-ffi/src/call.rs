@@ -2,13 +2,14 @@
 //! last error, the fork gate, and checked conversion of C arguments.
 
 use std::cell::RefCell;
-use std::ffi::{c_char, CStr, CString};
+use std::ffi::{c_char, c_int, CStr, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::AtomicI32;
 use std::sync::OnceLock;
 
 use zipp_core::ErrorKind;
 
-use crate::zipp_status;
+use crate::{zipp_models, zipp_status};
 
 /// Why a call failed: a status and the message `zipp_last_error_message()` returns.
 pub(crate) struct Fail {
@@ -222,4 +223,36 @@ pub(crate) fn c_string(s: String) -> CallResult<*mut c_char> {
             format!("the result contains a NUL byte at {} and cannot be returned as a C string", e.nul_position()),
         )
     })
+}
+
+/// The cancel flag at `cancel`, if any.
+///
+/// # Safety
+/// `cancel` is NULL or an aligned `int` valid for the call and only written atomically.
+pub(crate) unsafe fn cancel_flag<'a>(cancel: *const c_int) -> CallResult<Option<&'a AtomicI32>> {
+    if cancel.is_null() {
+        Ok(None)
+    } else if cancel.align_offset(std::mem::align_of::<AtomicI32>()) != 0 {
+        Err(fail(zipp_status::ZIPP_ERR_INVALID_INPUT, "`cancel` is not aligned for an int"))
+    } else {
+        // SAFETY: non-null and aligned (checked above), valid for the call and written only
+        // atomically (the caller's contract); `c_int` is `i32` on every target zipp builds for.
+        Ok(Some(unsafe { AtomicI32::from_ptr(cancel as *mut i32) }))
+    }
+}
+
+/// `spec.build` against the given models handle, or the default models when it is NULL.
+///
+/// # Safety
+/// `models` is NULL or a live handle.
+pub(crate) unsafe fn build_with<T>(
+    models: *const zipp_models,
+    build: impl FnOnce(&zipp_factory::Models) -> zipp_core::Result<T>,
+) -> CallResult<T> {
+    if models.is_null() {
+        Ok(build(&zipp_factory::Models::new())?)
+    } else {
+        // SAFETY: non-null, and live for the call (the caller's contract).
+        Ok(build(&unsafe { handle(models, "models") }?.inner)?)
+    }
 }

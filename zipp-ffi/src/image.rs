@@ -3,13 +3,15 @@
 //! runs on the calling thread, generation on a zipp thread.
 
 use std::ffi::{c_char, c_int, c_void};
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use zipp_core::image::{Image, ImageGenerator, ImageOutput};
 use zipp_factory::image as fimg;
 
-use crate::call::{c_string, fail, free_handle, guarded, handle, into_handle, out_arg, out_ptr, str_arg, CallResult};
+use crate::call::{
+    c_string, cancel_flag, fail, free_handle, guarded, handle, into_handle, out_arg, out_ptr, str_arg, CallResult,
+};
 use crate::zipp_status;
 
 /// A loaded Stable Diffusion model (SD 1.x, 2.x, XL, Turbo). Immutable and thread-safe:
@@ -85,22 +87,6 @@ unsafe fn init_image(rgb: *const u8, width: u32, height: u32, stride: usize) -> 
     // SAFETY: non-null, and `len` bytes readable for the call (the caller's contract).
     let data = unsafe { std::slice::from_raw_parts(rgb, len) };
     Ok(Some(Image::from_strided(width, height, stride, data)?))
-}
-
-/// The cancel flag at `cancel`, if any.
-///
-/// # Safety
-/// `cancel` is NULL or an aligned `int` valid for the call and only written atomically.
-unsafe fn cancel_flag<'a>(cancel: *const c_int) -> CallResult<Option<&'a AtomicI32>> {
-    if cancel.is_null() {
-        Ok(None)
-    } else if cancel.align_offset(std::mem::align_of::<AtomicI32>()) != 0 {
-        Err(fail(zipp_status::ZIPP_ERR_INVALID_INPUT, "`cancel` is not aligned for an int"))
-    } else {
-        // SAFETY: non-null and aligned (checked above), valid for the call and written only
-        // atomically (the caller's contract); `c_int` is `i32` on every target zipp builds for.
-        Ok(Some(unsafe { AtomicI32::from_ptr(cancel as *mut i32) }))
-    }
 }
 
 /// Generates images. `request` is JSON: `{"prompt": "...", "negative_prompt": "...",

@@ -29,6 +29,7 @@ mod bench;
 mod call;
 mod clip;
 mod eval;
+mod graph;
 mod image;
 mod json;
 mod lm;

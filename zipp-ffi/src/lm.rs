@@ -2,14 +2,16 @@
 //! callback runs on the calling thread; generation runs on a zipp thread.
 
 use std::ffi::{c_char, c_int, c_void};
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use zipp_core::lm::LanguageModel;
 use zipp_factory::lm as flm;
 use zipp_factory::LmSpec;
 
-use crate::call::{c_string, fail, free_handle, guarded, handle, into_handle, opt_str_arg, out_ptr, str_arg};
+use crate::call::{
+    build_with, c_string, cancel_flag, fail, free_handle, guarded, handle, into_handle, opt_str_arg, out_ptr, str_arg,
+};
 use crate::{result_json, zipp_models, zipp_status};
 
 /// A chat language model. Immutable and thread-safe: generations on one handle may run
@@ -96,16 +98,7 @@ pub unsafe extern "C" fn zipp_lm_generate(
         let model = handle(lm, "lm")?.inner.clone();
         let messages = flm::messages_from_json(str_arg(messages, "messages")?)?;
         let sampling = flm::sampling_from_json(opt_str_arg(sampling, "sampling")?)?;
-        let flag = if cancel.is_null() {
-            None
-        } else if cancel.align_offset(std::mem::align_of::<AtomicI32>()) != 0 {
-            return Err(fail(zipp_status::ZIPP_ERR_INVALID_INPUT, "`cancel` is not aligned for an int"));
-        } else {
-            // SAFETY: non-null and aligned (checked above), valid for the call and written
-            // only atomically (the caller's contract); `c_int` is `i32` on every target
-            // zipp builds for.
-            Some(AtomicI32::from_ptr(cancel as *mut i32))
-        };
+        let flag = cancel_flag(cancel)?;
         let g = flm::generate(
             model,
             messages,
@@ -149,22 +142,6 @@ pub struct zipp_extractor {
 /// The persona verbalizer. Immutable and thread-safe.
 pub struct zipp_verbalizer {
     inner: Arc<dyn flm::Verbalizer>,
-}
-
-/// `spec.build` against the given models handle, or the default models when it is NULL.
-///
-/// # Safety
-/// `models` is NULL or a live handle.
-unsafe fn build_with<T>(
-    models: *const zipp_models,
-    build: impl FnOnce(&zipp_factory::Models) -> zipp_core::Result<T>,
-) -> crate::call::CallResult<T> {
-    if models.is_null() {
-        Ok(build(&zipp_factory::Models::new())?)
-    } else {
-        // SAFETY: non-null, and live for the call (the caller's contract).
-        Ok(build(&unsafe { handle(models, "models") }?.inner)?)
-    }
 }
 
 /// Builds an extractor from a JSON spec: `"vocabulary"` (phrase matching with negation, no

@@ -8,7 +8,8 @@
 //! ([`persona`]), personalizers built from `MethodSpec` ([`personalize`]), their results
 //! ([`result`]), the shared models with the embedder ([`models`]), the evaluation — VPTT
 //! scorer, streaming runner, report, statistics ([`eval`]) — and the persona benches
-//! ([`bench`]), and language models with streaming generation ([`lm`]). Errors become one Python exception class per `zipp_core::Error::kind()`
+//! ([`bench`]), language models with streaming generation ([`lm`]), and persona mining from
+//! an activity graph ([`graph`]). Errors become one Python exception class per `zipp_core::Error::kind()`
 //! ([`error`]).
 //!
 //! Concurrency: every call into zipp-core that computes or takes a lock goes through
@@ -23,6 +24,7 @@ mod callback;
 mod clip;
 mod error;
 mod eval;
+mod graph;
 mod image;
 mod json;
 mod lm;
@@ -104,6 +106,7 @@ fn _zipp(m: &Bound<'_, PyModule>) -> PyResult<()> {
     bench::register(m)?;
     lm::register(m)?;
     image::register(m)?;
+    graph::register(m)?;
     clip::register(m)?;
     Ok(())
 }

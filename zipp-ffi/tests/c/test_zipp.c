@@ -1,5 +1,6 @@
 /* The C ABI from C: errors, JSON round trips, the real models end to end, many threads
- * sharing one personalizer, fork(), the VPTT scorer, an evaluation and the statistics.
+ * sharing one personalizer, fork(), the VPTT scorer, an evaluation and the statistics,
+ * persona mining.
  * Run by scripts/test-c.sh (also under valgrind).
  *
  *   test_zipp PERSONAS.jsonl [--quick]
@@ -470,6 +471,86 @@ static void test_extract_and_verbalize(void) {
   zipp_verbalizer_free(v);
 }
 
+/* Persona mining progress: counts the epochs and cancels at epoch `stop_at` (0: never). */
+struct mining_seen {
+  int events, epochs, stop_at, evidence_done;
+  double last_loss;
+};
+
+static int on_mining(const char *stage, uint64_t done, uint64_t total, double loss, double auc, void *user) {
+  (void)total, (void)auc;
+  struct mining_seen *seen = (struct mining_seen *)user;
+  seen->events++;
+  if (strcmp(stage, "evidence") == 0) seen->evidence_done = (int)done;
+  if (strcmp(stage, "train") != 0) return 0;
+  seen->epochs++;
+  seen->last_loss = loss;
+  return seen->stop_at != 0 && (int)done >= seen->stop_at;
+}
+
+/* Persona mining end to end on a tiny edge file (MiniLM features, a 3-epoch GATv2, the
+ * template verbalizer; cheap enough for valgrind), progress, cancellation, typed errors. */
+static void test_mine_personas(const zipp_models *models) {
+  char dir[] = "/tmp/zipp-c-mine-XXXXXX";
+  if (mkdtemp(dir) == NULL) {
+    CHECK(0, "mkdtemp for the edge file");
+    return;
+  }
+  char edges[64], spec[512];
+  snprintf(edges, sizeof edges, "%s/edges.jsonl", dir);
+  FILE *f = fopen(edges, "w");
+  if (f == NULL) {
+    CHECK(0, "write the edge file");
+    return;
+  }
+  fputs("{\"user\":\"ana\",\"community\":\"analog photography\",\"text\":\"grainy film portraits\"}\n"
+        "{\"user\":\"ana\",\"community\":\"film noir\",\"text\":\"hard shadows at night\"}\n"
+        "{\"user\":\"bo\",\"community\":\"sourdough baking\",\"text\":\"a crusty loaf\"}\n"
+        "{\"user\":\"bo\",\"community\":\"ramen\",\"count\":3}\n"
+        "{\"user\":\"cy\",\"community\":\"ramen\"}\n"
+        "{\"user\":\"cy\",\"community\":\"film noir\"}\n",
+        f);
+  fclose(f);
+  snprintf(spec, sizeof spec,
+           "{\"edges\":[\"%s\"],\"split\":{\"validation\":0,\"test\":0},"
+           "\"encoder\":{\"hidden\":8,\"heads\":2,\"out\":8},\"train\":{\"epochs\":3}}",
+           edges);
+
+  struct mining_seen seen = {0, 0, 0, 0, 0.0};
+  char *out = NULL;
+  CHECK(zipp_mine_personas(models, spec, on_mining, &seen, NULL, &out) == ZIPP_OK, "mine personas");
+  CHECK(contains(out, "\"user\":\"ana\"") && contains(out, "\"user\":\"bo\"") && contains(out, "\"user\":\"cy\""),
+        "a row per user");
+  CHECK(contains(out, "\"persona\":{\"id\":\"ana\"") || contains(out, "\"id\":\"ana\""), "ana's persona");
+  CHECK(contains(out, "\"name\":\"sourdough baking\""), "evidence names the user's communities");
+  CHECK(contains(out, "\"epochs\":3") && contains(out, "\"history\":["), "metrics and history");
+  CHECK(seen.epochs == 3 && isfinite(seen.last_loss) && seen.evidence_done == 3, "progress: epochs with a loss, users");
+  zipp_string_free(out);
+
+  struct mining_seen stop = {0, 0, 2, 0, 0.0};
+  out = NULL;
+  CHECK(zipp_mine_personas(models, spec, on_mining, &stop, NULL, &out) == ZIPP_ERR_CANCELLED && out == NULL &&
+            stop.epochs == 2,
+        "a callback returning non-zero cancels within one epoch");
+  atomic_int cancel = 1;
+  CHECK(zipp_mine_personas(models, spec, NULL, NULL, (const int *)&cancel, &out) == ZIPP_ERR_CANCELLED,
+        "a set cancel flag cancels");
+
+  CHECK(zipp_mine_personas(models, NULL, NULL, NULL, NULL, &out) == ZIPP_ERR_NULL_POINTER, "NULL spec");
+  CHECK(zipp_mine_personas(models, spec, NULL, NULL, NULL, NULL) == ZIPP_ERR_NULL_POINTER, "NULL out");
+  CHECK(zipp_mine_personas(models, "{\"edges\":[\"\xff\"]}", NULL, NULL, NULL, &out) == ZIPP_ERR_INVALID_UTF8,
+        "invalid UTF-8");
+  CHECK(zipp_mine_personas(models, "{\"edges\":[\"e.jsonl\"],\"train\":{\"epohcs\":1}}", NULL, NULL, NULL, &out) ==
+                ZIPP_ERR_SCHEMA &&
+            contains(zipp_last_error_message(), "epohcs"),
+        "a misspelt field is a located schema error");
+  CHECK(zipp_mine_personas(models, "{\"edges\":[\"/nonexistent/zipp/e.jsonl\"]}", NULL, NULL, NULL, &out) ==
+            ZIPP_ERR_IO,
+        "a missing edge file is an IO error");
+  remove(edges);
+  rmdir(dir);
+}
+
 /* Image metrics over embeddings (their numpy cross-check is zipp-eval's test). */
 static void test_image_metrics(void) {
   const float a[2] = {1.0f, 0.0f}, b[2] = {2.0f, 0.0f}, c[2] = {-1.0f, 0.0f}, zero[2] = {0.0f, 0.0f};
@@ -891,6 +972,7 @@ static void test_end_to_end(const char *personas_path, int quick) {
   }
   test_lm_scripted();
   test_extract_and_verbalize();
+  test_mine_personas(models);
   test_image_metrics();
   test_image_generation();
   test_clip(models, tiny);

@@ -64,6 +64,8 @@ __all__ = [
     "ClipModel",
     "ImageEvaluation",
     "ImageReport",
+    "MiningResult",
+    "mine_personas",
 ]
 
 __version__: Final[str]
@@ -658,3 +660,66 @@ class ImageReport:
     @property
     def tables(self) -> list[dict[str, Any]]: ...
     def __eq__(self, value: object, /) -> bool: ...
+
+# ---- persona mining from an activity graph ----
+
+class _MiningError(TypedDict):
+    user: str
+    kind: str
+    message: str
+
+class _LinkScores(TypedDict):
+    auc: float
+    hit10: float
+    edges: int
+
+class _MiningMetrics(TypedDict):
+    test: _LinkScores | None
+    trained: bool
+    epochs: int
+    best_epoch: int
+    seconds_per_epoch: float | None
+    seconds: float
+
+class _EpochRow(TypedDict):
+    epoch: int
+    loss: float
+    link_loss: float
+    align_loss: NotRequired[float]
+    validation: NotRequired[_LinkScores]
+    seconds: float
+
+class _GraphSummary(TypedDict):
+    users: int
+    communities: int
+    edges: int
+    train_edges: int
+    validation_edges: int
+    test_edges: int
+
+@final
+class MiningResult:
+    @property
+    def personas(self) -> list[Persona]: ...
+    @property
+    def evidence(self) -> list[dict[str, Any]]: ...
+    @property
+    def verbalizations(self) -> list[dict[str, Any]]: ...
+    @property
+    def errors(self) -> list[_MiningError]: ...
+    @property
+    def metrics(self) -> _MiningMetrics: ...
+    @property
+    def history(self) -> list[_EpochRow]: ...
+    @property
+    def graph(self) -> _GraphSummary: ...
+    def to_json(self) -> str: ...
+    def to_jsonl(self, path: _Path) -> None: ...
+    def __len__(self) -> int: ...
+
+def mine_personas(
+    spec: str | Mapping[str, Any],
+    *,
+    models: Models | None = None,
+    on_progress: Callable[[str, int, int, float | None, float | None], object] | None = None,
+) -> MiningResult: ...
