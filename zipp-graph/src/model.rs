@@ -312,11 +312,13 @@ impl Encoder {
             Ok(user_mean(view, &p, users)?.broadcast_add(b.as_tensor())?)
         };
         let (a, b) = (&self.l1_c2u, &self.l1_u2c);
-        let xl = proj(&view.x_s.index_select(&ids(s0)?, 0)?, &a.lin_l_weight)?.broadcast_add(a.lin_l_bias.as_tensor())?;
+        let xl =
+            proj(&view.x_s.index_select(&ids(s0)?, 0)?, &a.lin_l_weight)?.broadcast_add(a.lin_l_bias.as_tensor())?;
         let xr = user_proj(&a.lin_r_weight, &a.lin_r_bias, u1)?;
         let h_u = a.forward_projected(&block.l1_c2u, xl, xr)?.elu(1.0)?;
         let xl = user_proj(&b.lin_l_weight, &b.lin_l_bias, u0)?;
-        let xr = proj(&view.x_s.index_select(&ids(s1)?, 0)?, &b.lin_r_weight)?.broadcast_add(b.lin_r_bias.as_tensor())?;
+        let xr =
+            proj(&view.x_s.index_select(&ids(s1)?, 0)?, &b.lin_r_weight)?.broadcast_add(b.lin_r_bias.as_tensor())?;
         let h_s = b.forward_projected(&block.l1_u2c, xl, xr)?.elu(1.0)?;
         let z_u = self.l2_c2u.forward(&block.l2_c2u, &h_s, &h_u.narrow(0, 0, u2.len())?)?;
         let z_s = self.l2_u2c.forward(&block.l2_u2c, &h_u, &h_s.narrow(0, 0, s2.len())?)?;
@@ -415,9 +417,14 @@ pub fn user_mean(view: &GraphView, p: &Tensor, users: &[u32]) -> Result<Tensor> 
         return Err(Error::InvalidInput(format!("user mean: user {u} out of range ({n_users} users)")));
     }
     if p.dims().len() != 2 || p.dims()[0] != view.c2u.n_src() {
-        return Err(Error::InvalidInput(format!("user mean: rows of shape {:?} for {} communities", p.dims(), view.c2u.n_src())));
+        return Err(Error::InvalidInput(format!(
+            "user mean: rows of shape {:?} for {} communities",
+            p.dims(),
+            view.c2u.n_src()
+        )));
     }
-    let op = UserMean { adj: view.c2u.clone(), weights: view.c2u_mean_weights.clone(), users: Arc::new(users.to_vec()) };
+    let op =
+        UserMean { adj: view.c2u.clone(), weights: view.c2u_mean_weights.clone(), users: Arc::new(users.to_vec()) };
     if p.device().is_cpu() && p.dtype() == DType::F32 {
         return Ok(p.contiguous()?.apply_op1(op)?);
     }
@@ -450,7 +457,11 @@ impl candle_core::CustomOp1 for UserMean {
         "zipp-user-mean"
     }
 
-    fn cpu_fwd(&self, s: &candle_core::CpuStorage, l: &candle_core::Layout) -> candle_core::Result<(candle_core::CpuStorage, candle_core::Shape)> {
+    fn cpu_fwd(
+        &self,
+        s: &candle_core::CpuStorage,
+        l: &candle_core::Layout,
+    ) -> candle_core::Result<(candle_core::CpuStorage, candle_core::Shape)> {
         use rayon::prelude::*;
         let p = match (s, l.contiguous_offsets()) {
             (candle_core::CpuStorage::F32(d), Some((a, b))) => &d[a..b],
