@@ -7,8 +7,8 @@
 //! cargo run --release -p zipp-examples --bin graph-scale -- [options]
 //!   --users N --communities N --edges N   graph size (default 1000000 40000 20000000)
 //!   --dim D           community feature width (default 384, MiniLM's)
-//!   --batch B         training edges per batch (default 4096)
-//!   --fanouts F1,F2   neighbours per node, layer 1 and 2 (default 10,10)
+//!   --batch B         training edges per batch (default 262144)
+//!   --fanouts F1,F2   neighbours per node, layer 1 and 2 (default 5,5)
 //!   --max-batches N   stop the epoch after N batches and extrapolate (default: the whole epoch)
 //!   --seed S          graph, features, sampling (default 0)
 //! ```
@@ -39,7 +39,9 @@ fn peak_mib() -> f64 {
 fn parse() -> Result<(PowerLawOptions, usize, MiniBatchOptions), String> {
     let mut g = PowerLawOptions::million();
     let mut dim = 384;
-    let mut mb = MiniBatchOptions::default();
+    // At this scale every batch samples ~all communities' neighbourhoods anyway, so large
+    // batches amortise that fixed cost (BENCHMARKS.md, "Scale").
+    let mut mb = MiniBatchOptions { batch_edges: 262_144, fanouts: [5, 5], max_batches: None };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let v = it.next().ok_or_else(|| format!("{flag} needs a value"))?;

@@ -217,6 +217,37 @@ impl Gatv2Attention {
     }
 }
 
+/// The f32 values of a CPU tensor, borrowed from its storage when it is contiguous f32
+/// (the backward passes read inputs of hundreds of MB: a copy would cost as much as the
+/// pass), copied otherwise.
+pub(crate) enum F32Values<'a> {
+    Borrowed(candle_core::StorageRef<'a>, std::ops::Range<usize>),
+    Owned(Vec<f32>),
+}
+
+impl<'a> F32Values<'a> {
+    pub(crate) fn of(t: &'a Tensor) -> candle_core::Result<F32Values<'a>> {
+        let (storage, layout) = t.storage_and_layout();
+        if let (candle_core::Storage::Cpu(CpuStorage::F32(_)), Some((a, b))) = (&*storage, layout.contiguous_offsets())
+        {
+            return Ok(F32Values::Borrowed(storage, a..b));
+        }
+        drop(storage);
+        Ok(F32Values::Owned(t.contiguous()?.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?))
+    }
+
+    pub(crate) fn as_slice(&self) -> &[f32] {
+        match self {
+            F32Values::Borrowed(storage, range) => match &**storage {
+                candle_core::Storage::Cpu(CpuStorage::F32(v)) => &v[range.clone()],
+                // `of` only borrows contiguous f32 CPU storage.
+                _ => &[],
+            },
+            F32Values::Owned(v) => v,
+        }
+    }
+}
+
 /// Splits `data` (per slot, `per` values each) into one mutable row per target.
 fn split_by<'a>(data: &'a mut [f32], ptr: &[usize], per: usize) -> Vec<&'a mut [f32]> {
     let mut rows = Vec::with_capacity(ptr.len().saturating_sub(1));
@@ -354,8 +385,9 @@ impl CustomOp3 for Gatv2Attention {
         out_t: &Tensor,
         g_t: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let v = |t: &Tensor| t.contiguous()?.flatten_all()?.to_vec1::<f32>();
-        let (xl, xr, att, out, g) = (v(xl_t)?, v(xr_t)?, v(att_t)?, v(out_t)?, v(g_t)?);
+        let (xl, xr, att) = (F32Values::of(xl_t)?, F32Values::of(xr_t)?, F32Values::of(att_t)?);
+        let (out, g) = (F32Values::of(out_t)?, F32Values::of(g_t)?);
+        let (xl, xr, att, out, g) = (xl.as_slice(), xr.as_slice(), att.as_slice(), out.as_slice(), g.as_slice());
         let (h, c, adj) = (self.heads, self.channels, &*self.adj);
         let hc = h * c;
         // Pass 1, per target: α and ∂e per slot and head, ∂x_r, and ∂a (per-thread sums).
@@ -378,7 +410,7 @@ impl CustomOp3 for Gatv2Attention {
                     let xr_i = &xr[i * hc..(i + 1) * hc];
                     let mut e = vec![0f32; r.len()];
                     for hh in 0..h {
-                        softmax_row(&xl, xr_i, &att, src, hh, c, h, &mut e);
+                        softmax_row(xl, xr_i, att, src, hh, c, h, &mut e);
                         let gi = &g[i * hc + hh * c..i * hc + (hh + 1) * c];
                         let oi = &out[i * hc + hh * c..i * hc + (hh + 1) * c];
                         let ci = dot(gi, oi);

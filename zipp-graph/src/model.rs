@@ -482,7 +482,8 @@ impl candle_core::CustomOp1 for UserMean {
     fn bwd(&self, p: &Tensor, _res: &Tensor, g: &Tensor) -> candle_core::Result<Option<Tensor>> {
         use rayon::prelude::*;
         let (s_n, c) = p.dims2()?;
-        let g = g.contiguous()?.flatten_all()?.to_vec1::<f32>()?;
+        let g = crate::gatv2::F32Values::of(g)?;
+        let g = g.as_slice();
         // Users split into one chunk per thread, each summing into its own dense ∂p; the
         // chunks are fixed by the thread count, so the sum order is too.
         let chunks = rayon::current_num_threads().clamp(1, 8);

@@ -178,20 +178,21 @@ impl CustomOp2 for PairScores {
         _res: &Tensor,
         g_t: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
-        let (zu, zs, g) =
-            (zu_t.flatten_all()?.to_vec1::<f32>()?, zs_t.flatten_all()?.to_vec1::<f32>()?, g_t.to_vec1::<f32>()?);
+        use crate::gatv2::F32Values;
+        let (zu, zs, g) = (F32Values::of(zu_t)?, F32Values::of(zs_t)?, F32Values::of(g_t)?);
+        let (zu, zs, g) = (zu.as_slice(), zs.as_slice(), g.as_slice());
         let d = zu_t.dims()[1];
         let (mut du, mut ds) = (vec![0f32; zu.len()], vec![0f32; zs.len()]);
         // Two independent scatters, one per thread.
         rayon::join(
             || {
-                for ((&u, &s), &g) in self.users.iter().zip(self.communities.iter()).zip(&g) {
+                for ((&u, &s), &g) in self.users.iter().zip(self.communities.iter()).zip(g) {
                     let (u, s) = (u as usize, s as usize);
                     du[u * d..(u + 1) * d].iter_mut().zip(&zs[s * d..(s + 1) * d]).for_each(|(a, b)| *a += g * b);
                 }
             },
             || {
-                for ((&u, &s), &g) in self.users.iter().zip(self.communities.iter()).zip(&g) {
+                for ((&u, &s), &g) in self.users.iter().zip(self.communities.iter()).zip(g) {
                     let (u, s) = (u as usize, s as usize);
                     ds[s * d..(s + 1) * d].iter_mut().zip(&zu[u * d..(u + 1) * d]).for_each(|(a, b)| *a += g * b);
                 }
