@@ -54,7 +54,7 @@ use rayon::prelude::*;
 use zipp_core::error::{Error, Result};
 use zipp_core::rng::SplitMix;
 
-use crate::gatv2::{copy_var, glorot, Adjacency, NEGATIVE_SLOPE};
+use crate::gatv2::{contiguous_f32, copy_var, dot, glorot, Adjacency, F32Values, NEGATIVE_SLOPE};
 use crate::graph::BipartiteGraph;
 use crate::metrics::LinkMetrics;
 use crate::model::{AlignHead, Encoder, EncoderConfig, GraphEncoder, GraphView, LAYER_NAMES};
@@ -320,27 +320,6 @@ struct EdgeSum {
     heads: usize,
 }
 
-/// `Σ_t x[t] · y[t]` in eight independent lanes (f32 sums are not reassociated by the
-/// compiler; one accumulator would run one add at a time).
-#[inline]
-fn dot8(x: &[f32], y: &[f32]) -> f32 {
-    let n = x.len().min(y.len()) / 8 * 8;
-    let mut acc = [0f32; 8];
-    for (x8, y8) in x[..n].chunks_exact(8).zip(y[..n].chunks_exact(8)) {
-        for k in 0..8 {
-            acc[k] += x8[k] * y8[k];
-        }
-    }
-    acc.iter().sum::<f32>() + x[n..].iter().zip(&y[n..]).map(|(a, b)| a * b).sum::<f32>()
-}
-
-fn contiguous_f32<'a>(s: &'a CpuStorage, l: &Layout) -> candle_core::Result<&'a [f32]> {
-    match (s, l.contiguous_offsets()) {
-        (CpuStorage::F32(d), Some((a, b))) => Ok(&d[a..b]),
-        _ => candle_core::bail!("edge sum: inputs must be contiguous f32"),
-    }
-}
-
 impl CustomOp2 for EdgeSum {
     fn name(&self) -> &'static str {
         "zipp-edge-sum"
@@ -353,7 +332,7 @@ impl CustomOp2 for EdgeSum {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let (x, w) = (contiguous_f32(s1, l1)?, contiguous_f32(s2, l2)?);
+        let (x, w) = (contiguous_f32(s1, l1, "edge sum: x")?, contiguous_f32(s2, l2, "edge sum: w")?);
         let (sl, h) = (&*self.slots, self.heads);
         let hc = l1.dims()[1];
         let c = hc / h;
@@ -377,8 +356,8 @@ impl CustomOp2 for EdgeSum {
         _res: &Tensor,
         g_t: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
-        let v = |t: &Tensor| t.contiguous()?.flatten_all()?.to_vec1::<f32>();
-        let (x, w, g) = (v(x_t)?, v(w_t)?, v(g_t)?);
+        let (x, w, g) = (F32Values::of(x_t)?, F32Values::of(w_t)?, F32Values::of(g_t)?);
+        let (x, w, g) = (x.as_slice(), w.as_slice(), g.as_slice());
         let (sl, h) = (&*self.slots, self.heads);
         let hc = x_t.dims()[1];
         let c = hc / h;
@@ -399,7 +378,7 @@ impl CustomOp2 for EdgeSum {
         dw.par_chunks_mut(h).enumerate().with_min_len(256).for_each(|(k, d)| {
             let (gi, xj) = (&g[sl.dst[k] as usize * hc..][..hc], &x[sl.src[k] as usize * hc..][..hc]);
             for (hh, d) in d.iter_mut().enumerate() {
-                *d = dot8(&gi[hh * c..(hh + 1) * c], &xj[hh * c..(hh + 1) * c]);
+                *d = dot(&gi[hh * c..(hh + 1) * c], &xj[hh * c..(hh + 1) * c]);
             }
         });
         let dev = x_t.device();

@@ -287,9 +287,9 @@ fn attention_logit(a: &[f32], r: &[f32], l: &[f32]) -> f32 {
     acc.iter().sum::<f32>() + tail
 }
 
-/// `Σ_t x[t] · y[t]`.
+/// `Σ_t x[t] · y[t]` (eight lanes, see [`LANES`]).
 #[inline]
-fn dot(x: &[f32], y: &[f32]) -> f32 {
+pub(crate) fn dot(x: &[f32], y: &[f32]) -> f32 {
     let n = x.len().min(y.len()) / LANES * LANES;
     let mut acc = [0f32; LANES];
     for (x8, y8) in x[..n].chunks_exact(LANES).zip(y[..n].chunks_exact(LANES)) {
@@ -326,14 +326,12 @@ fn softmax_row(xl: &[f32], xr_i: &[f32], att: &[f32], src: &[u32], hh: usize, c:
     }
 }
 
-fn contiguous_f32<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> candle_core::Result<&'a [f32]> {
-    let data = match s {
-        CpuStorage::F32(d) => d,
-        _ => candle_core::bail!("gatv2: {what} must be f32"),
-    };
-    match l.contiguous_offsets() {
-        Some((a, b)) => Ok(&data[a..b]),
-        None => candle_core::bail!("gatv2: {what} must be contiguous"),
+/// The values of a custom op's f32 input, which must be contiguous (`what` names the op and
+/// input in the error). Shared by every fused op of this crate.
+pub(crate) fn contiguous_f32<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> candle_core::Result<&'a [f32]> {
+    match (s, l.contiguous_offsets()) {
+        (CpuStorage::F32(d), Some((a, b))) => Ok(&d[a..b]),
+        _ => candle_core::bail!("{what} must be contiguous f32"),
     }
 }
 
@@ -351,9 +349,9 @@ impl CustomOp3 for Gatv2Attention {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let xl = contiguous_f32(s1, l1, "x_l")?;
-        let xr = contiguous_f32(s2, l2, "x_r")?;
-        let att = contiguous_f32(s3, l3, "a")?;
+        let xl = contiguous_f32(s1, l1, "gatv2: x_l")?;
+        let xr = contiguous_f32(s2, l2, "gatv2: x_r")?;
+        let att = contiguous_f32(s3, l3, "gatv2: a")?;
         let (h, c, adj) = (self.heads, self.channels, &*self.adj);
         let hc = h * c;
         let mut out = vec![0f32; adj.n_dst * hc];

@@ -463,10 +463,7 @@ impl candle_core::CustomOp1 for UserMean {
         l: &candle_core::Layout,
     ) -> candle_core::Result<(candle_core::CpuStorage, candle_core::Shape)> {
         use rayon::prelude::*;
-        let p = match (s, l.contiguous_offsets()) {
-            (candle_core::CpuStorage::F32(d), Some((a, b))) => &d[a..b],
-            _ => candle_core::bail!("user mean: rows must be contiguous f32"),
-        };
+        let p = crate::gatv2::contiguous_f32(s, l, "user mean: rows")?;
         let c = l.dims()[1];
         let mut out = vec![0f32; self.users.len() * c];
         out.par_chunks_mut(c).zip(self.users.par_iter()).with_min_len(64).for_each(|(o, &u)| {

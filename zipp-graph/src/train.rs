@@ -25,6 +25,7 @@ use rayon::prelude::*;
 use zipp_core::error::{Error, Result};
 use zipp_core::rng::SplitMix;
 
+use crate::gatv2::contiguous_f32;
 use crate::graph::BipartiteGraph;
 use crate::metrics::{link_metrics, Embeddings, LinkMetrics};
 use crate::model::{Encoder, GraphEncoder, GraphView};
@@ -136,13 +137,6 @@ struct PairScores {
     communities: Arc<Vec<u32>>,
 }
 
-fn f32_slice<'a>(s: &'a CpuStorage, l: &Layout) -> candle_core::Result<&'a [f32]> {
-    match (s, l.contiguous_offsets()) {
-        (CpuStorage::F32(d), Some((a, b))) => Ok(&d[a..b]),
-        _ => candle_core::bail!("pair scores: inputs must be contiguous f32"),
-    }
-}
-
 impl CustomOp2 for PairScores {
     fn name(&self) -> &'static str {
         "zipp-pair-scores"
@@ -155,7 +149,7 @@ impl CustomOp2 for PairScores {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let (zu, zs) = (f32_slice(s1, l1)?, f32_slice(s2, l2)?);
+        let (zu, zs) = (contiguous_f32(s1, l1, "pair scores: z_u")?, contiguous_f32(s2, l2, "pair scores: z_s")?);
         let d = l1.dims()[1];
         let out: Vec<f32> = self
             .users
