@@ -13,13 +13,21 @@
 //! No self-loops are added (the graph is bipartite: a user is never its own neighbour). A
 //! target without in-edges gets the bias alone.
 //!
-//! [`Gatv2Attention`] is a candle [`CustomOp3`] on `(x_l, x_r, a)`: one pass per target for
-//! the forward; the backward is two passes (per target: the softmax's gradient, `∂x_r`,
-//! `∂a`; per source: `∂x_l`), each parallel over rows with no atomics, storing only two
-//! numbers per edge and head. Nothing of size edges × channels is ever materialised — the
-//! composed version ([`attention_composed`], candle ops only, any device) needs three such
-//! tensors, and is kept as the independent check of the fused kernel and for non-CPU
-//! devices.
+//! [`Gatv2Attention`] is a candle [`CustomOp3`] on `(x_l, x_r, params)` that fuses the
+//! whole layer after its two GEMMs: the biases `b_l`, `b_r`, the attention, the
+//! aggregation, the head concatenation or mean, the output bias and (optionally) the ELU
+//! that follows layer 1. One pass per target for the forward; the backward is three
+//! passes (per target: the activation's and heads' gradient; per target: the softmax's
+//! gradient, `∂x_r`, `∂a`; per source: `∂x_l`), each parallel over rows with no atomics,
+//! storing only two numbers per edge and head, with every sum over targets taken per
+//! fixed block in a fixed order (bit-identical results whatever the thread count). Nothing
+//! of size edges × channels is ever materialised — the composed version
+//! ([`attention_composed`], candle ops only, any device) needs three such tensors, and is
+//! kept as the independent check of the fused kernel and for non-CPU devices — and no
+//! intermediate of the layer enters candle's graph: in candle's backward pass each graph
+//! node of `n` values costs a fresh `n`-value gradient buffer, which at a 1M-user graph's
+//! batch sizes (hundreds of MB per node) took about a quarter of a batch's time before
+//! the layer was fused (perf, `graph-scale`).
 
 use std::sync::Arc;
 
@@ -147,66 +155,70 @@ impl Adjacency {
     }
 }
 
-/// The fused attention + aggregation: `(x_l [n_src, H·C], x_r [n_dst, H·C], a [H, C]) →
-/// [n_dst, H·C]` (heads concatenated, no bias). f32, CPU; see the module docs.
+/// The fused layer: attention, aggregation, biases, head combination and (optionally) ELU.
+/// `(x_l [n_src, H·C], x_r [n ≥ n_dst, H·C], params) → [n_dst, H·C or C]`, where `x_l`,
+/// `x_r` are the linear maps **without** their biases and `params` is `[a (H·C) | b_l (H·C)
+/// | b_r (H·C) | bias (H·C or C)]` ([`Gatv2Attention::params`]). Targets are the first
+/// `n_dst` rows of `x_r` (a sampled block's targets are a prefix of a larger node set:
+/// no slice of it enters candle's graph). f32, CPU; see the module docs.
+///
+/// The biases never touch a row of `x_l` or `x_r`: the logit sees `x_r[i] + b_r + x_l[j] +
+/// b_l`, so `b_r + b_l` is added once per target, and the aggregation is
+/// `Σ α (x_l[j] + b_l) = Σ α x_l[j] + b_l` (the α of a target sum to 1). Fusing them (and
+/// the head mean and the ELU) keeps every intermediate of the layer out of candle's graph:
+/// each would cost its size again in the backward pass's gradient store.
 #[derive(Debug, Clone)]
 pub struct Gatv2Attention {
     adj: Arc<Adjacency>,
     heads: usize,
     channels: usize,
+    concat: bool,
+    elu: bool,
 }
 
 impl Gatv2Attention {
-    /// The op for this adjacency and head layout.
-    pub fn new(adj: Arc<Adjacency>, heads: usize, channels: usize) -> Gatv2Attention {
-        Gatv2Attention { adj, heads, channels }
+    /// The op for this adjacency and head layout: heads concatenated or averaged, then ELU
+    /// or not.
+    pub fn new(adj: Arc<Adjacency>, heads: usize, channels: usize, concat: bool, elu: bool) -> Gatv2Attention {
+        Gatv2Attention { adj, heads, channels, concat, elu }
     }
 
-    /// Applies the op (with its backward pass) on CPU f32 tensors, the composed candle
-    /// version elsewhere.
-    pub fn forward(&self, xl: &Tensor, xr: &Tensor, att: &Tensor) -> Result<Tensor> {
-        self.check(xl, xr, att)?;
-        if xl.device().is_cpu() && xl.dtype() == DType::F32 {
-            Ok(xl.apply_op3(xr, att, self.clone())?)
+    /// The op's parameter vector from the layer's `a [H, C]`, `b_l`, `b_r` and `bias`
+    /// (differentiable: the gradient flows back to each).
+    pub fn params(att: &Tensor, b_l: &Tensor, b_r: &Tensor, bias: &Tensor) -> Result<Tensor> {
+        Ok(Tensor::cat(&[&att.flatten_all()?, b_l, b_r, bias], 0)?)
+    }
+
+    fn out_dim(&self) -> usize {
+        if self.concat {
+            self.heads * self.channels
         } else {
-            attention_composed(&self.adj, xl, xr, att, self.heads, self.channels)
+            self.channels
         }
     }
 
-    /// The attention coefficients `α [n_edges, H]` (slot order), no gradient.
-    pub fn coefficients(&self, xl: &Tensor, xr: &Tensor, att: &Tensor) -> Result<Vec<f32>> {
-        self.check(xl, xr, att)?;
-        let xl = xl.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
-        let xr = xr.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
-        let att = att.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
-        let (h, c) = (self.heads, self.channels);
-        let adj = &self.adj;
-        let mut alpha = vec![0f32; adj.n_edges() * h];
-        let mut rows: Vec<&mut [f32]> = split_by(&mut alpha, &adj.ptr, h);
-        rows.par_iter_mut().enumerate().for_each(|(i, out)| {
-            let r = adj.ptr[i]..adj.ptr[i + 1];
-            let mut e = vec![0f32; r.len()];
-            for hh in 0..h {
-                softmax_row(&xl, &xr[i * h * c..(i + 1) * h * c], &att, &adj.src[r.clone()], hh, c, h, &mut e);
-                for (k, &v) in e.iter().enumerate() {
-                    out[k * h + hh] = v;
-                }
-            }
-        });
-        Ok(alpha)
+    /// Applies the op (with its backward pass) to CPU f32 tensors.
+    pub fn forward(&self, xl: &Tensor, xr: &Tensor, params: &Tensor) -> Result<Tensor> {
+        self.check(xl, xr, params)?;
+        if !(xl.device().is_cpu() && xl.dtype() == DType::F32) {
+            return Err(Error::InvalidInput("gatv2: the fused op runs on CPU f32 tensors".into()));
+        }
+        Ok(xl.contiguous()?.apply_op3(&xr.contiguous()?, &params.contiguous()?, self.clone())?)
     }
 
-    fn check(&self, xl: &Tensor, xr: &Tensor, att: &Tensor) -> Result<()> {
+    fn check(&self, xl: &Tensor, xr: &Tensor, params: &Tensor) -> Result<()> {
         let hc = self.heads * self.channels;
         let ok = xl.dims() == [self.adj.n_src, hc]
-            && xr.dims() == [self.adj.n_dst, hc]
-            && att.dims() == [self.heads, self.channels];
+            && xr.dims().len() == 2
+            && xr.dims()[0] >= self.adj.n_dst
+            && xr.dims()[1] == hc
+            && params.dims() == [3 * hc + self.out_dim()];
         if !ok {
             return Err(Error::InvalidInput(format!(
-                "gatv2: shapes x_l {:?}, x_r {:?}, a {:?} do not fit {} sources, {} targets, {} heads × {} channels",
+                "gatv2: shapes x_l {:?}, x_r {:?}, params {:?} do not fit {} sources, {} targets, {} heads × {} channels",
                 xl.dims(),
                 xr.dims(),
-                att.dims(),
+                params.dims(),
                 self.adj.n_src,
                 self.adj.n_dst,
                 self.heads,
@@ -215,6 +227,25 @@ impl Gatv2Attention {
         }
         Ok(())
     }
+}
+
+/// The attention coefficients `α [n_edges, H]` (slot order) from `x_l`, `x_r` with their
+/// biases and `a [H, C]` (flattened).
+fn coefficients(adj: &Adjacency, heads: usize, channels: usize, xl: &[f32], xr: &[f32], att: &[f32]) -> Vec<f32> {
+    let (h, c) = (heads, channels);
+    let mut alpha = vec![0f32; adj.n_edges() * h];
+    let mut rows: Vec<&mut [f32]> = split_by(&mut alpha, &adj.ptr, h);
+    rows.par_iter_mut().enumerate().for_each(|(i, out)| {
+        let r = adj.ptr[i]..adj.ptr[i + 1];
+        let mut e = vec![0f32; r.len()];
+        for hh in 0..h {
+            softmax_row(xl, &xr[i * h * c..(i + 1) * h * c], att, &adj.src[r.clone()], hh, c, h, &mut e);
+            for (k, &v) in e.iter().enumerate() {
+                out[k * h + hh] = v;
+            }
+        }
+    });
+    alpha
 }
 
 /// The f32 values of a CPU tensor, borrowed from its storage when it is contiguous f32
@@ -335,6 +366,22 @@ pub(crate) fn contiguous_f32<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> c
     }
 }
 
+/// Targets per block of the backward pass's sums (see there).
+const BLOCK: usize = 256;
+
+/// `acc + x`, element-wise.
+#[inline]
+fn sum_into(mut acc: Vec<f32>, x: &[f32]) -> Vec<f32> {
+    acc.iter_mut().zip(x).for_each(|(a, x)| *a += x);
+    acc
+}
+
+/// `x + y` element-wise into `out`.
+#[inline]
+fn add_into(out: &mut [f32], x: &[f32], y: &[f32]) {
+    out.iter_mut().zip(x).zip(y).for_each(|((o, x), y)| *o = x + y);
+}
+
 impl CustomOp3 for Gatv2Attention {
     fn name(&self) -> &'static str {
         "zipp-gatv2-attention"
@@ -351,76 +398,146 @@ impl CustomOp3 for Gatv2Attention {
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let xl = contiguous_f32(s1, l1, "gatv2: x_l")?;
         let xr = contiguous_f32(s2, l2, "gatv2: x_r")?;
-        let att = contiguous_f32(s3, l3, "gatv2: a")?;
+        let params = contiguous_f32(s3, l3, "gatv2: params")?;
         let (h, c, adj) = (self.heads, self.channels, &*self.adj);
-        let hc = h * c;
-        let mut out = vec![0f32; adj.n_dst * hc];
-        out.par_chunks_mut(hc).enumerate().with_min_len(16).for_each(|(i, o)| {
-            let r = adj.ptr[i]..adj.ptr[i + 1];
-            if r.is_empty() {
-                return;
-            }
-            let src = &adj.src[r.clone()];
-            let mut e = vec![0f32; r.len()];
-            for hh in 0..h {
-                softmax_row(xl, &xr[i * hc..(i + 1) * hc], att, src, hh, c, h, &mut e);
-                let o = &mut o[hh * c..(hh + 1) * c];
-                for (k, &j) in src.iter().enumerate() {
-                    let l = &xl[(j as usize * h + hh) * c..(j as usize * h + hh + 1) * c];
-                    let w = e[k];
-                    o.iter_mut().zip(l).for_each(|(o, l)| *o += w * l);
+        let (hc, od) = (h * c, self.out_dim());
+        let (att, b_l, b_r, bias) = (&params[..hc], &params[hc..2 * hc], &params[2 * hc..3 * hc], &params[3 * hc..]);
+        let mut out = vec![0f32; adj.n_dst * od];
+        out.par_chunks_mut(od).enumerate().with_min_len(16).for_each_init(
+            || (vec![0f32; hc], vec![0f32; hc], Vec::new()),
+            |(agg, r_i, e), (i, o)| {
+                let r = adj.ptr[i]..adj.ptr[i + 1];
+                agg.fill(0.0);
+                if !r.is_empty() {
+                    let src = &adj.src[r.clone()];
+                    e.resize(r.len(), 0.0);
+                    // x_r[i] + b_r + b_l: the logit's target part with both biases.
+                    add_into(r_i, &xr[i * hc..(i + 1) * hc], b_r);
+                    r_i.iter_mut().zip(b_l).for_each(|(r, b)| *r += b);
+                    for hh in 0..h {
+                        softmax_row(xl, r_i, att, src, hh, c, h, e);
+                        let a = &mut agg[hh * c..(hh + 1) * c];
+                        for (k, &j) in src.iter().enumerate() {
+                            let l = &xl[(j as usize * h + hh) * c..(j as usize * h + hh + 1) * c];
+                            let w = e[k];
+                            a.iter_mut().zip(l).for_each(|(a, l)| *a += w * l);
+                        }
+                    }
+                    agg.iter_mut().zip(b_l).for_each(|(a, b)| *a += b);
                 }
-            }
-        });
-        Ok((CpuStorage::F32(out), Shape::from((adj.n_dst, hc))))
+                if self.concat {
+                    add_into(o, agg, bias);
+                } else {
+                    o.copy_from_slice(bias);
+                    let inv = 1.0 / h as f32;
+                    for head in agg.chunks_exact(c) {
+                        o.iter_mut().zip(head).for_each(|(o, a)| *o += inv * a);
+                    }
+                }
+                if self.elu {
+                    o.iter_mut().filter(|v| **v < 0.0).for_each(|v| *v = v.exp() - 1.0);
+                }
+            },
+        );
+        Ok((CpuStorage::F32(out), Shape::from((adj.n_dst, od))))
     }
 
     fn bwd(
         &self,
         xl_t: &Tensor,
         xr_t: &Tensor,
-        att_t: &Tensor,
+        params_t: &Tensor,
         out_t: &Tensor,
         g_t: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let (xl, xr, att) = (F32Values::of(xl_t)?, F32Values::of(xr_t)?, F32Values::of(att_t)?);
-        let (out, g) = (F32Values::of(out_t)?, F32Values::of(g_t)?);
-        let (xl, xr, att, out, g) = (xl.as_slice(), xr.as_slice(), att.as_slice(), out.as_slice(), g.as_slice());
+        let (xl, xr, params) = (F32Values::of(xl_t)?, F32Values::of(xr_t)?, F32Values::of(params_t)?);
+        let (out, g_out) = (F32Values::of(out_t)?, F32Values::of(g_t)?);
+        let (xl, xr, params, out, g_out) =
+            (xl.as_slice(), xr.as_slice(), params.as_slice(), out.as_slice(), g_out.as_slice());
         let (h, c, adj) = (self.heads, self.channels, &*self.adj);
-        let hc = h * c;
-        // Pass 1, per target: α and ∂e per slot and head, ∂x_r, and ∂a (per-thread sums).
+        let (hc, od) = (h * c, self.out_dim());
+        let (att, b_l, b_r) = (&params[..hc], &params[hc..2 * hc], &params[2 * hc..3 * hc]);
+        let b_sum: Vec<f32> = b_l.iter().zip(b_r).map(|(a, b)| a + b).collect();
+        // Pass 0, per target: the gradient before the ELU (from the output: ELU' is 1 above 0,
+        // out + 1 below) is ∂bias; spread over the heads it is ∂ of the aggregation, `g`.
+        // The aggregation's share of ∂b_l is the sum of g over targets with in-edges.
+        // Sums over targets are taken per block of BLOCK targets, then over blocks in order:
+        // the same float order whatever the thread count or scheduling (same seed, same
+        // weights).
+        let inv = if self.concat { 1.0 } else { 1.0 / h as f32 };
+        let mut g = vec![0f32; adj.n_dst * hc];
+        let parts: Vec<(Vec<f32>, Vec<f32>)> = g
+            .par_chunks_mut(BLOCK * hc)
+            .enumerate()
+            .map(|(b, g_block)| {
+                let (mut dbias, mut dbl, mut gp) = (vec![0f32; od], vec![0f32; hc], vec![0f32; od]);
+                for (t, gi) in g_block.chunks_exact_mut(hc).enumerate() {
+                    let i = b * BLOCK + t;
+                    let (go, oi) = (&g_out[i * od..(i + 1) * od], &out[i * od..(i + 1) * od]);
+                    for ((gp, &go), &o) in gp.iter_mut().zip(go).zip(oi) {
+                        *gp = if self.elu && o <= 0.0 { go * (o + 1.0) } else { go };
+                    }
+                    dbias.iter_mut().zip(&gp).for_each(|(d, g)| *d += g);
+                    for head in gi.chunks_exact_mut(od) {
+                        head.iter_mut().zip(&gp).for_each(|(h, g)| *h = g * inv);
+                    }
+                    if adj.ptr[i] < adj.ptr[i + 1] {
+                        dbl.iter_mut().zip(gi.iter()).for_each(|(d, g)| *d += g);
+                    }
+                }
+                (dbias, dbl)
+            })
+            .collect();
+        let (dbias, dbl_agg) = parts
+            .into_iter()
+            .fold((vec![0f32; od], vec![0f32; hc]), |acc, p| (sum_into(acc.0, &p.0), sum_into(acc.1, &p.1)));
+        let g = &g[..];
+        // Pass 1, per target: α and ∂e per slot and head, ∂x_r, and ∂a (per-block sums).
         let mut alpha = vec![0f32; adj.n_edges() * h];
         let mut de = vec![0f32; adj.n_edges() * h];
         let mut dxr = vec![0f32; adj.n_dst * hc];
-        let rows_a = split_by(&mut alpha, &adj.ptr, h);
-        let rows_d = split_by(&mut de, &adj.ptr, h);
-        let datt = rows_a
+        let block_ptr: Vec<usize> =
+            (0..=adj.n_dst.div_ceil(BLOCK)).map(|b| adj.ptr[(b * BLOCK).min(adj.n_dst)]).collect();
+        let blocks_a = split_by(&mut alpha, &block_ptr, h);
+        let blocks_d = split_by(&mut de, &block_ptr, h);
+        let parts: Vec<Vec<f32>> = blocks_a
             .into_par_iter()
-            .zip(rows_d)
-            .zip(dxr.par_chunks_mut(hc))
+            .zip(blocks_d)
+            .zip(dxr.par_chunks_mut(BLOCK * hc))
             .enumerate()
-            .with_min_len(16)
-            .fold(
-                || vec![0f32; hc],
-                |mut datt, (i, ((ra, rd), dxr_i))| {
+            .map(|(b, ((ra, rd), dxr_block))| {
+                let (mut datt, mut r_i, mut e, mut dots) = (vec![0f32; hc], vec![0f32; hc], Vec::new(), Vec::new());
+                for (t, dxr_i) in dxr_block.chunks_exact_mut(hc).enumerate() {
+                    let i = b * BLOCK + t;
                     let r = adj.ptr[i]..adj.ptr[i + 1];
+                    if r.is_empty() {
+                        continue;
+                    }
+                    let base = block_ptr[b];
                     let src = &adj.src[r.clone()];
-                    let xr_i = &xr[i * hc..(i + 1) * hc];
-                    let mut e = vec![0f32; r.len()];
+                    add_into(&mut r_i, &xr[i * hc..(i + 1) * hc], &b_sum);
+                    e.resize(r.len(), 0.0);
+                    dots.resize(r.len(), 0.0);
                     for hh in 0..h {
-                        softmax_row(xl, xr_i, att, src, hh, c, h, &mut e);
+                        softmax_row(xl, &r_i, att, src, hh, c, h, &mut e);
                         let gi = &g[i * hc + hh * c..i * hc + (hh + 1) * c];
-                        let oi = &out[i * hc + hh * c..i * hc + (hh + 1) * c];
-                        let ci = dot(gi, oi);
+                        // ∂e_k = α_k (g·x_l[j_k] − Σ α g·x_l[j]) (b_l's share cancels).
+                        let mut ci = 0f32;
+                        for (k, &j) in src.iter().enumerate() {
+                            let l = &xl[(j as usize * h + hh) * c..(j as usize * h + hh + 1) * c];
+                            dots[k] = dot(gi, l);
+                            ci += e[k] * dots[k];
+                        }
                         let a = &att[hh * c..(hh + 1) * c];
-                        let r_h = &xr_i[hh * c..(hh + 1) * c];
+                        let r_h = &r_i[hh * c..(hh + 1) * c];
                         let dr = &mut dxr_i[hh * c..(hh + 1) * c];
                         let da = &mut datt[hh * c..(hh + 1) * c];
                         for (k, &j) in src.iter().enumerate() {
                             let l = &xl[(j as usize * h + hh) * c..(j as usize * h + hh + 1) * c];
-                            let d = e[k] * (dot(gi, l) - ci);
-                            ra[k * h + hh] = e[k];
-                            rd[k * h + hh] = d;
+                            let d = e[k] * (dots[k] - ci);
+                            let slot = r.start - base + k;
+                            ra[slot * h + hh] = e[k];
+                            rd[slot * h + hh] = d;
                             for ((((da, dr), a), r), l) in da.iter_mut().zip(dr.iter_mut()).zip(a).zip(r_h).zip(l) {
                                 let s = r + l;
                                 let (m, slope) = if s > 0.0 { (s, 1.0) } else { (NEGATIVE_SLOPE * s, NEGATIVE_SLOPE) };
@@ -429,16 +546,11 @@ impl CustomOp3 for Gatv2Attention {
                             }
                         }
                     }
-                    datt
-                },
-            )
-            .reduce(
-                || vec![0f32; hc],
-                |mut a, b| {
-                    a.iter_mut().zip(b).for_each(|(x, y)| *x += y);
-                    a
-                },
-            );
+                }
+                datt
+            })
+            .collect();
+        let datt = parts.iter().fold(vec![0f32; hc], |acc, p| sum_into(acc, p));
         // Pass 2, per source: ∂x_l = Σ over its slots of α g_i + ∂e a ⊙ LeakyReLU'(s).
         let mut dxl = vec![0f32; adj.n_src * hc];
         dxl.par_chunks_mut(hc).enumerate().with_min_len(16).for_each(|(j, dl)| {
@@ -449,19 +561,33 @@ impl CustomOp3 for Gatv2Attention {
                 for hh in 0..h {
                     let (w, d) = (alpha[k * h + hh], de[k * h + hh]);
                     let o = hh * c..(hh + 1) * c;
-                    let (r, gi, a) = (&xr[i * hc..][o.clone()], &g[i * hc..][o.clone()], &att[o.clone()]);
-                    for ((((dl, l), r), gi), a) in dl[o.clone()].iter_mut().zip(&l_j[o]).zip(r).zip(gi).zip(a) {
-                        let slope = if r + l > 0.0 { 1.0 } else { NEGATIVE_SLOPE };
+                    let (r, bs, gi, a) =
+                        (&xr[i * hc..][o.clone()], &b_sum[o.clone()], &g[i * hc..][o.clone()], &att[o.clone()]);
+                    for (((((dl, l), r), bs), gi), a) in
+                        dl[o.clone()].iter_mut().zip(&l_j[o]).zip(r).zip(bs).zip(gi).zip(a)
+                    {
+                        let slope = if r + bs + l > 0.0 { 1.0 } else { NEGATIVE_SLOPE };
                         *dl += w * gi + d * a * slope;
                     }
                 }
             }
         });
+        // ∂b_r is Σ ∂x_r; ∂b_l is that too (both biases enter every logit) plus the
+        // aggregation's share.
+        let parts: Vec<Vec<f32>> =
+            dxr.par_chunks(BLOCK * hc).map(|block| block.chunks_exact(hc).fold(vec![0f32; hc], sum_into)).collect();
+        let dbr = parts.iter().fold(vec![0f32; hc], |acc, p| sum_into(acc, p));
+        let dbl = sum_into(dbl_agg, &dbr);
+        let mut dparams = datt;
+        dparams.extend_from_slice(&dbl);
+        dparams.extend_from_slice(&dbr);
+        dparams.extend_from_slice(&dbias);
         let dev = xl_t.device();
+        dxr.resize(xr_t.dims()[0] * hc, 0.0);
         Ok((
             Some(Tensor::from_vec(dxl, (adj.n_src, hc), dev)?),
-            Some(Tensor::from_vec(dxr, (adj.n_dst, hc), dev)?),
-            Some(Tensor::from_vec(datt, (h, c), dev)?),
+            Some(Tensor::from_vec(dxr, xr_t.dims(), dev)?),
+            Some(Tensor::from_vec(dparams, params_t.dims(), dev)?),
         ))
     }
 }
@@ -609,7 +735,7 @@ impl Gatv2Layer {
         }
     }
 
-    /// `x_l` and `x_r` (the linear maps of sources and targets).
+    /// `x_l` and `x_r` (the linear maps of sources and targets, with their biases).
     pub fn project(&self, x_src: &Tensor, x_dst: &Tensor) -> Result<(Tensor, Tensor)> {
         let xl = x_src.matmul(&self.lin_l_weight.t()?)?.broadcast_add(self.lin_l_bias.as_tensor())?;
         let xr = x_dst.matmul(&self.lin_r_weight.t()?)?.broadcast_add(self.lin_r_bias.as_tensor())?;
@@ -618,17 +744,40 @@ impl Gatv2Layer {
 
     /// The layer's output for the targets of `adj`.
     pub fn forward(&self, adj: &Arc<Adjacency>, x_src: &Tensor, x_dst: &Tensor) -> Result<Tensor> {
-        let (xl, xr) = self.project(x_src, x_dst)?;
-        let op = Gatv2Attention::new(adj.clone(), self.heads, self.channels);
-        let out = op.forward(&xl, &xr, self.att.as_tensor())?;
-        self.finish(out, adj.n_dst())
+        self.forward_act(adj, x_src, x_dst, false)
     }
 
-    /// The layer's output from sources and targets already projected (`x_l`, `x_r`).
-    pub fn forward_projected(&self, adj: &Arc<Adjacency>, xl: Tensor, xr: Tensor) -> Result<Tensor> {
-        let op = Gatv2Attention::new(adj.clone(), self.heads, self.channels);
-        let out = op.forward(&xl, &xr, self.att.as_tensor())?;
-        self.finish(out, adj.n_dst())
+    /// `ELU(layer output)`, the activation fused into the layer on CPU.
+    pub fn forward_elu(&self, adj: &Arc<Adjacency>, x_src: &Tensor, x_dst: &Tensor) -> Result<Tensor> {
+        self.forward_act(adj, x_src, x_dst, true)
+    }
+
+    fn forward_act(&self, adj: &Arc<Adjacency>, x_src: &Tensor, x_dst: &Tensor, elu: bool) -> Result<Tensor> {
+        let xl = x_src.matmul(&self.lin_l_weight.t()?)?;
+        let xr = x_dst.matmul(&self.lin_r_weight.t()?)?;
+        self.forward_projected(adj, xl, xr, elu)
+    }
+
+    /// The layer's output (then ELU when `elu`) from sources and targets already multiplied
+    /// by `W_l`, `W_r` **without** the biases: the fused op adds them (CPU f32); elsewhere
+    /// candle ops ([`attention_composed`]). The targets are the first `adj.n_dst()` rows of
+    /// `xr`.
+    pub fn forward_projected(&self, adj: &Arc<Adjacency>, xl: Tensor, xr: Tensor, elu: bool) -> Result<Tensor> {
+        if xl.device().is_cpu() && xl.dtype() == DType::F32 {
+            let op = Gatv2Attention::new(adj.clone(), self.heads, self.channels, self.concat, elu);
+            let params = Gatv2Attention::params(
+                self.att.as_tensor(),
+                self.lin_l_bias.as_tensor(),
+                self.lin_r_bias.as_tensor(),
+                self.bias.as_tensor(),
+            )?;
+            return op.forward(&xl, &xr, &params);
+        }
+        let xl = xl.broadcast_add(self.lin_l_bias.as_tensor())?;
+        let xr = xr.narrow(0, 0, adj.n_dst())?.broadcast_add(self.lin_r_bias.as_tensor())?;
+        let out = attention_composed(adj, &xl, &xr, self.att.as_tensor(), self.heads, self.channels)?;
+        let out = self.finish(out, adj.n_dst())?;
+        Ok(if elu { out.elu(1.0)? } else { out })
     }
 
     /// The same through [`attention_composed`] (tests, other devices).
@@ -641,7 +790,9 @@ impl Gatv2Layer {
     /// The attention coefficients `[n_edges, H]` in slot order (no gradient).
     pub fn coefficients(&self, adj: &Arc<Adjacency>, x_src: &Tensor, x_dst: &Tensor) -> Result<Vec<f32>> {
         let (xl, xr) = self.project(x_src, x_dst)?;
-        Gatv2Attention::new(adj.clone(), self.heads, self.channels).coefficients(&xl, &xr, self.att.as_tensor())
+        let values = |t: &Tensor| -> Result<Vec<f32>> { Ok(t.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?) };
+        let (xl, xr, att) = (values(&xl)?, values(&xr)?, values(self.att.as_tensor())?);
+        Ok(coefficients(adj, self.heads, self.channels, &xl, &xr, &att))
     }
 
     fn finish(&self, out: Tensor, n: usize) -> Result<Tensor> {
@@ -711,6 +862,40 @@ mod tests {
     }
 
     #[test]
+    fn fused_elu_and_prefix_targets_match_composed_ops() {
+        for concat in [true, false] {
+            let mut rng = SplitMix(5);
+            let edges = [(0u32, 1u32), (4, 2), (1, 1), (2, 0), (3, 1), (5, 4), (0, 4), (6, 1), (2, 2)];
+            let adj = Arc::new(Adjacency::from_edges(7, 5, &edges).unwrap());
+            let layer = Gatv2Layer::new(4, 6, 2, 3, concat, &mut rng, &Device::Cpu).unwrap();
+            for v in [&layer.lin_l_bias, &layer.lin_r_bias, &layer.bias] {
+                v.set(&randn(&mut rng, v.dims(), 0.7)).unwrap();
+            }
+            let xs = candle_core::Var::from_tensor(&randn(&mut rng, &[7, 4], 1.5)).unwrap();
+            // Three rows past the 5 targets: the fused op must ignore them (zero gradient).
+            let xd = candle_core::Var::from_tensor(&randn(&mut rng, &[8, 6], 1.5)).unwrap();
+            let g = randn(&mut rng, &[5, layer.out_dim()], 1.0);
+            let xl = xs.as_tensor().matmul(&layer.lin_l_weight.t().unwrap()).unwrap();
+            let xr = xd.as_tensor().matmul(&layer.lin_r_weight.t().unwrap()).unwrap();
+            let fused = layer.forward_projected(&adj, xl, xr, true).unwrap();
+            let targets = xd.as_tensor().narrow(0, 0, 5).unwrap();
+            let composed = layer.forward_composed(&adj, xs.as_tensor(), &targets).unwrap().elu(1.0).unwrap();
+            assert!(max_abs_diff(&fused, &composed) < 1e-5, "{}", max_abs_diff(&fused, &composed));
+            // Some outputs are negative, so the ELU's lower branch is exercised.
+            assert!(composed.flatten_all().unwrap().to_vec1::<f32>().unwrap().iter().any(|&v| v < -0.05));
+            let gf = (&fused * &g).unwrap().sum_all().unwrap().backward().unwrap();
+            let gc = (&composed * &g).unwrap().sum_all().unwrap().backward().unwrap();
+            for v in layer.params().into_iter().chain([&xs, &xd]) {
+                let (a, b) = (gf.get(v).unwrap(), gc.get(v).unwrap());
+                let d = max_abs_diff(a, b);
+                assert!(d < 1e-4, "gradient of {:?} differs by {d} (concat {concat})", v.dims());
+            }
+            let extra = gf.get(&xd).unwrap().narrow(0, 5, 3).unwrap();
+            assert_eq!(extra.abs().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap(), 0.0);
+        }
+    }
+
+    #[test]
     fn large_logits_stay_finite() {
         // Logits in the hundreds: an unshifted exp overflows f32.
         case(40.0, true);
@@ -730,9 +915,11 @@ mod tests {
     #[test]
     fn shape_mismatch_is_an_error_not_a_panic() {
         let adj = Arc::new(Adjacency::from_edges(2, 2, &[(0, 0)]).unwrap());
-        let op = Gatv2Attention::new(adj, 2, 3);
+        let op = Gatv2Attention::new(adj, 2, 3, true, false);
         let t = |r, c| Tensor::zeros((r, c), DType::F32, &Device::Cpu).unwrap();
-        assert!(op.forward(&t(2, 5), &t(2, 6), &t(2, 3)).is_err());
-        assert!(op.forward(&t(2, 6), &t(2, 6), &t(3, 2)).is_err());
+        let p = |n: usize| Tensor::zeros(n, DType::F32, &Device::Cpu).unwrap();
+        assert!(op.forward(&t(2, 5), &t(2, 6), &p(24)).is_err());
+        assert!(op.forward(&t(2, 6), &t(2, 6), &p(23)).is_err());
+        assert!(op.forward(&t(2, 6), &t(2, 6), &p(24)).is_ok());
     }
 }

@@ -281,8 +281,8 @@ impl Encoder {
 
     /// Layer 1's outputs `(h_u, h_s)` after ELU.
     fn layer1(&self, view: &GraphView) -> Result<(Tensor, Tensor)> {
-        let h_u = self.l1_c2u.forward(&view.c2u, &view.x_s, &view.x_u)?.elu(1.0)?;
-        let h_s = self.l1_u2c.forward(&view.u2c, &view.x_u, &view.x_s)?.elu(1.0)?;
+        let h_u = self.l1_c2u.forward_elu(&view.c2u, &view.x_s, &view.x_u)?;
+        let h_s = self.l1_u2c.forward_elu(&view.u2c, &view.x_u, &view.x_s)?;
         Ok((h_u, h_s))
     }
 
@@ -296,32 +296,34 @@ impl Encoder {
 
     /// `(z_u, z_s)` of a sampled block's scored users (U2) and communities (S2).
     ///
-    /// The users' input projections use linearity: `x_u` is a weighted mean of community
-    /// features, so `W x_u + b = Σ w̃ (W x_s) + b` — the communities are projected once and
-    /// each sampled user costs its degree × `H·C` instead of `d × H·C` (a user's row of
-    /// `x_u` is never gathered). Exact, not an approximation: the same numbers as
-    /// [`Encoder::forward`] up to float rounding.
+    /// The users' input projections use linearity ([`user_projection`]): `x_u` is a weighted
+    /// mean of community features, so `W x_u + b = Σ w̃ (W x_s + b)` — the communities are
+    /// projected once and a sampled user costs its degree × `H·C` instead of `d × H·C`
+    /// (users with more than [`DENSE_USER_DEGREE`] communities take the `d × H·C` row).
+    /// Exact, not an approximation: the same numbers as [`Encoder::forward`] up to float
+    /// rounding.
     pub fn forward_block(&self, view: &GraphView, block: &Block) -> Result<(Tensor, Tensor)> {
         let dev = view.x_s.device();
         let ids = |v: &[u32]| Tensor::from_vec(v.to_vec(), v.len(), dev);
         let [u2, u1, u0] = &block.users;
         let [s2, s1, s0] = &block.communities;
         let proj = |x: &Tensor, w: &Var| x.matmul(&w.t()?);
-        let user_proj = |w: &Var, b: &Var, users: &[u32]| -> Result<Tensor> {
-            let p = proj(&view.x_s, w)?;
-            Ok(user_mean(view, &p, users)?.broadcast_add(b.as_tensor())?)
-        };
         let (a, b) = (&self.l1_c2u, &self.l1_u2c);
-        let xl =
-            proj(&view.x_s.index_select(&ids(s0)?, 0)?, &a.lin_l_weight)?.broadcast_add(a.lin_l_bias.as_tensor())?;
-        let xr = user_proj(&a.lin_r_weight, &a.lin_r_bias, u1)?;
-        let h_u = a.forward_projected(&block.l1_c2u, xl, xr)?.elu(1.0)?;
-        let xl = user_proj(&b.lin_l_weight, &b.lin_l_bias, u0)?;
-        let xr =
-            proj(&view.x_s.index_select(&ids(s1)?, 0)?, &b.lin_r_weight)?.broadcast_add(b.lin_r_bias.as_tensor())?;
-        let h_s = b.forward_projected(&block.l1_u2c, xl, xr)?.elu(1.0)?;
-        let z_u = self.l2_c2u.forward(&block.l2_c2u, &h_s, &h_u.narrow(0, 0, u2.len())?)?;
-        let z_s = self.l2_u2c.forward(&block.l2_u2c, &h_u, &h_s.narrow(0, 0, s2.len())?)?;
+        // Layer 1 (biases, ELU and the prefix targets are the fused op's: module docs of
+        // `gatv2`).
+        let xl = proj(&view.x_s.index_select(&ids(s0)?, 0)?, &a.lin_l_weight)?;
+        let xr = user_projection(view, a.lin_r_weight.as_tensor(), None, u1)?;
+        let h_u = a.forward_projected(&block.l1_c2u, xl, xr, true)?;
+        let xl = user_projection(view, b.lin_l_weight.as_tensor(), None, u0)?;
+        let xr = proj(&view.x_s.index_select(&ids(s1)?, 0)?, &b.lin_r_weight)?;
+        let h_s = b.forward_projected(&block.l1_u2c, xl, xr, true)?;
+        // Layer 2: U2 is a prefix of U1 and S2 of S1.
+        let (c, d) = (&self.l2_c2u, &self.l2_u2c);
+        let z_u =
+            c.forward_projected(&block.l2_c2u, proj(&h_s, &c.lin_l_weight)?, proj(&h_u, &c.lin_r_weight)?, false)?;
+        let z_s =
+            d.forward_projected(&block.l2_u2c, proj(&h_u, &d.lin_l_weight)?, proj(&h_s, &d.lin_r_weight)?, false)?;
+        debug_assert_eq!((z_u.dims()[0], z_s.dims()[0]), (u2.len(), s2.len()));
         Ok((z_u, z_s))
     }
 
@@ -407,11 +409,59 @@ impl Encoder {
     }
 }
 
+/// Users with more training communities than this are projected from their own feature
+/// row (`x_u · Wᵀ`, one GEMM row of `d × C`) instead of through their communities'
+/// projections (`degree × C` scattered multiply-adds): past ~64 the GEMM row is cheaper.
+/// Edge-sampled batches are degree-biased, so on a power-law graph the few heavy users hold
+/// most of a batch's user-community slots (1M-user graph, 262,144-edge batch: 28k of 225k
+/// users, 7.6M of 11.0M slots).
+pub const DENSE_USER_DEGREE: usize = 64;
+
 /// `out[k] = Σ_{s ∈ N(users[k])} w̃_{us} p[s]` over each user's training communities
 /// (`view.c2u`, weights `view.c2u_mean_weights`): the users' rows of `x_u · Wᵀ` from the
 /// communities' rows `p = x_s · Wᵀ`. Differentiable in `p` (CPU f32: a fused op; elsewhere
 /// candle gathers).
 pub fn user_mean(view: &GraphView, p: &Tensor, users: &[u32]) -> Result<Tensor> {
+    let q = Tensor::zeros((0, p.dims().get(1).copied().unwrap_or(0)), p.dtype(), p.device())?;
+    user_rows(view, p, &q, users, &vec![u32::MAX; users.len()])
+}
+
+/// The users' projections `x_u · Wᵀ (+ b)` for the layer weights `w` `[C, d]`, `b` `[C]`,
+/// each computed the cheaper way: a user with at most [`DENSE_USER_DEGREE`] training
+/// communities as the weighted mean of the communities' projections (`x_u` is a weighted
+/// mean, so `W x_u + b = Σ w̃ (W x_s + b)`: exact, not an approximation), a heavier user
+/// (or one with no training community, whose mean is empty) from their row of
+/// `view.x_u`. Differentiable in `w` and `b`.
+pub fn user_projection(view: &GraphView, w: &Tensor, b: Option<&Tensor>, users: &[u32]) -> Result<Tensor> {
+    let n_users = view.c2u.n_dst();
+    if let Some(&u) = users.iter().find(|&&u| u as usize >= n_users) {
+        return Err(Error::InvalidInput(format!("user projection: user {u} out of range ({n_users} users)")));
+    }
+    let ptr = view.c2u.ptr();
+    let mut dense = Vec::new();
+    let route: Vec<u32> = users
+        .iter()
+        .map(|&u| {
+            let degree = ptr[u as usize + 1] - ptr[u as usize];
+            if degree == 0 || degree > DENSE_USER_DEGREE {
+                dense.push(u);
+                (dense.len() - 1) as u32
+            } else {
+                u32::MAX
+            }
+        })
+        .collect();
+    let ids = Tensor::from_vec(dense.clone(), dense.len(), view.x_u.device())?;
+    let (mut p, mut q) = (view.x_s.matmul(&w.t()?)?, view.x_u.index_select(&ids, 0)?.matmul(&w.t()?)?);
+    if let Some(b) = b {
+        (p, q) = (p.broadcast_add(b)?, q.broadcast_add(b)?);
+    }
+    user_rows(view, &p, &q, users, &route)
+}
+
+/// Row `k` of the result: `q[route[k]]` where `route[k]` is set, else the weighted mean of
+/// `p`'s rows over `users[k]`'s training communities.
+fn user_rows(view: &GraphView, p: &Tensor, q: &Tensor, users: &[u32], route: &[u32]) -> Result<Tensor> {
     let n_users = view.c2u.n_dst();
     if let Some(&u) = users.iter().find(|&&u| u as usize >= n_users) {
         return Err(Error::InvalidInput(format!("user mean: user {u} out of range ({n_users} users)")));
@@ -423,14 +473,24 @@ pub fn user_mean(view: &GraphView, p: &Tensor, users: &[u32]) -> Result<Tensor> 
             view.c2u.n_src()
         )));
     }
-    let op =
-        UserMean { adj: view.c2u.clone(), weights: view.c2u_mean_weights.clone(), users: Arc::new(users.to_vec()) };
+    let op = UserRows {
+        adj: view.c2u.clone(),
+        weights: view.c2u_mean_weights.clone(),
+        users: Arc::new(users.to_vec()),
+        route: Arc::new(route.to_vec()),
+    };
     if p.device().is_cpu() && p.dtype() == DType::F32 {
-        return Ok(p.contiguous()?.apply_op1(op)?);
+        return Ok(p.contiguous()?.apply_op2(&q.contiguous()?, op)?);
     }
-    // Other devices: gather the slots, weight them, sum per user.
+    // Other devices: gather the slots, weight them, sum per user; then the dense rows.
     let (mut slot, mut owner, mut w) = (Vec::new(), Vec::new(), Vec::new());
-    for (k, &u) in users.iter().enumerate() {
+    let (mut dense_pos, mut dense_row) = (Vec::new(), Vec::new());
+    for (k, (&u, &r)) in users.iter().zip(route).enumerate() {
+        if r != u32::MAX {
+            dense_pos.push(k as u32);
+            dense_row.push(r);
+            continue;
+        }
         for e in op.adj.ptr()[u as usize]..op.adj.ptr()[u as usize + 1] {
             slot.push(op.adj.src()[e]);
             owner.push(k as u32);
@@ -442,48 +502,73 @@ pub fn user_mean(view: &GraphView, p: &Tensor, users: &[u32]) -> Result<Tensor> 
     let rows = p.index_select(&Tensor::from_vec(slot, n, dev)?, 0)?;
     let rows = rows.broadcast_mul(&Tensor::from_vec(w, (n, 1), dev)?.to_dtype(p.dtype())?)?;
     let zeros = Tensor::zeros((users.len(), p.dims()[1]), p.dtype(), dev)?;
-    Ok(zeros.index_add(&Tensor::from_vec(owner, n, dev)?, &rows, 0)?)
+    let out = zeros.index_add(&Tensor::from_vec(owner, n, dev)?, &rows, 0)?;
+    if dense_pos.is_empty() {
+        return Ok(out);
+    }
+    let m = dense_pos.len();
+    let picked = q.index_select(&Tensor::from_vec(dense_row, m, dev)?, 0)?;
+    Ok(out.index_add(&Tensor::from_vec(dense_pos, m, dev)?, &picked, 0)?)
 }
 
 #[derive(Debug, Clone)]
-struct UserMean {
+struct UserRows {
     adj: Arc<Adjacency>,
     weights: Arc<Vec<f32>>,
     users: Arc<Vec<u32>>,
+    /// Per user: a row of `q`, or `u32::MAX` for the mean of `p`'s rows.
+    route: Arc<Vec<u32>>,
 }
 
-impl candle_core::CustomOp1 for UserMean {
+impl candle_core::CustomOp2 for UserRows {
     fn name(&self) -> &'static str {
-        "zipp-user-mean"
+        "zipp-user-rows"
     }
 
     fn cpu_fwd(
         &self,
-        s: &candle_core::CpuStorage,
-        l: &candle_core::Layout,
+        s1: &candle_core::CpuStorage,
+        l1: &candle_core::Layout,
+        s2: &candle_core::CpuStorage,
+        l2: &candle_core::Layout,
     ) -> candle_core::Result<(candle_core::CpuStorage, candle_core::Shape)> {
         use rayon::prelude::*;
-        let p = crate::gatv2::contiguous_f32(s, l, "user mean: rows")?;
-        let c = l.dims()[1];
+        let p = crate::gatv2::contiguous_f32(s1, l1, "user mean: rows")?;
+        let q = crate::gatv2::contiguous_f32(s2, l2, "user mean: dense rows")?;
+        let c = l1.dims()[1];
+        if l2.dims().len() != 2 || l2.dims()[1] != c {
+            candle_core::bail!("user mean: dense rows of shape {:?} for {c} channels", l2.dims());
+        }
         let mut out = vec![0f32; self.users.len() * c];
-        out.par_chunks_mut(c).zip(self.users.par_iter()).with_min_len(64).for_each(|(o, &u)| {
-            let r = self.adj.ptr()[u as usize]..self.adj.ptr()[u as usize + 1];
-            for e in r {
-                let (s, w) = (self.adj.src()[e] as usize, self.weights[e]);
-                o.iter_mut().zip(&p[s * c..(s + 1) * c]).for_each(|(o, x)| *o += w * x);
-            }
-        });
+        out.par_chunks_mut(c).zip(self.users.par_iter().zip(self.route.par_iter())).with_min_len(64).for_each(
+            |(o, (&u, &r))| {
+                if r != u32::MAX {
+                    o.copy_from_slice(&q[r as usize * c..(r as usize + 1) * c]);
+                    return;
+                }
+                for e in self.adj.ptr()[u as usize]..self.adj.ptr()[u as usize + 1] {
+                    let (s, w) = (self.adj.src()[e] as usize, self.weights[e]);
+                    o.iter_mut().zip(&p[s * c..(s + 1) * c]).for_each(|(o, x)| *o += w * x);
+                }
+            },
+        );
         Ok((candle_core::CpuStorage::F32(out), candle_core::Shape::from((self.users.len(), c))))
     }
 
-    fn bwd(&self, p: &Tensor, _res: &Tensor, g: &Tensor) -> candle_core::Result<Option<Tensor>> {
+    fn bwd(
+        &self,
+        p: &Tensor,
+        q: &Tensor,
+        _res: &Tensor,
+        g: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
         use rayon::prelude::*;
         let (s_n, c) = p.dims2()?;
         let g = crate::gatv2::F32Values::of(g)?;
         let g = g.as_slice();
-        // Users split into one chunk per thread, each summing into its own dense ∂p; the
-        // chunks are fixed by the thread count, so the sum order is too.
-        let chunks = rayon::current_num_threads().clamp(1, 8);
+        // Users split into four chunks, each summing into its own dense ∂p, then summed in
+        // chunk order: the same float order whatever the thread count.
+        let chunks = 4;
         let per = self.users.len().div_ceil(chunks).max(1);
         let parts: Vec<Vec<f32>> = self
             .users
@@ -492,6 +577,9 @@ impl candle_core::CustomOp1 for UserMean {
             .map(|(k, users)| {
                 let mut dp = vec![0f32; s_n * c];
                 for (i, &u) in users.iter().enumerate() {
+                    if self.route[k * per + i] != u32::MAX {
+                        continue;
+                    }
                     let gi = &g[(k * per + i) * c..(k * per + i + 1) * c];
                     for e in self.adj.ptr()[u as usize]..self.adj.ptr()[u as usize + 1] {
                         let (s, w) = (self.adj.src()[e] as usize, self.weights[e]);
@@ -505,7 +593,15 @@ impl candle_core::CustomOp1 for UserMean {
         for part in parts {
             dp.iter_mut().zip(part).for_each(|(a, b)| *a += b);
         }
-        Ok(Some(Tensor::from_vec(dp, (s_n, c), p.device())?))
+        // ∂q: each dense row is some user's gradient row (a row may serve several users).
+        let mut dq = vec![0f32; q.dims()[0] * c];
+        for (k, &r) in self.route.iter().enumerate() {
+            if r != u32::MAX {
+                let r = r as usize;
+                dq[r * c..(r + 1) * c].iter_mut().zip(&g[k * c..(k + 1) * c]).for_each(|(d, g)| *d += g);
+            }
+        }
+        Ok((Some(Tensor::from_vec(dp, (s_n, c), p.device())?), Some(Tensor::from_vec(dq, q.dims(), q.device())?)))
     }
 }
 
@@ -550,5 +646,54 @@ mod tests {
         let d = (a - b).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f64>().unwrap();
         assert!(d < 1e-4, "{d}");
         assert!(user_mean(&view, &view.x_s, &[5]).is_err());
+    }
+
+    #[test]
+    fn user_projection_takes_both_paths_and_matches_the_dense_projection() {
+        // 90 communities; user 0 has none, user 1 three, user 2 all 90 (> DENSE_USER_DEGREE).
+        let mut b = GraphBuilder::new();
+        for s in 0..90 {
+            b.community(&format!("c{s}"), "").unwrap();
+        }
+        for (u, degree) in [0u32, 3, 90].into_iter().enumerate() {
+            b.user(&format!("u{u}")).unwrap();
+            for s in 0..degree {
+                b.edge(u as u32, (s * 7) % 90, 1.0 + (s % 4) as f32, None).unwrap();
+            }
+        }
+        let g = b.build().unwrap();
+        let dev = Device::Cpu;
+        let x =
+            (Tensor::arange(0f32, 90.0 * 5.0, &dev).unwrap().reshape((90, 5)).unwrap() * 0.01).unwrap().sin().unwrap();
+        let view = GraphView::new(&g, &EdgeSplit::all_train(&g), &x).unwrap();
+        let w = Var::from_tensor(&(Tensor::arange(0f32, 15.0, &dev).unwrap().reshape((3, 5)).unwrap() * 0.1).unwrap())
+            .unwrap();
+        let bias = Var::from_tensor(&Tensor::new(&[0.5f32, -1.0, 2.0], &dev).unwrap()).unwrap();
+        let users = [2u32, 1, 0, 2, 1];
+        let got = user_projection(&view, w.as_tensor(), Some(bias.as_tensor()), &users).unwrap();
+        // Reference: x_u rows · Wᵀ + b, all dense.
+        let ids = Tensor::new(&users[..], &dev).unwrap();
+        let want = view
+            .x_u
+            .index_select(&ids, 0)
+            .unwrap()
+            .matmul(&w.as_tensor().t().unwrap())
+            .unwrap()
+            .broadcast_add(bias.as_tensor())
+            .unwrap();
+        let d = (&got - &want).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+        assert!(d < 1e-4, "{d}");
+        // Gradients in W and b agree too.
+        let gw = Tensor::arange(0f32, 15.0, &dev).unwrap().reshape((5, 3)).unwrap();
+        let g1 = (&got * &gw).unwrap().sum_all().unwrap().backward().unwrap();
+        let g2 = (&want * &gw).unwrap().sum_all().unwrap().backward().unwrap();
+        for v in [&w, &bias] {
+            let (a, b) = (g1.get(v).unwrap(), g2.get(v).unwrap());
+            let d = (a - b).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+            assert!(d < 1e-3, "{d}");
+        }
+        // The heavy user really went the dense way and the light one the mean way.
+        assert!(view.c2u.ptr()[3] - view.c2u.ptr()[2] > DENSE_USER_DEGREE);
+        assert!(user_projection(&view, w.as_tensor(), None, &[3]).is_err());
     }
 }

@@ -209,6 +209,11 @@ fn mini_batch_training_learns_and_is_reproducible() {
     let after = evaluate(&t.encoder, &view, &g, &split, Part::Test, 0).unwrap();
     assert!(after.auc > 0.8 && after.auc > before.auc + 0.1, "before {before:?}, after {after:?}");
     assert!(t.history.last().unwrap().loss < 0.8 * t.history[0].loss);
-    let again = train(enc, &g, &split, &view, None, &options, &mut |_| true).unwrap();
-    assert_eq!(embed(&t.encoder, &view).unwrap(), embed(&again.encoder, &view).unwrap());
+    // Same seed → the same weights, bit for bit, whatever the thread count (every parallel
+    // sum of the kernels is taken in a fixed order).
+    for threads in [1, 3] {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        let again = pool.install(|| train(enc.clone(), &g, &split, &view, None, &options, &mut |_| true)).unwrap();
+        assert_eq!(embed(&t.encoder, &view).unwrap(), embed(&again.encoder, &view).unwrap(), "{threads} threads");
+    }
 }
