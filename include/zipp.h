@@ -238,6 +238,14 @@ typedef int (*zipp_mining_callback)(const char *stage,
                                     void *user_data);
 
 /*
+ Told of a graph build's progress on the calling thread, with `user_data`: `pass` is 1
+ (reading ids), 2 (distributing rows to scratch files) or 3 (sorting and writing the
+ export), `rows` the rows of that pass so far. Return 0 to go on, anything else to cancel
+ (`ZIPP_ERR_CANCELLED`).
+ */
+typedef int (*zipp_graph_build_callback)(uint32_t pass, uint64_t rows, void *user_data);
+
+/*
  Told after each denoising step (`step` of `total`, 1-based) on the calling thread, with
  `user_data`. Return 0 to go on, anything else to cancel the generation
  (`ZIPP_ERR_CANCELLED`).
@@ -1164,6 +1172,37 @@ int32_t zipp_mine_personas(const struct zipp_models *models,
                            void *user_data,
                            const int *cancel,
                            char **out);
+
+/*
+ Builds an activity graph into a folder in PyTorch Geometric's layout (the files
+ `zipp_graph::export` documents: `meta.json`, `user_rowptr.npy`, `user_col.npy`,
+ `edge_weight.npy`, `edge_split.npy`, `users.txt`, `communities.jsonl`,
+ `edge_snippets.jsonl`) in bounded memory, however large the graph: the rows are sorted
+ through scratch files, `memory_budget_mb` at a time, besides the id maps. `spec` is JSON:
+ `{"edges": ["edges.jsonl"], "communities": "communities.jsonl", "out": "graph-export",
+ "split": {"validation": 0.05, "test": 0.1, "seed": 0}, "memory_budget_mb": 1024,
+ "skip_bad_rows": false, "max_snippets_per_edge": 16, "format": "jsonl", "scratch_dir":
+ "/tmp"}` (only `edges` and `out` required; no `split`: every edge in training). Edge-file
+ errors are located by file and line (`ZIPP_ERR_PARSE`, `ZIPP_ERR_SCHEMA`).
+
+ `on_progress` (may be NULL) is called on this thread; the build is cancelled
+ (`ZIPP_ERR_CANCELLED`, no result; the scratch files are removed and `out` never holds a
+ half-written export with a `meta.json`) when it returns non-zero or when `*cancel` (may be NULL) becomes non-zero, set from any thread
+ with an atomic store and polled at least every 20 ms; it stops within 65,536 rows. The
+ result is a new string: `{"out", "load": {"rows_read", "rows_skipped", "skipped",
+ "users", "communities", "edges", "snippets", "seconds"}, "ranges", "largest_range_bytes",
+ "levels", "scratch_bytes"}`.
+
+ # Safety
+ `spec` NUL-terminated; `cancel` NULL or an aligned `int` valid for the call, written only
+ atomically; `on_progress` NULL or safe to call with the arguments described; `out`
+ writable.
+ */
+int32_t zipp_build_graph(const char *spec,
+                         zipp_graph_build_callback on_progress,
+                         void *user_data,
+                         const int *cancel,
+                         char **out);
 
 /*
  Loads a model from a JSON spec: `"path"` (a diffusers-layout folder, a Hugging Face cache

@@ -203,6 +203,40 @@ inline std::string mine_personas(
   return detail::take(s);
 }
 
+// Builds an activity graph into a folder in PyTorch Geometric's layout in bounded memory
+// (zipp_build_graph): the report's JSON ({"out", "load", "ranges", ...}) for the spec's JSON
+// ({"edges": [...], "out": "...", "memory_budget_mb": 1024, ...}). `on_progress(pass, rows)`
+// (optional) runs on this thread; returning false cancels (zipp::Error with
+// ZIPP_ERR_CANCELLED), as does `cancel` set to non-zero from any thread. An exception thrown
+// by `on_progress` cancels and is rethrown here.
+inline std::string build_graph(const std::string &spec_json,
+                               const std::function<bool(uint32_t, uint64_t)> &on_progress = {},
+                               const std::atomic<int> *cancel = nullptr) {
+  static_assert(sizeof(std::atomic<int>) == sizeof(int), "std::atomic<int> is laid out as an int");
+  struct Ctx {
+    const std::function<bool(uint32_t, uint64_t)> *f;
+    std::exception_ptr error;
+  } ctx{&on_progress, nullptr};
+  auto trampoline = [](uint32_t pass, uint64_t rows, void *user) -> int {
+    auto *c = static_cast<Ctx *>(user);
+    try {
+      return (*c->f)(pass, rows) ? 0 : 1;
+    } catch (...) {
+      c->error = std::current_exception();
+      return 1;
+    }
+  };
+  char *s = nullptr;
+  int32_t status = zipp_build_graph(spec_json.c_str(), on_progress ? +trampoline : nullptr, &ctx,
+                                    reinterpret_cast<const int *>(cancel), &s);
+  if (ctx.error) {
+    zipp_string_free(s);
+    std::rethrow_exception(ctx.error);
+  }
+  detail::check(status);
+  return detail::take(s);
+}
+
 // One RGB image a generation returned: `width * height` pixels of 3 bytes, rows `stride`
 // bytes apart, owned by the Images it came from.
 struct ImageView {

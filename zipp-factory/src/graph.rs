@@ -1,4 +1,6 @@
-//! Persona mining as JSON (SPEC §6): [`MiningSpec`] and the driver both bindings use.
+//! Persona mining as JSON (SPEC §6): [`MiningSpec`] and the driver both bindings use; and
+//! building a graph too large for memory into an export folder: [`GraphBuildSpec`] and
+//! [`build_graph`] (end of this module docs).
 //!
 //! A spec names an activity graph — edge files (`.jsonl`, `.csv`, `.parquet`, see
 //! `zipp_graph::io`) with an optional communities file, or the provisioned MovieLens 100K
@@ -32,6 +34,24 @@
 //! calling thread, whose callback returning `false` (or whose `interrupted()` returning
 //! `true`) cancels at the next check — within one epoch, one batch of embedded texts, one
 //! user — with [`Error::Cancelled`].
+//!
+//! ## Building a graph on disk
+//! A [`GraphBuildSpec`] names edge files and an output folder; [`build_graph`] writes the
+//! graph there in PyTorch Geometric's layout (`zipp_graph::export`) with
+//! `zipp_graph::ondisk::build_on_disk`, in memory bounded by `memory_budget_mb` however
+//! large the graph (the id maps aside), and returns a [`GraphBuildReport`]:
+//!
+//! ```json
+//! {"edges": ["comments.jsonl"], "communities": "subreddits.jsonl", "out": "graph-export",
+//!  "split": {"validation": 0.05, "test": 0.1, "seed": 0}, "memory_budget_mb": 1024,
+//!  "skip_bad_rows": false, "max_snippets_per_edge": 16, "format": "jsonl",
+//!  "scratch_dir": "/big/disk/tmp"}
+//! ```
+//!
+//! `edges` and `out` are required; `split` absent puts every edge in training, `format`
+//! absent tells each file's from its extension, `scratch_dir` absent puts the scratch
+//! files in a folder inside `out`. Progress ([`GraphBuildProgress`]) and cancellation work
+//! as for [`mine`].
 
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
@@ -47,9 +67,11 @@ use zipp_core::tokenize::TokenCounter;
 use zipp_core::Persona;
 use zipp_graph::evidence::{user_evidence, EvidenceOptions};
 use zipp_graph::features::{community_features, mean_over_training_edges};
-use zipp_graph::io::{load_edges_with_progress, LoadOptions};
+use zipp_graph::graph::MAX_SNIPPETS_PER_EDGE;
+use zipp_graph::io::{load_edges_with_progress, EdgeFormat, LoadOptions, LoadProgress};
 use zipp_graph::metrics::LinkMetrics;
 use zipp_graph::model::{Encoder, EncoderConfig, GraphView};
+use zipp_graph::ondisk::{build_on_disk_with_progress, OnDiskOptions, OnDiskStats};
 use zipp_graph::split::{EdgeSplit, Part, SplitOptions};
 use zipp_graph::train::{evaluate, train, TrainOptions};
 use zipp_graph::BipartiteGraph;
@@ -92,6 +114,24 @@ impl Default for SplitSpec {
     fn default() -> Self {
         let d = SplitOptions::default();
         SplitSpec { validation: d.validation, test: d.test, seed: d.seed }
+    }
+}
+
+impl SplitSpec {
+    fn options(&self) -> SplitOptions {
+        SplitOptions { validation: self.validation, test: self.test, seed: self.seed }
+    }
+
+    /// Fractions in [0, 1) summing to less than 1; `spec` names the spec in the message.
+    fn validate(&self, spec: &str) -> Result<()> {
+        let fraction = |f: f64| f.is_finite() && (0.0..1.0).contains(&f);
+        if !fraction(self.validation) || !fraction(self.test) || self.validation + self.test >= 1.0 {
+            return Err(Error::InvalidInput(format!(
+                "{spec}: split: validation {} and test {} must be in [0, 1) and sum to less than 1",
+                self.validation, self.test
+            )));
+        }
+        Ok(())
     }
 }
 
@@ -243,14 +283,7 @@ impl MiningSpec {
         if paths.into_iter().any(|p| p.as_os_str().is_empty()) {
             return Err(invalid("a file path is empty"));
         }
-        let fraction = |f: f64| f.is_finite() && (0.0..1.0).contains(&f);
-        let s = &self.split;
-        if !fraction(s.validation) || !fraction(s.test) || s.validation + s.test >= 1.0 {
-            return Err(invalid(format!(
-                "split: validation {} and test {} must be in [0, 1) and sum to less than 1",
-                s.validation, s.test
-            )));
-        }
+        self.split.validate("mining spec")?;
         if self.weights.is_some() {
             let fixed = [
                 ("encoder", self.encoder.is_some()),
@@ -593,8 +626,7 @@ impl Miner {
         let device = Device::Cpu;
         let graph = self.graph(cancel, emit)?;
         check(cancel, "after loading the graph")?;
-        let s = &spec.split;
-        let split = EdgeSplit::new(&graph, SplitOptions { validation: s.validation, test: s.test, seed: s.seed })?;
+        let split = EdgeSplit::new(&graph, spec.split.options())?;
         let summary = GraphSummary {
             users: graph.num_users(),
             communities: graph.num_communities(),
@@ -739,6 +771,159 @@ impl Miner {
     }
 }
 
+/// Building a graph on disk as JSON (module documentation).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GraphBuildSpec {
+    /// Edge files, read in order as one table.
+    pub edges: Vec<PathBuf>,
+    /// A communities file (JSONL `{"name", "description"}`) describing the communities.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub communities: Option<PathBuf>,
+    /// The export folder (created if needed; an older export there is replaced).
+    pub out: PathBuf,
+    /// The split written to `edge_split.npy`; absent: every edge in training.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub split: Option<SplitSpec>,
+    /// The memory the build may use besides the id maps, in MiB (at least 1).
+    pub memory_budget_mb: u64,
+    /// Count and skip bad rows instead of failing on the first one.
+    pub skip_bad_rows: bool,
+    /// Snippets kept per edge, the first in input order (0: no text).
+    pub max_snippets_per_edge: usize,
+    /// The format of every edge file; absent: from each file's extension.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub format: Option<EdgeFormat>,
+    /// Where the scratch folder goes; absent: inside `out`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scratch_dir: Option<PathBuf>,
+}
+
+impl Default for GraphBuildSpec {
+    fn default() -> Self {
+        let load = LoadOptions::default();
+        GraphBuildSpec {
+            edges: Vec::new(),
+            communities: None,
+            out: PathBuf::new(),
+            split: None,
+            memory_budget_mb: zipp_graph::ondisk::DEFAULT_MEMORY_BUDGET >> 20,
+            skip_bad_rows: load.skip_bad_rows,
+            max_snippets_per_edge: load.max_snippets_per_edge,
+            format: load.format,
+            scratch_dir: None,
+        }
+    }
+}
+
+fn invalid_build(message: impl Into<String>) -> Error {
+    Error::InvalidInput(format!("graph build spec: {}", message.into()))
+}
+
+impl GraphBuildSpec {
+    /// Parses a spec (errors located by line, column and field) and validates it.
+    pub fn from_json(json: &str) -> Result<GraphBuildSpec> {
+        let spec: GraphBuildSpec = zipp_core::json::from_str(json, "graph build spec")?;
+        spec.validate()?;
+        Ok(spec)
+    }
+
+    /// The spec as compact JSON (defaults written out).
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("graph build spec serialisation is infallible")
+    }
+
+    /// Checks everything that can be checked without reading a file.
+    pub fn validate(&self) -> Result<()> {
+        if self.edges.is_empty() {
+            return Err(invalid_build("give `edges` (edge files)"));
+        }
+        if self.out.as_os_str().is_empty() {
+            return Err(invalid_build("give `out` (the export folder)"));
+        }
+        if self.edges.iter().chain(&self.communities).chain(&self.scratch_dir).any(|p| p.as_os_str().is_empty()) {
+            return Err(invalid_build("a file path is empty"));
+        }
+        if let Some(split) = &self.split {
+            split.validate("graph build spec")?;
+        }
+        if self.memory_budget_mb == 0 || self.memory_budget_mb > u64::MAX >> 20 {
+            return Err(invalid_build(format!("memory_budget_mb {} must be at least 1", self.memory_budget_mb)));
+        }
+        if self.max_snippets_per_edge > MAX_SNIPPETS_PER_EDGE {
+            return Err(invalid_build(format!(
+                "max_snippets_per_edge {} is more than {MAX_SNIPPETS_PER_EDGE}",
+                self.max_snippets_per_edge
+            )));
+        }
+        Ok(())
+    }
+
+    fn options(&self) -> OnDiskOptions {
+        OnDiskOptions {
+            load: LoadOptions {
+                format: self.format,
+                communities: self.communities.clone(),
+                skip_bad_rows: self.skip_bad_rows,
+                max_snippets_per_edge: self.max_snippets_per_edge,
+            },
+            split: self.split.as_ref().map(SplitSpec::options),
+            memory_budget_bytes: self.memory_budget_mb << 20,
+            scratch_dir: self.scratch_dir.clone(),
+        }
+    }
+}
+
+/// One progress report of [`build_graph`]: `pass` 1 (reading ids), 2 (distributing rows to
+/// scratch files) or 3 (sorting and writing), and the rows of that pass so far.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GraphBuildProgress {
+    pub pass: u8,
+    pub rows: u64,
+}
+
+/// What [`build_graph`] did: the folder and the build's counts
+/// (`zipp_graph::ondisk::OnDiskStats`). As JSON: `{"out", "load": {"rows_read",
+/// "rows_skipped", "skipped", "users", "communities", "edges", "snippets", "seconds"},
+/// "ranges", "largest_range_bytes", "levels", "scratch_bytes"}`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GraphBuildReport {
+    pub out: PathBuf,
+    #[serde(flatten)]
+    pub stats: OnDiskStats,
+}
+
+impl GraphBuildReport {
+    /// The report as compact JSON.
+    pub fn to_json(&self) -> Result<String> {
+        serde_json::to_string(self).map_err(|e| Error::Internal(format!("graph build report as JSON: {e}")))
+    }
+}
+
+/// Builds the graph of `spec` into its export folder on a worker thread, calling
+/// `on_progress` for each report on *this* thread; `on_progress` returning `false` or
+/// `interrupted()` returning `true` (polled every [`crate::job::POLL`]) cancels within
+/// 65,536 rows, and the result is then [`Error::Cancelled`] (the scratch files are removed
+/// and `out` never holds a half-written export with a `meta.json`).
+pub fn build_graph(
+    spec: &GraphBuildSpec,
+    on_progress: impl FnMut(GraphBuildProgress) -> bool,
+    interrupted: impl FnMut() -> bool,
+) -> Result<GraphBuildReport> {
+    spec.validate()?;
+    let spec = spec.clone();
+    let job = Job::start("zipp-graph-build", move |cancel, emit| {
+        // The builder's callback is `Fn`: the emitter is borrowed mutably inside it.
+        let emit = RefCell::new(emit);
+        let stats = build_on_disk_with_progress(&spec.edges, &spec.options(), &spec.out, &|p: LoadProgress| {
+            (emit.borrow_mut())(GraphBuildProgress { pass: p.pass, rows: p.rows_read });
+            !cancel.is_cancelled()
+        })?;
+        Ok(GraphBuildReport { out: spec.out.clone(), stats })
+    })?;
+    drive(job, on_progress, interrupted)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -796,5 +981,66 @@ mod tests {
         }
         let e = MiningSpec::from_json("{\n  \"edges\": [\"e.jsonl\"],\n  \"train\": {\"epohcs\": 1}\n}").unwrap_err();
         assert!(e.to_string().contains("train") && e.to_string().contains("line 3"), "located: {e}");
+    }
+
+    #[test]
+    fn graph_build_specs_parse_strictly_and_build_an_export() {
+        let s = GraphBuildSpec::from_json(r#"{"edges": ["e.jsonl"], "out": "export"}"#).unwrap();
+        assert_eq!((s.memory_budget_mb, s.max_snippets_per_edge, s.split, s.skip_bad_rows), (1024, 16, None, false));
+        assert_eq!(GraphBuildSpec::from_json(&s.to_json()).unwrap(), s, "round trip");
+        for (bad, kind, needle) in [
+            (r#"{"edges": ["e.jsonl"]}"#, "invalid_input", "out"),
+            (r#"{"out": "x"}"#, "invalid_input", "edges"),
+            (r#"{"edges": ["e.jsonl"], "out": "x", "budget": 3}"#, "schema", "budget"),
+            (r#"{"edges": ["e.jsonl"], "out": "x", "memory_budget_mb": 0}"#, "invalid_input", "memory_budget_mb"),
+            (r#"{"edges": ["e.jsonl"], "out": "x", "split": {"test": 1}}"#, "invalid_input", "split"),
+            (r#"{"edges": ["e.jsonl"], "out": "x", "max_snippets_per_edge": 99}"#, "invalid_input", "max_snippets"),
+            (r#"{"edges": ["e.jsonl"], "out": "x", "format": "tsv"}"#, "schema", "tsv"),
+        ] {
+            let e = GraphBuildSpec::from_json(bad).unwrap_err();
+            assert_eq!(e.kind(), kind, "{bad}: {e}");
+            assert!(e.to_string().contains(needle), "{bad}: {e}");
+        }
+
+        let dir = std::env::temp_dir().join(format!("zipp-factory-build-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let edges = dir.join("edges.csv");
+        std::fs::write(&edges, "user,community,text\nana,film,grain\nbo,film,\nana,bread,crust\nana,film,\n").unwrap();
+        let spec = GraphBuildSpec {
+            edges: vec![edges],
+            out: dir.join("export"),
+            split: Some(SplitSpec { validation: 0.0, test: 0.5, seed: 1 }),
+            memory_budget_mb: 1,
+            ..GraphBuildSpec::default()
+        };
+        let mut passes = Vec::new();
+        let report = build_graph(
+            &spec,
+            |p| {
+                passes.push(p.pass);
+                true
+            },
+            || false,
+        )
+        .unwrap();
+        assert_eq!((report.stats.load.users, report.stats.load.edges, report.stats.load.snippets), (2, 3, 2));
+        assert_eq!(passes, [1, 2, 3]);
+        let json: serde_json::Value = serde_json::from_str(&report.to_json().unwrap()).unwrap();
+        assert_eq!((json["load"]["rows_read"].as_u64(), json["ranges"].as_u64()), (Some(4), Some(1)));
+        let (graph, split, _, _) = zipp_graph::export::import_pyg(&spec.out).unwrap();
+        assert_eq!(split, EdgeSplit::new(&graph, spec.split.unwrap().options()).unwrap());
+        // Interrupted before the worker's first check (the end of pass 1): the export of
+        // the first build is untouched (pass 3 never started), no scratch folder is left.
+        let files = || {
+            let mut names: Vec<_> = std::fs::read_dir(&spec.out).unwrap().map(|e| e.unwrap().file_name()).collect();
+            names.sort();
+            names
+        };
+        let before = files();
+        let e = build_graph(&spec, |_| true, || true).unwrap_err();
+        assert_eq!(e.kind(), "cancelled");
+        assert_eq!(files(), before);
+        assert!(zipp_graph::export::import_pyg(&spec.out).is_ok());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

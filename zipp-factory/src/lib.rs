@@ -12,7 +12,9 @@
 //!   that streams its text to the caller's thread with cancellation; [`ExtractorSpec`] and
 //!   [`VerbalizerSpec`]: ViPer preference extraction and the persona verbalizer as JSON;
 //! - [`MiningSpec`] and [`graph::mine`]: persona mining from an activity graph (SPEC §6) as
-//!   JSON, and its driver with progress and cancellation;
+//!   JSON, and its driver with progress and cancellation; [`GraphBuildSpec`] and
+//!   [`graph::build_graph`]: an activity graph too large for memory built into an export
+//!   folder in bounded memory;
 //! - [`shared`]: what both bindings hand out (a scorer bound to its embedder, a lock-guarded
 //!   evaluation, optional option objects) with the policy they share.
 //!
@@ -44,7 +46,7 @@ mod spec;
 
 pub use clip::{ClipSpec, SharedImageEvaluation};
 pub use eval::{eval_method, eval_methods, EvalConfig};
-pub use graph::{MiningResult, MiningSpec};
+pub use graph::{GraphBuildSpec, MiningResult, MiningSpec};
 pub use lm::{ExtractorSpec, LmSpec, VerbalizerSpec};
 pub use models::{ClipBpeKind, KernelName, KindEntry, MiniLmKind, ModelKind, Models, ModelsOptions, KINDS};
 pub use spec::MethodSpec;

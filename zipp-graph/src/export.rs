@@ -45,20 +45,24 @@
 //! edges.train_mask, edges.val_mask, edges.test_mask = split == 0, split == 1, split == 2
 //! ```
 //!
+//! `bash benches/reference/pyg_round_trip.sh` checks the whole round trip on MovieLens 100K
+//! (this export → PyG training → `Encoder::load` and persona mining, and zipp's weights
+//! evaluated by PyG), failing unless both sides give the same embeddings and test metrics.
+//!
 //! [`import_pyg`] reads such a folder back, checking everything: a missing file is
 //! [`Error::Io`] naming it; a wrong magic, dtype or shape, truncated or trailing data, a
 //! value out of range or a count that disagrees with `meta.json` is [`Error::ModelInvalid`]
 //! naming the file; a malformed JSON line is located by file and line.
 
 use std::fs::File;
-use std::io::{BufReader, BufWriter, Read, Write};
+use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use zipp_core::error::{Error, Location, Result};
 
-use crate::graph::{BipartiteGraph, Csr};
+use crate::graph::{BipartiteGraph, Community, Csr};
 use crate::split::{EdgeSplit, Part};
 
 /// The `format` of `meta.json`.
@@ -168,67 +172,246 @@ pub fn export_pyg(
     }
     check_features("community_x", community_x, communities)?;
     check_features("user_content", user_content, users)?;
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    remove_if_present(&dir.join(META))?;
-
-    // Offsets and columns are below 2^32 (the graph holds at most u32::MAX edges and nodes).
-    let ptr = &graph.by_user().ptr;
-    write_npy(&dir.join(USER_ROWPTR), Dtype::I8, &[ptr.len()], ptr.iter().map(|&p| (p as i64).to_le_bytes()))?;
-    let col = &graph.by_user().col;
-    write_npy(&dir.join(USER_COL), Dtype::I8, &[edges], col.iter().map(|&c| i64::from(c).to_le_bytes()))?;
-    write_npy(&dir.join(EDGE_WEIGHT), Dtype::F4, &[edges], graph.weights().iter().map(|w| w.to_le_bytes()))?;
-    write_npy(&dir.join(EDGE_SPLIT), Dtype::U1, &[edges], split.parts().iter().map(|&p| [p as u8]))?;
-    for (name, features, rows) in [(COMMUNITY_X, community_x, communities), (USER_CONTENT, user_content, users)] {
-        let path = dir.join(name);
-        match features {
-            Some((data, dim)) => write_npy_f32(&path, &[rows, dim], data)?,
-            None => remove_if_present(&path)?,
+    let mut out = PygWriter::create(dir, users, graph.has_snippets())?;
+    let csr = graph.by_user();
+    for (u, name) in graph.users().iter().enumerate() {
+        for e in csr.range(u) {
+            out.edge(csr.col[e], graph.weights()[e], split.part(e), graph.snippets(e))?;
         }
+        out.end_user(name)?;
+    }
+    out.finish(graph.communities(), community_x, user_content)
+}
+
+/// An export written one user at a time, in the layout of the module docs: the one writer
+/// of that layout, used by [`export_pyg`] and by the on-disk build ([`crate::ondisk`]),
+/// which never holds the per-edge arrays. The `.npy` files are streamed with a provisional
+/// header whose first dimension is 0 and rewritten in place at the end: numpy pads the
+/// header so that the first dimension can grow to 21 digits without moving the data, so the
+/// final bytes are what `numpy.save` writes. `meta.json` of an older export is removed
+/// when the writer is created and the new one written last, by [`PygWriter::finish`]; a
+/// writer dropped before that removes the files it was writing.
+pub(crate) struct PygWriter {
+    dir: PathBuf,
+    rowptr: NpyStream,
+    col: NpyStream,
+    weight: NpyStream,
+    split: NpyStream,
+    users: TextStream,
+    snippets: Option<TextStream>,
+    num_users: usize,
+    users_written: usize,
+    edges: usize,
+    finished: bool,
+}
+
+impl PygWriter {
+    /// Starts an export of `num_users` users into `dir` (created if needed), with
+    /// `edge_snippets.jsonl` when `has_snippets` (some edge has a snippet).
+    pub(crate) fn create(dir: &Path, num_users: usize, has_snippets: bool) -> Result<PygWriter> {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        remove_if_present(&dir.join(META))?;
+        let mut out = PygWriter {
+            dir: dir.to_path_buf(),
+            rowptr: NpyStream::create(&dir.join(USER_ROWPTR), Dtype::I8)?,
+            col: NpyStream::create(&dir.join(USER_COL), Dtype::I8)?,
+            weight: NpyStream::create(&dir.join(EDGE_WEIGHT), Dtype::F4)?,
+            split: NpyStream::create(&dir.join(EDGE_SPLIT), Dtype::U1)?,
+            users: TextStream::create(&dir.join(USERS))?,
+            snippets: if has_snippets { Some(TextStream::create(&dir.join(EDGE_SNIPPETS))?) } else { None },
+            num_users,
+            users_written: 0,
+            edges: 0,
+            finished: false,
+        };
+        out.rowptr.push(0i64.to_le_bytes())?;
+        Ok(out)
     }
 
-    write_text(&dir.join(USERS), |out| {
-        for u in graph.users() {
-            out.write_all(u.as_bytes())?;
-            out.write_all(b"\n")?;
+    /// The next edge of the current user: communities ascending, weights positive.
+    pub(crate) fn edge(&mut self, community: u32, weight: f32, part: Part, snippets: &[impl AsRef<str>]) -> Result<()> {
+        if self.edges >= u32::MAX as usize {
+            return Err(Error::InvalidInput(format!("graph: more than {} edges are not supported", u32::MAX)));
+        }
+        self.edges += 1;
+        self.col.push(i64::from(community).to_le_bytes())?;
+        self.weight.push(weight.to_le_bytes())?;
+        self.split.push([part as u8])?;
+        if let Some(out) = &mut self.snippets {
+            // What serde_json writes for a `Vec<&str>`, without building one per edge.
+            out.write(b"[")?;
+            for (i, s) in snippets.iter().enumerate() {
+                if i > 0 {
+                    out.write(b",")?;
+                }
+                out.json(s.as_ref())?;
+            }
+            out.write(b"]\n")?;
         }
         Ok(())
-    })?;
-    write_text(&dir.join(COMMUNITIES), |out| {
-        for c in graph.communities() {
-            serde_json::to_writer(&mut *out, &CommunityLine { name: &c.name, description: &c.description })?;
-            out.write_all(b"\n")?;
+    }
+
+    /// Ends the current user, whose id is `name`.
+    pub(crate) fn end_user(&mut self, name: &str) -> Result<()> {
+        self.users_written += 1;
+        self.rowptr.push((self.edges as i64).to_le_bytes())?;
+        self.users.write(name.as_bytes())?;
+        self.users.write(b"\n")
+    }
+
+    /// Edges written so far.
+    pub(crate) fn edges(&self) -> usize {
+        self.edges
+    }
+
+    /// Writes the communities and the optional features (checked by the caller), removes an
+    /// older export's optional files this one lacks, fixes the `.npy` headers and writes
+    /// `meta.json`.
+    pub(crate) fn finish(
+        mut self,
+        communities: &[Community],
+        community_x: Option<(&[f32], usize)>,
+        user_content: Option<(&[f32], usize)>,
+    ) -> Result<()> {
+        if self.users_written != self.num_users {
+            return Err(Error::Internal(format!(
+                "export writer: {} users written of {}",
+                self.users_written, self.num_users
+            )));
         }
-        Ok(())
-    })?;
-    let snippets = dir.join(EDGE_SNIPPETS);
-    if graph.has_snippets() {
-        write_text(&snippets, |out| {
-            for e in 0..edges {
-                let texts: Vec<&str> = graph.snippets(e).iter().map(|s| &**s).collect();
-                serde_json::to_writer(&mut *out, &texts)?;
+        let dir = self.dir.clone();
+        self.rowptr.finish()?;
+        self.col.finish()?;
+        self.weight.finish()?;
+        self.split.finish()?;
+        self.users.finish()?;
+        let has_snippets = self.snippets.is_some();
+        match &mut self.snippets {
+            Some(s) => s.finish()?,
+            None => remove_if_present(&dir.join(EDGE_SNIPPETS))?,
+        }
+        for (name, features, rows) in
+            [(COMMUNITY_X, community_x, communities.len()), (USER_CONTENT, user_content, self.num_users)]
+        {
+            let path = dir.join(name);
+            match features {
+                Some((data, dim)) => write_npy_f32(&path, &[rows, dim], data)?,
+                None => remove_if_present(&path)?,
+            }
+        }
+        write_text(&dir.join(COMMUNITIES), |out| {
+            for c in communities {
+                serde_json::to_writer(&mut *out, &CommunityLine { name: &c.name, description: &c.description })?;
                 out.write_all(b"\n")?;
             }
             Ok(())
         })?;
-    } else {
-        remove_if_present(&snippets)?;
+        let meta = Meta {
+            format: FORMAT.into(),
+            version: VERSION,
+            num_users: self.num_users,
+            num_communities: communities.len(),
+            num_edges: self.edges,
+            feature_dim: community_x.map(|(_, d)| d),
+            content_dim: user_content.map(|(_, d)| d),
+            has_snippets,
+        };
+        // From here on the files are the export's: not removed when the writer drops.
+        self.finished = true;
+        write_text(&dir.join(META), |out| {
+            serde_json::to_writer_pretty(&mut *out, &meta)?;
+            out.write_all(b"\n")?;
+            Ok(())
+        })
+    }
+}
+
+impl Drop for PygWriter {
+    fn drop(&mut self) {
+        if !self.finished {
+            for name in [USER_ROWPTR, USER_COL, EDGE_WEIGHT, EDGE_SPLIT, USERS, EDGE_SNIPPETS] {
+                let _ = std::fs::remove_file(self.dir.join(name));
+            }
+        }
+    }
+}
+
+/// A text file written through a buffer, its errors naming it.
+struct TextStream {
+    path: PathBuf,
+    out: Option<BufWriter<File>>,
+}
+
+impl TextStream {
+    fn create(path: &Path) -> Result<TextStream> {
+        let file = File::create(path).map_err(|e| Error::io(path, e))?;
+        Ok(TextStream { path: path.to_path_buf(), out: Some(BufWriter::with_capacity(1 << 16, file)) })
     }
 
-    let meta = Meta {
-        format: FORMAT.into(),
-        version: VERSION,
-        num_users: users,
-        num_communities: communities,
-        num_edges: edges,
-        feature_dim: community_x.map(|(_, d)| d),
-        content_dim: user_content.map(|(_, d)| d),
-        has_snippets: graph.has_snippets(),
-    };
-    write_text(&dir.join(META), |out| {
-        serde_json::to_writer_pretty(&mut *out, &meta)?;
-        out.write_all(b"\n")?;
+    /// The buffer and the path apart (written per element: no allocation per call).
+    fn parts(&mut self) -> Result<(&mut BufWriter<File>, &Path)> {
+        match &mut self.out {
+            Some(out) => Ok((out, &self.path)),
+            None => Err(Error::Internal(format!("{}: written after it was closed", self.path.display()))),
+        }
+    }
+
+    fn write(&mut self, bytes: &[u8]) -> Result<()> {
+        let (out, path) = self.parts()?;
+        out.write_all(bytes).map_err(|e| Error::io(path, e))
+    }
+
+    /// `text` as a JSON string.
+    fn json(&mut self, text: &str) -> Result<()> {
+        let (out, path) = self.parts()?;
+        serde_json::to_writer(out, text).map_err(|e| Error::io(path, std::io::Error::other(e)))
+    }
+
+    fn finish(&mut self) -> Result<()> {
+        let (out, path) = self.parts()?;
+        out.flush().map_err(|e| Error::io(path, e))?;
+        out.get_ref().sync_all().map_err(|e| Error::io(path, e))?;
+        self.out = None;
         Ok(())
-    })
+    }
+}
+
+/// A one-dimensional `.npy` file written element by element ([`PygWriter`]'s docs).
+struct NpyStream {
+    dtype: Dtype,
+    count: usize,
+    text: TextStream,
+}
+
+impl NpyStream {
+    fn create(path: &Path, dtype: Dtype) -> Result<NpyStream> {
+        let mut text = TextStream::create(path)?;
+        text.write(&npy_header(path, dtype, &[0])?)?;
+        Ok(NpyStream { dtype, count: 0, text })
+    }
+
+    fn push<const N: usize>(&mut self, value: [u8; N]) -> Result<()> {
+        debug_assert_eq!(N, self.dtype.size());
+        self.count += 1;
+        self.text.write(&value)
+    }
+
+    /// Flushes the data and writes the header of the final length over the provisional one.
+    fn finish(&mut self) -> Result<()> {
+        let path = self.text.path.clone();
+        let header = npy_header(&path, self.dtype, &[self.count])?;
+        let (out, _) = self.text.parts()?;
+        out.flush().map_err(|e| Error::io(&path, e))?;
+        let file = out.get_mut();
+        let provisional = npy_header(&path, self.dtype, &[0])?;
+        if header.len() != provisional.len() {
+            // numpy's padding leaves room for 21 digits; a `usize` has at most 20.
+            return Err(Error::Internal(format!("{}: the npy header changed length", path.display())));
+        }
+        file.seek(SeekFrom::Start(0)).map_err(|e| Error::io(&path, e))?;
+        file.write_all(&header).map_err(|e| Error::io(&path, e))?;
+        self.text.finish()
+    }
 }
 
 fn check_features(what: &str, features: Option<(&[f32], usize)>, rows: usize) -> Result<()> {
@@ -491,6 +674,29 @@ fn write_npy<const N: usize>(
     shape: &[usize],
     values: impl Iterator<Item = [u8; N]>,
 ) -> Result<()> {
+    let header = npy_header(path, dtype, shape)?;
+    let file = File::create(path).map_err(|e| Error::io(path, e))?;
+    let mut out = BufWriter::with_capacity(1 << 16, file);
+    let io = |e| Error::io(path, e);
+    out.write_all(&header).map_err(io)?;
+    let expected: usize = shape.iter().product();
+    let mut written = 0usize;
+    for v in values {
+        out.write_all(&v).map_err(io)?;
+        written += 1;
+    }
+    if written != expected {
+        // Only this module calls it, with matching shapes: a bug, but never a bad file.
+        drop(out);
+        let _ = std::fs::remove_file(path);
+        return Err(Error::Internal(format!("npy writer: {written} values for shape {shape:?} ({})", path.display())));
+    }
+    out.into_inner().map_err(|e| Error::io(path, e.into_error()))?.sync_all().map_err(io)
+}
+
+/// Everything of a version 1.0 `.npy` file before its data: magic, version, header length
+/// and the padded header dict.
+fn npy_header(path: &Path, dtype: Dtype, shape: &[usize]) -> Result<Vec<u8>> {
     let mut header =
         format!("{{'descr': '{}', 'fortran_order': False, 'shape': {}, }}", dtype.descr(), shape_literal(shape))
             .into_bytes();
@@ -510,26 +716,12 @@ fn write_npy<const N: usize>(
             shape.len()
         )));
     };
-    let file = File::create(path).map_err(|e| Error::io(path, e))?;
-    let mut out = BufWriter::with_capacity(1 << 16, file);
-    let io = |e| Error::io(path, e);
-    out.write_all(NPY_MAGIC).map_err(io)?;
-    out.write_all(&[1, 0]).map_err(io)?;
-    out.write_all(&len.to_le_bytes()).map_err(io)?;
-    out.write_all(&header).map_err(io)?;
-    let expected: usize = shape.iter().product();
-    let mut written = 0usize;
-    for v in values {
-        out.write_all(&v).map_err(io)?;
-        written += 1;
-    }
-    if written != expected {
-        // Only this module calls it, with matching shapes: a bug, but never a bad file.
-        drop(out);
-        let _ = std::fs::remove_file(path);
-        return Err(Error::Internal(format!("npy writer: {written} values for shape {shape:?} ({})", path.display())));
-    }
-    out.into_inner().map_err(|e| Error::io(path, e.into_error()))?.sync_all().map_err(io)
+    let mut out = Vec::with_capacity(10 + header.len());
+    out.extend_from_slice(NPY_MAGIC);
+    out.extend_from_slice(&[1, 0]);
+    out.extend_from_slice(&len.to_le_bytes());
+    out.extend_from_slice(&header);
+    Ok(out)
 }
 
 /// Writes `data` (row-major, `shape`'s product of values) as a float32 `.npy` file (format

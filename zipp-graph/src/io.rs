@@ -1,4 +1,5 @@
-//! Edge files → [`BipartiteGraph`], in bounded memory (SPEC §6).
+//! Edge files → [`BipartiteGraph`], in bounded memory (SPEC §6); or, past memory, straight
+//! to an export folder ([`crate::ondisk`]).
 //!
 //! An edge file is a table with **one row per interaction** of a user with a community — one
 //! row per comment of a Reddit comment dump — in one of three encodings of the same table:
@@ -74,6 +75,15 @@
 //! Measured on 2M generated rows (296k users, 20k communities, 1.93M pairs): 71 MB peak RSS
 //! with `max_snippets_per_edge: 0`, 432 MB keeping all 2.0M snippets of ~110 characters;
 //! 100M rows need ~1.2 GB of slots.
+//!
+//! When the rows, the graph or the snippets do not fit in memory, build the export folder
+//! straight from the edge files instead: [`crate::ondisk::build_on_disk`] shares pass 1,
+//! then sorts the rows through scratch files one range of users at a time, within a memory
+//! budget of the caller's choosing (plus the id maps), and writes exactly the folder
+//! [`crate::export::export_pyg`] writes for this loader's graph. On 20M generated rows (1M
+//! users, 40k communities, 2M snippets) it peaked at 157 MiB under a 64 MiB budget where
+//! loading and exporting peaked at 801 MiB, and took 48 s to their 62 s (BENCHMARKS.md,
+//! "Building the graph on disk").
 //!
 //! ```
 //! use zipp_graph::io::{load_edges, LoadOptions};
@@ -213,9 +223,10 @@ pub struct LoadStats {
 /// Where a load is, for the progress callback of [`load_edges_with_progress`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LoadProgress {
-    /// 1 (interning ids) or 2 (placing rows).
+    /// 1 (interning ids) or 2 (placing rows); [`crate::ondisk`]'s build also has 3
+    /// (sorting ranges of users and writing the export).
     pub pass: u8,
-    /// Rows read so far in this pass, over all files.
+    /// Rows read so far in this pass, over all files (pass 3: rows sorted so far).
     pub rows_read: u64,
 }
 
@@ -1207,14 +1218,8 @@ pub fn load_edges(paths: &[PathBuf], options: &LoadOptions) -> Result<(Bipartite
     load_edges_with_progress(paths, options, &|_| true)
 }
 
-/// [`load_edges`], calling `progress` every [`PROGRESS_EVERY`] rows of each pass and at the
-/// end of each; when it returns `false` the load stops with [`Error::Cancelled`].
-pub fn load_edges_with_progress(
-    paths: &[PathBuf],
-    options: &LoadOptions,
-    progress: &dyn Fn(LoadProgress) -> bool,
-) -> Result<(BipartiteGraph, LoadStats)> {
-    let started = Instant::now();
+/// The format of each file, after checking the options: the first thing every loader does.
+pub(crate) fn check_load(paths: &[PathBuf], options: &LoadOptions) -> Result<Vec<EdgeFormat>> {
     if options.max_snippets_per_edge > MAX_SNIPPETS_PER_EDGE {
         return Err(Error::InvalidInput(format!(
             "max_snippets_per_edge {} is more than {MAX_SNIPPETS_PER_EDGE}",
@@ -1225,11 +1230,83 @@ pub fn load_edges_with_progress(
         return Err(Error::InvalidInput("no edge files to load".into()));
     }
     // Every format is known before any file is read.
-    let formats = paths
-        .iter()
-        .map(|p| options.format.map_or_else(|| EdgeFormat::from_path(p), Ok))
-        .collect::<Result<Vec<_>>>()?;
+    paths.iter().map(|p| options.format.map_or_else(|| EdgeFormat::from_path(p), Ok)).collect()
+}
 
+/// One pass over every row of `paths`, in order: `each` is called with every good row;
+/// a bad row fails the pass, or with `skip_bad_rows` is counted and handed to `skipped`
+/// (a bad file always fails). `progress` is called every [`PROGRESS_EVERY`] rows and at the
+/// end (`false` cancels, the message saying pass `pass` of `passes`). Returns the rows read
+/// and skipped.
+pub(crate) fn scan(
+    paths: &[PathBuf],
+    formats: &[EdgeFormat],
+    skip_bad_rows: bool,
+    (pass, passes): (u8, u8),
+    progress: &dyn Fn(LoadProgress) -> bool,
+    mut skipped: impl FnMut(Error),
+    mut each: impl FnMut(&Path, &EdgeRow) -> Result<()>,
+) -> Result<(u64, u64)> {
+    let mut row = EdgeRow::default();
+    let (mut rows, mut bad) = (0u64, 0u64);
+    for (path, &format) in paths.iter().zip(formats) {
+        let mut reader = EdgeReader::open(path, Some(format))?;
+        while let Some(next) = reader.next_into(&mut row) {
+            rows += 1;
+            if rows.is_multiple_of(PROGRESS_EVERY) && !progress(LoadProgress { pass, rows_read: rows }) {
+                return Err(cancelled(pass, passes, rows));
+            }
+            match next {
+                Ok(()) => each(path, &row)?,
+                Err(e) if reader.failed() || !skip_bad_rows => return Err(e),
+                Err(e) => {
+                    bad += 1;
+                    skipped(e);
+                }
+            }
+        }
+    }
+    if !progress(LoadProgress { pass, rows_read: rows }) {
+        return Err(cancelled(pass, passes, rows));
+    }
+    Ok((rows, bad))
+}
+
+/// What pass 1 found: users and communities numbered (module docs), each user's rows.
+pub(crate) struct Interned {
+    pub(crate) user_index: HashMap<String, u32>,
+    pub(crate) user_rows: Vec<usize>,
+    /// Descriptions; the names are in `community_index` until [`Interned::into_names`].
+    pub(crate) communities: Vec<Community>,
+    pub(crate) community_index: HashMap<String, u32>,
+}
+
+impl Interned {
+    /// The user ids by index and the communities with their names, out of the maps.
+    pub(crate) fn into_names(self) -> (Vec<String>, Vec<Community>) {
+        let mut user_names = vec![String::new(); self.user_index.len()];
+        for (name, u) in self.user_index {
+            user_names[u as usize] = name;
+        }
+        let mut communities = self.communities;
+        for (name, c) in self.community_index {
+            communities[c as usize].name = name;
+        }
+        (user_names, communities)
+    }
+}
+
+/// Pass 1: reads the communities file, interns ids, counts each user's rows (and calls
+/// `each` with every good row and its user), fills `stats`' row counts and skipped errors.
+pub(crate) fn intern(
+    paths: &[PathBuf],
+    formats: &[EdgeFormat],
+    options: &LoadOptions,
+    passes: u8,
+    progress: &dyn Fn(LoadProgress) -> bool,
+    stats: &mut LoadStats,
+    mut each: impl FnMut(u32, &EdgeRow),
+) -> Result<Interned> {
     let mut communities: Vec<Community> = Vec::new();
     let mut community_index: HashMap<String, u32> = HashMap::new();
     if let Some(path) = &options.communities {
@@ -1243,32 +1320,21 @@ pub fn load_edges_with_progress(
             c.name = String::new();
         }
     }
-    let mut stats = LoadStats::default();
-    let mut row = EdgeRow::default();
-
-    // Pass 1: intern ids, count each user's rows.
     let mut user_index: HashMap<String, u32> = HashMap::new();
     let mut user_rows: Vec<usize> = Vec::new();
-    let mut pass1_skipped = 0u64;
-    for (path, &format) in paths.iter().zip(&formats) {
-        let mut reader = EdgeReader::open(path, Some(format))?;
-        while let Some(next) = reader.next_into(&mut row) {
-            stats.rows_read += 1;
-            if stats.rows_read.is_multiple_of(PROGRESS_EVERY)
-                && !progress(LoadProgress { pass: 1, rows_read: stats.rows_read })
-            {
-                return Err(cancelled(1, stats.rows_read));
+    let skipped = &mut stats.skipped;
+    let (rows, bad) = scan(
+        paths,
+        formats,
+        options.skip_bad_rows,
+        (1, passes),
+        progress,
+        |e| {
+            if skipped.len() < MAX_SKIPPED_REPORTED {
+                skipped.push(e.to_string());
             }
-            if let Err(e) = next {
-                if reader.failed() || !options.skip_bad_rows {
-                    return Err(e);
-                }
-                pass1_skipped += 1;
-                if stats.skipped.len() < MAX_SKIPPED_REPORTED {
-                    stats.skipped.push(e.to_string());
-                }
-                continue;
-            }
+        },
+        |_, row| {
             let u = match user_index.get(row.user.as_str()) {
                 Some(&u) => u,
                 None => {
@@ -1290,12 +1356,42 @@ pub fn load_edges_with_progress(
                 communities.push(Community { name: String::new(), description: String::new() });
             }
             user_rows[u as usize] += 1;
-        }
-    }
-    stats.rows_skipped = pass1_skipped;
-    if !progress(LoadProgress { pass: 1, rows_read: stats.rows_read }) {
-        return Err(cancelled(1, stats.rows_read));
-    }
+            each(u, row);
+            Ok(())
+        },
+    )?;
+    stats.rows_read = rows;
+    stats.rows_skipped = bad;
+    Ok(Interned { user_index, user_rows, communities, community_index })
+}
+
+/// The error of edge files that read differently in a later pass.
+pub(crate) fn changed(path: &Path) -> Error {
+    Error::InvalidInput(format!("{}: the edge files changed while they were being loaded", path.display()))
+}
+
+/// The error of merged counts too large for the weight's `f32`.
+pub(crate) fn weight_overflow(user: &str, community: &str) -> Error {
+    Error::InvalidInput(format!(
+        "the counts of user {user:?} in community {community:?} sum to more than a 32-bit float holds"
+    ))
+}
+
+/// [`load_edges`], calling `progress` every [`PROGRESS_EVERY`] rows of each pass and at the
+/// end of each; when it returns `false` the load stops with [`Error::Cancelled`].
+pub fn load_edges_with_progress(
+    paths: &[PathBuf],
+    options: &LoadOptions,
+    progress: &dyn Fn(LoadProgress) -> bool,
+) -> Result<(BipartiteGraph, LoadStats)> {
+    let started = Instant::now();
+    let formats = check_load(paths, options)?;
+    let mut stats = LoadStats::default();
+
+    // Pass 1: intern ids, count each user's rows.
+    let mut interned = intern(paths, &formats, options, 2, progress, &mut stats, |_, _| {})?;
+    let mut user_rows = std::mem::take(&mut interned.user_rows);
+    let (user_index, community_index) = (&interned.user_index, &interned.community_index);
 
     // Pass 2: place every row in its user's slot range. `ptr` becomes the user offsets;
     // `user_rows` is reused as each user's write cursor.
@@ -1313,25 +1409,14 @@ pub fn load_edges_with_progress(
     // Snippets so far per (user, community) pair with text: past `keep`, text is dropped
     // as it is read, so memory grows with the kept snippets, not with the dump's text.
     let mut snippets_of_pair: HashMap<u64, u32> = HashMap::new();
-    let changed = |path: &Path| {
-        Error::InvalidInput(format!("{}: the edge files changed while they were being loaded", path.display()))
-    };
-    let mut rows2 = 0u64;
-    let mut skipped2 = 0u64;
-    for (path, &format) in paths.iter().zip(&formats) {
-        let mut reader = EdgeReader::open(path, Some(format))?;
-        while let Some(next) = reader.next_into(&mut row) {
-            rows2 += 1;
-            if rows2.is_multiple_of(PROGRESS_EVERY) && !progress(LoadProgress { pass: 2, rows_read: rows2 }) {
-                return Err(cancelled(2, rows2));
-            }
-            if let Err(e) = next {
-                if reader.failed() || !options.skip_bad_rows {
-                    return Err(e);
-                }
-                skipped2 += 1;
-                continue;
-            }
+    let (rows2, skipped2) = scan(
+        paths,
+        &formats,
+        options.skip_bad_rows,
+        (2, 2),
+        progress,
+        |_| {},
+        |path, row| {
             let (Some(&u), Some(&c)) = (user_index.get(row.user.as_str()), community_index.get(row.community.as_str()))
             else {
                 return Err(changed(path));
@@ -1354,25 +1439,15 @@ pub fn load_edges_with_progress(
             }
             slots[cursor[u]] = Slot { community: c, count: row.count, snippet };
             cursor[u] += 1;
-        }
-    }
+            Ok(())
+        },
+    )?;
     if rows2 != stats.rows_read || skipped2 != stats.rows_skipped || (0..users).any(|u| cursor[u] != ptr[u + 1]) {
         return Err(changed(&paths[0]));
     }
     drop(cursor);
     drop(snippets_of_pair);
-    if !progress(LoadProgress { pass: 2, rows_read: rows2 }) {
-        return Err(cancelled(2, rows2));
-    }
-
-    // The names, by index, out of the maps.
-    let mut user_names = vec![String::new(); users];
-    for (name, u) in user_index {
-        user_names[u as usize] = name;
-    }
-    for (name, c) in community_index {
-        communities[c as usize].name = name;
-    }
+    let (user_names, communities) = interned.into_names();
 
     // Sort each user's slots by community (stable: snippets keep input order) and merge
     // duplicates, compacting in place: the write position never passes the read position.
@@ -1397,10 +1472,7 @@ pub fn load_edges_with_progress(
             }
             let weight = weight as f32;
             if !weight.is_finite() {
-                return Err(Error::InvalidInput(format!(
-                    "the counts of user {:?} in community {:?} sum to more than a 32-bit float holds",
-                    user_names[u], communities[c as usize].name
-                )));
+                return Err(weight_overflow(&user_names[u], &communities[c as usize].name));
             }
             slots[write] = Slot { community: c, count: weight, snippet: NO_SNIPPET };
             write += 1;
@@ -1427,6 +1499,6 @@ pub fn load_edges_with_progress(
     Ok((graph, stats))
 }
 
-fn cancelled(pass: u8, rows: u64) -> Error {
-    Error::Cancelled(format!("loading edges: cancelled in pass {pass} of 2 after {rows} rows"))
+fn cancelled(pass: u8, passes: u8, rows: u64) -> Error {
+    Error::Cancelled(format!("loading edges: cancelled in pass {pass} of {passes} after {rows} rows"))
 }

@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod model;
 #[cfg(feature = "movielens")]
 pub mod movielens;
+pub mod ondisk;
 pub mod sample;
 pub mod split;
 pub mod synthetic;

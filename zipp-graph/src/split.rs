@@ -41,6 +41,54 @@ impl Default for SplitOptions {
     }
 }
 
+impl SplitOptions {
+    /// Refuses fractions outside [0, 1) or summing to 1 or more.
+    pub(crate) fn check(&self) -> Result<()> {
+        let ok = |f: f64| f.is_finite() && (0.0..1.0).contains(&f);
+        if !ok(self.validation) || !ok(self.test) || self.validation + self.test >= 1.0 {
+            return Err(Error::InvalidInput(format!(
+                "split: validation {} and test {} must be in [0, 1) and sum to less than 1",
+                self.validation, self.test
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Splits one user's edges (`parts`, all [`Part::Train`] on entry, in the user's edge
+/// order) with the stream of `(options.seed, user)`: the one place the split is made, by
+/// [`EdgeSplit::new`] and by the on-disk build ([`crate::ondisk`]), which sees one user at a
+/// time. `order` is scratch space.
+pub(crate) fn split_user(options: SplitOptions, user: usize, parts: &mut [Part], order: &mut Vec<usize>) {
+    let d = parts.len();
+    if d < 2 {
+        return;
+    }
+    order.clear();
+    order.extend(0..d);
+    let mut rng = SplitMix(options.seed ^ (user as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    for i in (1..d).rev() {
+        let j = (rng.next_u64() % (i as u64 + 1)) as usize;
+        order.swap(i, j);
+    }
+    let mut test = (d as f64 * options.test).round() as usize;
+    let mut val = (d as f64 * options.validation).round() as usize;
+    // Keep ≥ 1 training edge: take from validation first, then from test.
+    while test + val > d - 1 {
+        if val > 0 {
+            val -= 1;
+        } else {
+            test -= 1;
+        }
+    }
+    for &e in &order[..test] {
+        parts[e] = Part::Test;
+    }
+    for &e in &order[test..test + val] {
+        parts[e] = Part::Validation;
+    }
+}
+
 /// The part of every edge, by edge id.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EdgeSplit {
@@ -50,45 +98,12 @@ pub struct EdgeSplit {
 impl EdgeSplit {
     /// Splits `graph`'s edges per user (module docs).
     pub fn new(graph: &BipartiteGraph, options: SplitOptions) -> Result<EdgeSplit> {
-        let ok = |f: f64| f.is_finite() && (0.0..1.0).contains(&f);
-        if !ok(options.validation) || !ok(options.test) || options.validation + options.test >= 1.0 {
-            return Err(Error::InvalidInput(format!(
-                "split: validation {} and test {} must be in [0, 1) and sum to less than 1",
-                options.validation, options.test
-            )));
-        }
+        options.check()?;
         let mut parts = vec![Part::Train; graph.num_edges()];
         let csr = graph.by_user();
         let mut order: Vec<usize> = Vec::new();
         for u in 0..graph.num_users() {
-            let range = csr.range(u);
-            let d = range.len();
-            if d < 2 {
-                continue;
-            }
-            order.clear();
-            order.extend(range.clone());
-            let mut rng = SplitMix(options.seed ^ (u as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-            for i in (1..d).rev() {
-                let j = (rng.next_u64() % (i as u64 + 1)) as usize;
-                order.swap(i, j);
-            }
-            let mut test = (d as f64 * options.test).round() as usize;
-            let mut val = (d as f64 * options.validation).round() as usize;
-            // Keep ≥ 1 training edge: take from validation first, then from test.
-            while test + val > d - 1 {
-                if val > 0 {
-                    val -= 1;
-                } else {
-                    test -= 1;
-                }
-            }
-            for &e in &order[..test] {
-                parts[e] = Part::Test;
-            }
-            for &e in &order[test..test + val] {
-                parts[e] = Part::Validation;
-            }
+            split_user(options, u, &mut parts[csr.range(u)], &mut order);
         }
         Ok(EdgeSplit { parts })
     }

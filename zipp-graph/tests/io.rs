@@ -1,47 +1,19 @@
 //! Edge files on disk → graphs: the three formats agree, duplicates merge, every error is
 //! located, bad rows can be skipped, and a load can be cancelled.
 
-use std::cell::Cell;
-use std::fs::File;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+mod common;
 
-use parquet::basic::{LogicalType, Repetition, Type as PhysicalType};
-use parquet::data_type::{ByteArray, ByteArrayType, DoubleType, Int64Type};
-use parquet::file::properties::WriterProperties;
-use parquet::file::writer::SerializedFileWriter;
-use parquet::schema::types::Type;
+use std::cell::Cell;
+use std::path::Path;
+
+use common::{csv, jsonl, parquet_table, strs, write_parquet, Col, TempDir};
 
 use zipp_core::error::Error;
 use zipp_graph::graph::{BipartiteGraph, MAX_SNIPPETS_PER_EDGE, MAX_SNIPPET_CHARS};
 use zipp_graph::io::{load_edges, load_edges_with_progress, EdgeFormat, EdgeReader, LoadOptions};
 
-/// A fresh folder, removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let d = std::env::temp_dir().join(format!("zipp-graph-io-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        TempDir(d)
-    }
-
-    fn write(&self, name: &str, content: impl AsRef<[u8]>) -> PathBuf {
-        let p = self.0.join(name);
-        std::fs::write(&p, content).unwrap();
-        p
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// (user, community, count, text)
-type Row = (&'static str, &'static str, Option<f64>, Option<&'static str>);
+type Row = common::Row<&'static str>;
 
 /// Duplicated pairs, snippets with commas, quotes and a newline, a user without text.
 const ROWS: &[Row] = &[
@@ -54,119 +26,6 @@ const ROWS: &[Row] = &[
     ("bob", "AnalogCommunity", Some(1.0), Some("first roll")),
     ("bob", "woodworking", Some(4.0), Some("Ünïcødé ✓")),
 ];
-
-fn jsonl(rows: &[Row]) -> String {
-    let mut out = String::new();
-    for (i, &(u, c, n, t)) in rows.iter().enumerate() {
-        let mut obj = serde_json::json!({"user": u, "community": c});
-        if let Some(n) = n {
-            obj["count"] = serde_json::json!(n);
-        }
-        if let Some(t) = t {
-            obj["text"] = serde_json::json!(t);
-        }
-        out.push_str(&obj.to_string());
-        out.push('\n');
-        if i == 2 {
-            out.push_str("   \n"); // blank lines are skipped
-        }
-    }
-    out
-}
-
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
-}
-
-/// Columns in another order than the table's, CRLF line ends.
-fn csv(rows: &[Row]) -> String {
-    let mut out = String::from("text,community,user,count\r\n");
-    for &(u, c, n, t) in rows {
-        let n = n.map(|n| n.to_string()).unwrap_or_default();
-        out.push_str(&format!("{},{},{},{n}\r\n", csv_field(t.unwrap_or("")), csv_field(c), csv_field(u)));
-    }
-    out
-}
-
-/// A parquet column to write.
-enum Col {
-    Str(Vec<Option<Vec<u8>>>),
-    Int(Vec<Option<i64>>),
-    Float(Vec<Option<f64>>),
-}
-
-fn strs(v: impl IntoIterator<Item = Option<&'static str>>) -> Col {
-    Col::Str(v.into_iter().map(|s| s.map(|s| s.as_bytes().to_vec())).collect())
-}
-
-/// Writes a flat parquet file of optional columns, in row groups of `per_group` rows.
-fn write_parquet(path: &Path, columns: &[(&str, Col)], per_group: usize) {
-    let fields = columns
-        .iter()
-        .map(|(name, col)| {
-            let builder = match col {
-                Col::Str(_) => Type::primitive_type_builder(name, PhysicalType::BYTE_ARRAY)
-                    .with_logical_type(Some(LogicalType::String)),
-                Col::Int(_) => Type::primitive_type_builder(name, PhysicalType::INT64),
-                Col::Float(_) => Type::primitive_type_builder(name, PhysicalType::DOUBLE),
-            };
-            Arc::new(builder.with_repetition(Repetition::OPTIONAL).build().unwrap())
-        })
-        .collect();
-    let schema = Arc::new(Type::group_type_builder("schema").with_fields(fields).build().unwrap());
-    let rows = match &columns[0].1 {
-        Col::Str(v) => v.len(),
-        Col::Int(v) => v.len(),
-        Col::Float(v) => v.len(),
-    };
-    let props = Arc::new(WriterProperties::builder().build());
-    let mut writer = SerializedFileWriter::new(File::create(path).unwrap(), schema, props).unwrap();
-    let mut start = 0;
-    while start < rows {
-        let end = (start + per_group).min(rows);
-        let mut group = writer.next_row_group().unwrap();
-        let mut cols = columns.iter();
-        while let Some(mut w) = group.next_column().unwrap() {
-            fn defs<T>(v: &[Option<T>]) -> Vec<i16> {
-                v.iter().map(|x| i16::from(x.is_some())).collect()
-            }
-            match &cols.next().unwrap().1 {
-                Col::Str(v) => {
-                    let v = &v[start..end];
-                    let values: Vec<ByteArray> = v.iter().flatten().map(|b| b.clone().into()).collect();
-                    w.typed::<ByteArrayType>().write_batch(&values, Some(&defs(v)), None).unwrap();
-                }
-                Col::Int(v) => {
-                    let v = &v[start..end];
-                    let values: Vec<i64> = v.iter().flatten().copied().collect();
-                    w.typed::<Int64Type>().write_batch(&values, Some(&defs(v)), None).unwrap();
-                }
-                Col::Float(v) => {
-                    let v = &v[start..end];
-                    let values: Vec<f64> = v.iter().flatten().copied().collect();
-                    w.typed::<DoubleType>().write_batch(&values, Some(&defs(v)), None).unwrap();
-                }
-            }
-            w.close().unwrap();
-        }
-        group.close().unwrap();
-        start = end;
-    }
-    writer.close().unwrap();
-}
-
-fn parquet_table(rows: &[Row]) -> Vec<(&'static str, Col)> {
-    vec![
-        ("user", strs(rows.iter().map(|r| Some(r.0)))),
-        ("community", strs(rows.iter().map(|r| Some(r.1)))),
-        ("count", Col::Float(rows.iter().map(|r| r.2).collect())),
-        ("text", strs(rows.iter().map(|r| r.3))),
-    ]
-}
 
 fn load(path: &Path) -> BipartiteGraph {
     load_edges(&[path.to_path_buf()], &LoadOptions::default()).unwrap().0

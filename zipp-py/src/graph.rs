@@ -1,4 +1,5 @@
-//! `mine_personas` and `MiningResult`: zipp-factory's `MiningSpec` and its mining driver.
+//! `mine_personas` and `MiningResult`: zipp-factory's `MiningSpec` and its mining driver;
+//! `build_graph`: its `GraphBuildSpec` and on-disk graph build.
 //!
 //! The models load with the GIL released; the mining then runs on a zipp thread while the
 //! calling thread waits with the GIL released, taking it only to run the `on_progress`
@@ -9,8 +10,8 @@ use std::path::PathBuf;
 
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString};
-use zipp_factory::graph::{Miner, MiningProgress};
-use zipp_factory::MiningSpec;
+use zipp_factory::graph::{GraphBuildProgress, Miner, MiningProgress};
+use zipp_factory::{GraphBuildSpec, MiningSpec};
 
 use crate::callback::Callbacks;
 use crate::error::to_py_err;
@@ -156,8 +157,48 @@ fn mine_personas(
     Ok(MiningResult { inner: callbacks.finish(result)? })
 }
 
+/// Builds an activity graph into a folder in PyTorch Geometric's layout (what
+/// `zipp_graph::export` writes: `meta.json`, `user_rowptr.npy`, `user_col.npy`,
+/// `edge_weight.npy`, `edge_split.npy`, `users.txt`, `communities.jsonl`,
+/// `edge_snippets.jsonl`) in bounded memory, however large the graph: rows are sorted
+/// through scratch files, `memory_budget_mb` at a time, besides the id maps. `spec` is a dict
+/// (or its JSON text): `{"edges": ["edges.jsonl"], "out": "graph-export", "communities": …,
+/// "split": {"validation": 0.05, "test": 0.1, "seed": 0}, "memory_budget_mb": 1024,
+/// "skip_bad_rows": False, "max_snippets_per_edge": 16, "format": "jsonl", "scratch_dir": …}`
+/// (only `edges` and `out` are required; no `split`: every edge in training). Returns the
+/// report: `{"out", "load": {"rows_read", "rows_skipped", "skipped", "users", "communities",
+/// "edges", "snippets", "seconds"}, "ranges", "largest_range_bytes", "levels",
+/// "scratch_bytes"}`. `on_progress(pass, rows)` runs on this thread (`pass` 1: reading ids,
+/// 2: distributing rows, 3: sorting and writing); returning `False` cancels
+/// (`CancelledError`; the scratch files are removed and `out` never holds a half-written
+/// export with a `meta.json`), as does Ctrl-C (`KeyboardInterrupt`).
+#[pyfunction]
+#[pyo3(signature = (spec, *, on_progress = None))]
+fn build_graph<'py>(
+    py: Python<'py>,
+    spec: &Bound<'py, PyAny>,
+    on_progress: Option<Py<PyAny>>,
+) -> PyResult<Bound<'py, PyAny>> {
+    // JSON text keeps its own lines and columns in errors; a dict's only its field paths.
+    let spec = if spec.is_instance_of::<PyString>() {
+        GraphBuildSpec::from_json(&spec.extract::<String>()?).map_err(to_py_err)?
+    } else {
+        GraphBuildSpec::from_json(&dumps(spec)?).map_err(|e| to_py_err(unlocated_text(e)))?
+    };
+    let callbacks = Callbacks::default();
+    let result = py.detach(|| {
+        zipp_factory::graph::build_graph(
+            &spec,
+            |p: GraphBuildProgress| callbacks.call(on_progress.as_ref(), |py, cb| cb.call1(py, (p.pass, p.rows))),
+            || callbacks.interrupted(),
+        )
+    });
+    to_python(py, &callbacks.finish(result)?)
+}
+
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<MiningResult>()?;
     m.add_function(wrap_pyfunction!(mine_personas, m)?)?;
+    m.add_function(wrap_pyfunction!(build_graph, m)?)?;
     Ok(())
 }

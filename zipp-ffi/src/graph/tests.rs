@@ -133,3 +133,63 @@ fn nulls_bad_utf8_bad_specs_and_missing_files_are_statuses() {
     }
     assert_eq!(seen.per_stage, [0; 5], "nothing ran");
 }
+
+unsafe extern "C" fn count_passes(pass: u32, _rows: u64, user: *mut c_void) -> c_int {
+    // SAFETY: `user` is the `[u32; 4]` the test passed.
+    let seen = unsafe { &mut *(user as *mut [u32; 4]) };
+    seen[pass as usize] += 1;
+    0
+}
+
+#[test]
+fn builds_a_graph_on_disk_reports_passes_and_cancels() {
+    let dir = std::env::temp_dir().join(format!("zipp-ffi-build-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let edges = dir.join("edges.jsonl");
+    std::fs::write(
+        &edges,
+        "{\"user\":\"ana\",\"community\":\"film\",\"text\":\"grain\"}\n{\"user\":\"bo\",\"community\":\"film\"}\n",
+    )
+    .unwrap();
+    let out_dir = dir.join("export");
+    let spec =
+        CString::new(serde_json::json!({"edges": [edges], "out": out_dir, "memory_budget_mb": 1}).to_string()).unwrap();
+    let mut seen = [0u32; 4];
+    let mut out: *mut c_char = std::ptr::dangling_mut();
+    // SAFETY: a call into the C ABI under test, with arguments that meet its contract.
+    let s = unsafe {
+        zipp_build_graph(spec.as_ptr(), Some(count_passes), &mut seen as *mut _ as *mut c_void, null(), &mut out)
+    };
+    assert_eq!(s, zipp_status::ZIPP_OK as i32, "{}", last_error());
+    // SAFETY: a string this library returned, freed once.
+    let json: serde_json::Value = serde_json::from_str(unsafe { CStr::from_ptr(out) }.to_str().unwrap()).unwrap();
+    // SAFETY: as above.
+    unsafe { zipp_string_free(out) };
+    assert_eq!((json["load"]["users"].as_u64(), json["load"]["edges"].as_u64()), (Some(2), Some(2)));
+    assert_eq!(seen, [0, 1, 1, 1]);
+    assert!(out_dir.join("meta.json").exists() && out_dir.join("edge_snippets.jsonl").exists());
+
+    // A set flag cancels before the first pass ends; the older export's meta.json stays.
+    let flag: c_int = 1;
+    let mut seen = [0u32; 4];
+    // SAFETY: as above.
+    let s = unsafe {
+        zipp_build_graph(spec.as_ptr(), Some(count_passes), &mut seen as *mut _ as *mut c_void, &flag, &mut out)
+    };
+    assert_eq!((s, out), (zipp_status::ZIPP_ERR_CANCELLED as i32, null_mut()));
+    assert_eq!(seen, [0; 4], "no report after the cancel");
+    assert!(out_dir.join("meta.json").exists());
+
+    // SAFETY: as above; NULL where the test checks NULL handling.
+    let s = unsafe { zipp_build_graph(null(), None, null_mut(), null(), &mut out) };
+    assert_eq!(s, zipp_status::ZIPP_ERR_NULL_POINTER as i32);
+    let bad = CString::new(r#"{"edges": ["/nonexistent/zipp/e.jsonl"], "out": "/tmp/zipp-never"}"#).unwrap();
+    // SAFETY: as above.
+    let s = unsafe { zipp_build_graph(bad.as_ptr(), None, null_mut(), null(), &mut out) };
+    assert!(s == zipp_status::ZIPP_ERR_IO as i32 && last_error().contains("e.jsonl"), "{}", last_error());
+    let bad = CString::new(r#"{"edges": ["e.jsonl"]}"#).unwrap();
+    // SAFETY: as above.
+    let s = unsafe { zipp_build_graph(bad.as_ptr(), None, null_mut(), null(), &mut out) };
+    assert!(s == zipp_status::ZIPP_ERR_INVALID_INPUT as i32 && last_error().contains("out"), "{}", last_error());
+    std::fs::remove_dir_all(&dir).unwrap();
+}

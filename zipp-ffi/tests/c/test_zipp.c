@@ -1,6 +1,6 @@
 /* The C ABI from C: errors, JSON round trips, the real models end to end, many threads
  * sharing one personalizer, fork(), the VPTT scorer, an evaluation and the statistics,
- * persona mining.
+ * persona mining, building a graph on disk.
  * Run by scripts/test-c.sh (also under valgrind).
  *
  *   test_zipp PERSONAS.jsonl [--quick]
@@ -551,6 +551,80 @@ static void test_mine_personas(const zipp_models *models) {
   rmdir(dir);
 }
 
+/* Graph build progress: counts the reports of each pass (1..3). */
+static int on_graph_build(uint32_t pass, uint64_t rows, void *user) {
+  (void)rows;
+  int *passes = (int *)user;
+  if (pass >= 1 && pass <= 3) passes[pass]++;
+  return 0;
+}
+
+/* A graph built on disk into the PyTorch Geometric layout under a 1 MiB budget: the report,
+ * the folder's files, progress per pass, a set cancel flag, typed errors. */
+static void test_build_graph(void) {
+  char dir[] = "/tmp/zipp-c-build-XXXXXX";
+  if (mkdtemp(dir) == NULL) {
+    CHECK(0, "mkdtemp for the edge file");
+    return;
+  }
+  char edges[64], out_dir[64], meta[96], snippets[96], spec[512];
+  snprintf(edges, sizeof edges, "%s/edges.csv", dir);
+  snprintf(out_dir, sizeof out_dir, "%s/export", dir);
+  FILE *f = fopen(edges, "w");
+  if (f == NULL) {
+    CHECK(0, "write the edge file");
+    return;
+  }
+  fputs("user,community,count,text\n"
+        "ana,film,,grainy portraits\n"
+        "bo,bread,2,\n"
+        "ana,film,3,\"at dusk, in the rain\"\n"
+        "ana,bread,,\n",
+        f);
+  fclose(f);
+  snprintf(spec, sizeof spec,
+           "{\"edges\":[\"%s\"],\"out\":\"%s\",\"memory_budget_mb\":1,"
+           "\"split\":{\"validation\":0,\"test\":0.5,\"seed\":1}}",
+           edges, out_dir);
+
+  int passes[4] = {0, 0, 0, 0};
+  char *out = NULL;
+  CHECK(zipp_build_graph(spec, on_graph_build, passes, NULL, &out) == ZIPP_OK, "build a graph on disk");
+  CHECK(contains(out, "\"users\":2") && contains(out, "\"edges\":3") && contains(out, "\"rows_read\":4") &&
+            contains(out, "\"ranges\":1"),
+        "the report counts users, merged edges and rows");
+  CHECK(passes[1] == 1 && passes[2] == 1 && passes[3] == 1, "one progress report at the end of each pass");
+  zipp_string_free(out);
+  snprintf(meta, sizeof meta, "%s/meta.json", out_dir);
+  snprintf(snippets, sizeof snippets, "%s/edge_snippets.jsonl", out_dir);
+  CHECK(access(meta, F_OK) == 0 && access(snippets, F_OK) == 0, "meta.json and the snippets are written");
+
+  atomic_int cancel = 1;
+  out = NULL;
+  CHECK(zipp_build_graph(spec, NULL, NULL, (const int *)&cancel, &out) == ZIPP_ERR_CANCELLED && out == NULL,
+        "a set cancel flag cancels");
+  CHECK(zipp_build_graph(NULL, NULL, NULL, NULL, &out) == ZIPP_ERR_NULL_POINTER, "NULL spec");
+  CHECK(zipp_build_graph(spec, NULL, NULL, NULL, NULL) == ZIPP_ERR_NULL_POINTER, "NULL out");
+  CHECK(zipp_build_graph("{\"edges\":[\"e.jsonl\"],\"out\":\"x\",\"budget\":1}", NULL, NULL, NULL, &out) ==
+                ZIPP_ERR_SCHEMA &&
+            contains(zipp_last_error_message(), "budget"),
+        "a misspelt field is a located schema error");
+  CHECK(zipp_build_graph("{\"edges\":[\"/nonexistent/zipp/e.jsonl\"],\"out\":\"/tmp/zipp-c-never\"}", NULL, NULL,
+                         NULL, &out) == ZIPP_ERR_IO,
+        "a missing edge file is an IO error");
+
+  const char *names[] = {"meta.json",      "user_rowptr.npy",  "user_col.npy",       "edge_weight.npy",
+                         "edge_split.npy", "users.txt",        "communities.jsonl", "edge_snippets.jsonl"};
+  char path[128];
+  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+    snprintf(path, sizeof path, "%s/%s", out_dir, names[i]);
+    remove(path);
+  }
+  rmdir(out_dir);
+  remove(edges);
+  rmdir(dir);
+}
+
 /* Image metrics over embeddings (their numpy cross-check is zipp-eval's test). */
 static void test_image_metrics(void) {
   const float a[2] = {1.0f, 0.0f}, b[2] = {2.0f, 0.0f}, c[2] = {-1.0f, 0.0f}, zero[2] = {0.0f, 0.0f};
@@ -973,6 +1047,7 @@ static void test_end_to_end(const char *personas_path, int quick) {
   test_lm_scripted();
   test_extract_and_verbalize();
   test_mine_personas(models);
+  test_build_graph();
   test_image_metrics();
   test_image_generation();
   test_clip(models, tiny);

@@ -66,6 +66,7 @@ __all__ = [
     "ImageReport",
     "MiningResult",
     "mine_personas",
+    "build_graph",
 ]
 
 __version__: Final[str]
@@ -723,3 +724,27 @@ def mine_personas(
     models: Models | None = None,
     on_progress: Callable[[str, int, int, float | None, float | None], object] | None = None,
 ) -> MiningResult: ...
+
+class _BuildLoad(TypedDict):
+    rows_read: int
+    rows_skipped: int
+    skipped: list[str]
+    users: int
+    communities: int
+    edges: int
+    snippets: int
+    seconds: float
+
+class _GraphBuildReport(TypedDict):
+    out: str
+    load: _BuildLoad
+    ranges: int
+    largest_range_bytes: int
+    levels: int
+    scratch_bytes: int
+
+def build_graph(
+    spec: str | Mapping[str, Any],
+    *,
+    on_progress: Callable[[int, int], object] | None = None,
+) -> _GraphBuildReport: ...
