@@ -16,6 +16,9 @@
 //!   --weights FILE    load trained weights (zipp or PyG safetensors) instead of training
 //!   --export DIR      also write graph, split and features in the PyTorch Geometric layout
 //!                     (what benches/reference/gatv2_pyg.py epoch --graph DIR trains on)
+//!   --embeddings DIR  write the evaluated encoder's embeddings as DIR/z_u.npy [U, out] and
+//!                     DIR/z_s.npy [S, out] (f32; benches/reference/pyg_round_trip.sh compares
+//!                     them with PyG's for the same weights)
 //!   --models DIR      models folder (default: $ZIPP_MODELS_DIR or ~/.cache/zipp/models)
 //! ```
 //!
@@ -52,6 +55,7 @@ struct Args {
     checkpoint: Option<PathBuf>,
     export: Option<PathBuf>,
     weights: Option<PathBuf>,
+    embeddings: Option<PathBuf>,
     models: Option<PathBuf>,
 }
 
@@ -67,6 +71,7 @@ fn parse_args() -> Result<Args, String> {
         checkpoint: None,
         export: None,
         weights: None,
+        embeddings: None,
         models: None,
     };
     let mut it = std::env::args().skip(1);
@@ -83,10 +88,11 @@ fn parse_args() -> Result<Args, String> {
             "--checkpoint" => a.checkpoint = Some(value()?.into()),
             "--weights" => a.weights = Some(value()?.into()),
             "--export" => a.export = Some(value()?.into()),
+            "--embeddings" => a.embeddings = Some(value()?.into()),
             "--models" => a.models = Some(value()?.into()),
             "-h" | "--help" => {
                 return Err("usage: mine-personas [--epochs N] [--lambda L] [--lr R] [--seed S] [--split-seed S] [--users N] [--out FILE] \
-                            [--checkpoint FILE] [--weights FILE] [--export DIR] [--models DIR]"
+                            [--checkpoint FILE] [--weights FILE] [--export DIR] [--embeddings DIR] [--models DIR]"
                     .into())
             }
             other => return Err(format!("unknown option {other} (try --help)")),
@@ -165,6 +171,13 @@ fn run(a: Args) -> Result<(), Error> {
         })?;
         Ok((trained, view))
     })?;
+    if let Some(dir) = &a.embeddings {
+        std::fs::create_dir_all(dir).map_err(|e| Error::Io { path: dir.clone(), source: e })?;
+        let (z_u, z_s) = zipp_core::runtime::compute(&device, || trained.encoder.forward(&view))?;
+        z_u.write_npy(dir.join("z_u.npy"))?;
+        z_s.write_npy(dir.join("z_s.npy"))?;
+        eprintln!("wrote the embeddings to {}", dir.display());
+    }
     let secs: Vec<f64> = trained.history.iter().map(|r| r.seconds).collect();
     let mut sorted = secs.clone();
     sorted.sort_by(f64::total_cmp);

@@ -27,6 +27,14 @@ Subcommands:
     python benches/reference/gatv2_pyg.py epoch --graph /tmp/zipp_graph_synth \
         --epochs 100 --threads 2
 
+    # evaluation only of given weights (zipp's `--checkpoint` or this script's
+    # `--save-weights`), with zipp's exact held-out protocol
+    python benches/reference/gatv2_pyg.py epoch --graph DIR --epochs 0 \
+        --load-weights zipp.safetensors --eval-protocol zipp --seed 0
+
+`benches/reference/pyg_round_trip.sh` drives `epoch` both ways (PyG weights into
+zipp, zipp weights into PyG) and checks that both report the same metrics.
+
 GATv2Conv semantics this script relies on (and asserts in `fixture`), for a
 bipartite layer with `add_self_loops=False, share_weights=False`:
 
@@ -52,7 +60,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 import torch_geometric
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 from torch_geometric.nn import GATv2Conv
 
 NEGATIVE_SLOPE = 0.2
@@ -395,6 +403,77 @@ def evaluate(z_u, z_s, users, comms, split, S, gen):
     return auc, hits / n
 
 
+# zipp's held-out protocol (zipp-graph/src/metrics.rs), reproduced exactly so
+# that the same weights give the same numbers on both sides.
+_SPLITMIX_GAMMA = np.uint64(0x9E3779B97F4A7C15)
+_SPLITMIX_M1 = np.uint64(0xBF58476D1CE4E5B9)
+_SPLITMIX_M2 = np.uint64(0x94D049BB133111EB)
+_EDGE_MIX = np.uint64(0xD1B54A32D192ED03)
+
+
+def zipp_negatives(edge_ids, seed, S):
+    """The AUC negative of each held-out edge, as zipp draws it: the first
+    SplitMix64 output of the stream seeded with `seed ^ (edge id * 0xD1B5...)`
+    (wrapping u64 arithmetic), modulo the number of communities."""
+    with np.errstate(over="ignore"):
+        e = np.asarray(edge_ids, dtype=np.uint64)
+        z = (np.uint64(seed) ^ (e * _EDGE_MIX)) + _SPLITMIX_GAMMA
+        z = (z ^ (z >> np.uint64(30))) * _SPLITMIX_M1
+        z = (z ^ (z >> np.uint64(27))) * _SPLITMIX_M2
+        z = z ^ (z >> np.uint64(31))
+    return torch.from_numpy((z % np.uint64(S)).astype(np.int64))
+
+
+def evaluate_zipp(z_u, z_s, users, comms, split, S, seed):
+    """Test AUC and Hit@10 exactly as zipp_graph::metrics::link_metrics
+    computes them for Part::Test: AUC against one negative per held-out edge
+    from `zipp_negatives` (ties 1/2); Hit@10 ranks s+ among all communities
+    with u's train and validation communities removed, other communities
+    scoring exactly as s+ counting half a place, a hit when fewer than 10
+    places are above it. Edge ids are positions in the export's edge order
+    (zipp's by-user CSR), which is what zipp seeds with."""
+    test = split == 2
+    edge_ids = torch.nonzero(test).flatten()
+    tu, ts = users[test], comms[test]
+    n = tu.numel()
+    if n == 0:
+        return float("nan"), float("nan"), 0
+    pos = (z_u[tu] * z_s[ts]).sum(1)
+    neg_c = zipp_negatives(edge_ids.numpy(), seed, S)
+    neg = (z_u[tu] * z_s[neg_c]).sum(1)
+    auc = ((pos > neg).double() + 0.5 * (pos == neg).double()).sum().item() / n
+
+    known = split != 2
+    ku, ks = users[known], comms[known]
+    test_users = torch.unique(tu)
+    hits = 0
+    chunk = 1024
+    for a in range(0, test_users.numel(), chunk):
+        cu = test_users[a:a + chunk]
+        row_of = torch.full((z_u.shape[0],), -1, dtype=torch.long)
+        row_of[cu] = torch.arange(cu.numel())
+        scores = z_u[cu] @ z_s.T  # [chunk, S]
+        r = row_of[ku]
+        m = r >= 0
+        scores[r[m], ks[m]] = float("-inf")
+        te = row_of[tu] >= 0
+        rr, cc = row_of[tu[te]], ts[te]
+        sp = scores[rr, cc]
+        row = scores[rr]
+        above = ((row > sp.unsqueeze(1)).sum(1).double()
+                 + 0.5 * ((row == sp.unsqueeze(1)).sum(1) - 1).double())
+        hits += int((above < 10.0).sum())
+    return auc, hits / n, n
+
+
+def load_weights(path):
+    """A state_dict from safetensors written by zipp (`Encoder::save`, `att`
+    as [H, C]) or by `--save-weights` (`att` as PyG's [1, H, C])."""
+    sd = load_file(path)
+    return {k: (v.unsqueeze(0) if k.endswith(".att") and v.dim() == 2 else v)
+            .float() for k, v in sd.items()}
+
+
 def cmd_epoch(args):
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -423,8 +502,16 @@ def cmd_epoch(args):
     x_u = user_mean_features(x_s, tr_u, tr_s, tr_w, U)
     e_train = tr_u.numel()
 
-    use_nce = content is not None and args.lam > 0
-    model = Encoder(g["d"], content.shape[1] if content is not None else None)
+    if args.load_weights:
+        # the sizes of the align head (if any) come from the weights; the
+        # rest must fit the constants (load_state_dict is strict)
+        sd = load_weights(args.load_weights)
+        align_dim = sd["align.weight"].shape[0] if "align.weight" in sd else None
+        model = Encoder(g["d"], align_dim)
+        model.load_state_dict(sd, strict=True)
+    else:
+        model = Encoder(g["d"], content.shape[1] if content is not None else None)
+    use_nce = content is not None and args.lam > 0 and model.align is not None
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr,
                             weight_decay=args.weight_decay)
     if use_nce:
@@ -455,8 +542,18 @@ def cmd_epoch(args):
     model.eval()
     with torch.no_grad():
         z_u, z_s = model(x_s, x_u, ei_c2u, ei_u2c)
-        gen = torch.Generator().manual_seed(args.seed + 1)
-        auc, hit10 = evaluate(z_u, z_s, users, comms, split, S, gen)
+        if args.eval_protocol == "zipp":
+            auc, hit10, n_test = evaluate_zipp(z_u, z_s, users, comms, split,
+                                               S, args.seed)
+        else:
+            gen = torch.Generator().manual_seed(args.seed + 1)
+            auc, hit10 = evaluate(z_u, z_s, users, comms, split, S, gen)
+            n_test = int((split == 2).sum())
+
+    if args.save_embeddings:
+        os.makedirs(args.save_embeddings, exist_ok=True)
+        np.save(os.path.join(args.save_embeddings, "z_u.npy"), z_u.float().numpy())
+        np.save(os.path.join(args.save_embeddings, "z_s.npy"), z_s.float().numpy())
 
     if args.save_weights:
         sd = {k: v.detach().float().contiguous()
@@ -475,6 +572,9 @@ def cmd_epoch(args):
         "first_epoch_s": times[0] if times else None,
         "test_auc": auc,
         "hit10": hit10,
+        "test_edges": n_test,
+        "eval_protocol": args.eval_protocol,
+        "loaded_weights": args.load_weights,
         "final_loss": loss_v,
     }))
 
@@ -510,6 +610,20 @@ def main():
                    help="InfoNCE weight (0 disables it)")
     e.add_argument("--save-weights", default=None,
                    help="write the state_dict (float32) as safetensors")
+    e.add_argument("--load-weights", default=None,
+                   help="start from these weights (zipp or PyG safetensors); "
+                   "with --epochs 0 they are only evaluated")
+    e.add_argument("--save-embeddings", default=None, metavar="DIR",
+                   help="write the evaluated embeddings as DIR/z_u.npy and "
+                   "DIR/z_s.npy (float32; what mine-personas --embeddings "
+                   "writes)")
+    e.add_argument("--eval-protocol", choices=["random", "zipp"],
+                   default="random",
+                   help="test metrics: 'random' = torch negatives from "
+                   "seed+1, Hit@10 rank = strictly higher scores (the "
+                   "historical default); 'zipp' = zipp's SplitMix negatives "
+                   "seeded by --seed and edge id, ties half a place, i.e. "
+                   "the numbers mine-personas prints for the same weights")
     e.set_defaults(func=cmd_epoch)
 
     args = ap.parse_args()
