@@ -11,14 +11,17 @@
 //!  "split": {"validation": 0.05, "test": 0.1, "seed": 0},
 //!  "encoder": {"hidden": 64, "heads": 2, "out": 64},
 //!  "train": {"epochs": 100, "lr": 0.005, "weight_decay": 0.01, "lambda": 0.5, "tau": 0.07,
-//!            "seed": 0, "eval_every": 5, "patience": 0},
+//!            "seed": 0, "eval_every": 5, "patience": 0, "mini_batch": null},
 //!  "content": "mean_of_communities",
 //!  "evidence": {"token_budget": 512, "snippets_per_community": 3},
 //!  "verbalizer": "template", "embedder": "minilm", "checkpoint": "encoder.safetensors"}
 //! ```
 //!
 //! Only the graph is required (`edges`, or `"movielens": true`); every other field defaults
-//! as shown (`content` to none: link prediction alone). `"weights": "encoder.safetensors"`
+//! as shown (`content` to none: link prediction alone). `"mini_batch": {"batch_edges": 4096,
+//! "fanouts": [10, 10], "max_batches": null}` (those are its defaults) trains on
+//! neighbour-sampled mini-batches instead of the full graph, for graphs too large for a
+//! full-batch step. `"weights": "encoder.safetensors"`
 //! loads a trained encoder (zipp's or PyTorch Geometric's, `zipp_graph::model::Encoder::load`)
 //! instead of training; `encoder`, `train`, `content` and `checkpoint` are then refused,
 //! since the weights fix the sizes and nothing is trained.
@@ -72,6 +75,7 @@ use zipp_graph::io::{load_edges_with_progress, EdgeFormat, LoadOptions, LoadProg
 use zipp_graph::metrics::LinkMetrics;
 use zipp_graph::model::{Encoder, EncoderConfig, GraphView};
 use zipp_graph::ondisk::{build_on_disk_with_progress, OnDiskOptions, OnDiskStats};
+use zipp_graph::sample::MiniBatchOptions;
 use zipp_graph::split::{EdgeSplit, Part, SplitOptions};
 use zipp_graph::train::{evaluate, train, TrainOptions};
 use zipp_graph::BipartiteGraph;
@@ -163,6 +167,29 @@ pub struct TrainSpec {
     pub seed: u64,
     pub eval_every: usize,
     pub patience: usize,
+    /// Neighbour-sampled mini-batches (`zipp_graph::sample`) instead of full batch: for
+    /// graphs whose full-batch activations do not fit in memory.
+    pub mini_batch: Option<MiniBatchSpec>,
+}
+
+/// Mini-batch settings (`zipp_graph::sample::MiniBatchOptions`, whose defaults they take):
+/// `{"batch_edges": 4096, "fanouts": [10, 10], "max_batches": null}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MiniBatchSpec {
+    /// Training edges per batch (each with a negative).
+    pub batch_edges: usize,
+    /// Neighbours kept per node, layer 1 and layer 2.
+    pub fanouts: [usize; 2],
+    /// Stop each epoch after this many batches (null: every training edge once).
+    pub max_batches: Option<usize>,
+}
+
+impl Default for MiniBatchSpec {
+    fn default() -> Self {
+        let d = MiniBatchOptions::default();
+        MiniBatchSpec { batch_edges: d.batch_edges, fanouts: d.fanouts, max_batches: d.max_batches }
+    }
 }
 
 impl Default for TrainSpec {
@@ -177,6 +204,7 @@ impl Default for TrainSpec {
             seed: d.seed,
             eval_every: d.eval_every,
             patience: d.patience,
+            mini_batch: None,
         }
     }
 }
@@ -193,6 +221,11 @@ impl TrainSpec {
             eval_every: self.eval_every,
             patience: self.patience,
             checkpoint,
+            mini_batch: self.mini_batch.map(|m| MiniBatchOptions {
+                batch_edges: m.batch_edges,
+                fanouts: m.fanouts,
+                max_batches: m.max_batches,
+            }),
             // Options the spec does not expose (yet) keep zipp-graph's defaults.
             ..TrainOptions::default()
         }
@@ -305,19 +338,14 @@ impl MiningSpec {
             )));
         }
         let t = self.train.clone().unwrap_or_default();
-        // zipp-graph checks these again when training starts; here they fail before the
-        // graph loads and the features are embedded.
-        let positive = |x: f64| x.is_finite() && x > 0.0;
-        let non_negative = |x: f64| x.is_finite() && x >= 0.0;
         if t.epochs == 0 {
             return Err(invalid("train: epochs must be at least 1 (load trained `weights` to skip training)"));
         }
-        if !positive(t.lr) || !positive(t.tau) || !non_negative(t.weight_decay) || !non_negative(t.lambda) {
-            return Err(invalid(format!(
-                "train: lr {} and tau {} must be positive, weight_decay {} and lambda {} ≥ 0",
-                t.lr, t.tau, t.weight_decay, t.lambda
-            )));
-        }
+        // zipp-graph's own check, here before the graph loads and the features are embedded.
+        t.options(None).check().map_err(|e| match e {
+            Error::InvalidInput(m) => invalid(m),
+            other => other,
+        })?;
         if self.evidence.token_budget == 0 {
             return Err(invalid("evidence: token_budget must be positive"));
         }
@@ -970,6 +998,8 @@ mod tests {
             (r#"{"edges": ["e.jsonl"], "split": {"test": 1.0}}"#, "invalid_input", "split"),
             (r#"{"edges": ["e.jsonl"], "train": {"epochs": 0}}"#, "invalid_input", "epochs"),
             (r#"{"edges": ["e.jsonl"], "train": {"lr": -1}}"#, "invalid_input", "lr"),
+            (r#"{"edges": ["e.jsonl"], "train": {"mini_batch": {"fanouts": [0, 3]}}}"#, "invalid_input", "fanouts"),
+            (r#"{"edges": ["e.jsonl"], "train": {"mini_batch": {"fanout": 3}}}"#, "schema", "fanout"),
             (r#"{"edges": ["e.jsonl"], "encoder": {"heads": 0}}"#, "invalid_input", "heads"),
             (r#"{"edges": ["e.jsonl"], "evidence": {"token_budget": 0}}"#, "invalid_input", "token_budget"),
             (r#"{"edges": ["e.jsonl"], "weights": "w.st", "train": {}}"#, "invalid_input", "train"),

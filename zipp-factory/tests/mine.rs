@@ -206,6 +206,27 @@ fn training_lowers_the_loss_and_ranks_the_planted_groups() {
 }
 
 #[test]
+fn mini_batch_training_from_the_spec_learns_too() {
+    // The same planted graph trained on neighbour-sampled batches of 32 edges (several
+    // optimizer steps per epoch): the loss falls as in full batch.
+    let fx = fixture_of("minibatch", 20, false);
+    let s = spec(
+        &fx,
+        serde_json::json!({"split": {"validation": 0.0, "test": 0.34, "seed": 1},
+                           "train": {"epochs": 15, "lr": 0.01, "seed": 3,
+                                     "mini_batch": {"batch_edges": 32, "fanouts": [4, 4]}}}),
+    );
+    assert_eq!(s.train.as_ref().unwrap().mini_batch.unwrap().max_batches, None);
+    let out = mine(&s, models(), |_| true, || false).unwrap();
+    let (first, last) = (out.history.first().unwrap().loss, out.history.last().unwrap().loss);
+    let test = out.metrics.test.unwrap();
+    println!("mini-batch: loss {first:.4} -> {last:.4}, test {test:?}");
+    assert!(last < first - 0.1, "loss {first} -> {last}");
+    assert!(test.auc > 0.7, "test AUC {}", test.auc);
+    assert!(out.personas.iter().filter(|p| p.outcome.is_ok()).count() >= 60);
+}
+
+#[test]
 fn checkpointed_weights_load_back_and_mine_the_same_personas() {
     let fx = fixture("weights");
     let ckpt = fx.dir.join("encoder.safetensors");

@@ -33,11 +33,12 @@ pub type zipp_mining_callback = Option<
 /// `{"edges": ["edges.jsonl"], "communities": "communities.jsonl", "split": {"validation":
 /// 0.05, "test": 0.1, "seed": 0}, "encoder": {"hidden": 64, "heads": 2, "out": 64}, "train":
 /// {"epochs": 100, "lr": 0.005, "weight_decay": 0.01, "lambda": 0.5, "tau": 0.07, "seed": 0,
-/// "eval_every": 5, "patience": 0}, "content": "mean_of_communities", "evidence":
+/// "eval_every": 5, "patience": 0, "mini_batch": null}, "content": "mean_of_communities", "evidence":
 /// {"token_budget": 512, "snippets_per_community": 3}, "verbalizer": "template", "embedder":
 /// "minilm", "checkpoint": "w.safetensors"}` (only `edges` required; `"movielens": true` for
 /// the provisioned MovieLens 100K graph instead; `"weights": "w.safetensors"` to load an
-/// encoder instead of training). The models (MiniLM, the CLIP vocabulary, a language model
+/// encoder instead of training; `"mini_batch": {"batch_edges": 4096, "fanouts": [10, 10]}` to
+/// train on neighbour-sampled mini-batches). The models (MiniLM, the CLIP vocabulary, a language model
 /// for an LLM verbalizer) come from `models`, or the default models folder when it is NULL.
 ///
 /// `on_progress` (may be NULL) is called on this thread; mining is cancelled

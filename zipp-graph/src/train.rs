@@ -77,7 +77,10 @@ impl Default for TrainOptions {
 }
 
 impl TrainOptions {
-    fn check(&self) -> Result<()> {
+    /// Checks the options [`train`] checks before it starts (positive finite `lr` and `tau`,
+    /// non-negative `weight_decay` and `lambda`, positive batch size and fanouts), so a caller
+    /// can refuse them before loading anything.
+    pub fn check(&self) -> Result<()> {
         let pos = |x: f64| x.is_finite() && x > 0.0;
         if !(pos(self.lr) && pos(self.tau) && self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
             return Err(Error::InvalidInput(format!(
