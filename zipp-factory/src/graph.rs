@@ -35,8 +35,8 @@
 //!
 //! The work runs on a zipp thread ([`crate::job`]); its [`MiningProgress`] events reach the
 //! calling thread, whose callback returning `false` (or whose `interrupted()` returning
-//! `true`) cancels at the next check — within one epoch, one batch of embedded texts, one
-//! user — with [`Error::Cancelled`].
+//! `true`) cancels at the next check — within one epoch (one mini-batch when training on
+//! mini-batches), one batch of embedded texts, one user — with [`Error::Cancelled`].
 //!
 //! ## Building a graph on disk
 //! A [`GraphBuildSpec`] names edge files and an output folder; [`build_graph`] writes the
@@ -77,7 +77,7 @@ use zipp_graph::model::{Encoder, EncoderConfig, GraphView};
 use zipp_graph::ondisk::{build_on_disk_with_progress, OnDiskOptions, OnDiskStats};
 use zipp_graph::sample::MiniBatchOptions;
 use zipp_graph::split::{EdgeSplit, Part, SplitOptions};
-use zipp_graph::train::{evaluate, train, TrainOptions};
+use zipp_graph::train::{evaluate, train_observed, TrainOptions};
 use zipp_graph::BipartiteGraph;
 use zipp_lm::verbalize::{ActivityEvidence, VerbalizeEvidence, Verbalizer};
 
@@ -226,8 +226,6 @@ impl TrainSpec {
                 fanouts: m.fanouts,
                 max_batches: m.max_batches,
             }),
-            // Options the spec does not expose (yet) keep zipp-graph's defaults.
-            ..TrainOptions::default()
         }
     }
 }
@@ -696,7 +694,7 @@ impl Miner {
                 let epochs = options.epochs;
                 let trained = zipp_core::runtime::compute(&device, || {
                     let encoder = Encoder::new(config, train_spec.seed, &device)?;
-                    train(encoder, &graph, &split, &view, content.as_ref(), &options, &mut |r| {
+                    let progress = &mut |r: &zipp_graph::train::EpochReport| {
                         emit(MiningProgress {
                             stage: MiningStage::Train,
                             done: r.epoch as u64,
@@ -704,6 +702,10 @@ impl Miner {
                             loss: Some(r.loss),
                             auc: r.validation.map(|v| v.auc),
                         });
+                        !cancel.is_cancelled()
+                    };
+                    // Mini-batch epochs of a large graph take minutes: cancel between batches.
+                    train_observed(encoder, &graph, &split, &view, content.as_ref(), &options, progress, &mut |_| {
                         !cancel.is_cancelled()
                     })
                 })?;

@@ -281,6 +281,19 @@ fn batch_loss(
     }
 }
 
+/// One mini-batch step's numbers, passed to [`train_observed`]'s batch callback.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BatchReport {
+    /// 1-based.
+    pub epoch: usize,
+    /// Batches done in this epoch (1-based).
+    pub batch: usize,
+    /// Batches in this epoch.
+    pub batches: usize,
+    /// This batch's total loss.
+    pub loss: f64,
+}
+
 /// Trains `encoder` on `view` (the training edges of `graph` under `split`).
 /// `content` (`[U, content_dim]`, zero rows for users without content) enables ImageAlign.
 /// `progress` sees every epoch; returning `false` cancels ([`Error::Cancelled`]).
@@ -292,6 +305,23 @@ pub fn train<E: GraphEncoder>(
     content: Option<&Tensor>,
     options: &TrainOptions,
     progress: &mut dyn FnMut(&EpochReport) -> bool,
+) -> Result<Trained<E>> {
+    train_observed(encoder, graph, split, view, content, options, progress, &mut |_| true)
+}
+
+/// [`train`], with `on_batch` also seeing every mini-batch step (mini-batch training only:
+/// an epoch of a large graph takes minutes); returning `false` cancels after that step
+/// ([`Error::Cancelled`]).
+#[allow(clippy::too_many_arguments)]
+pub fn train_observed<E: GraphEncoder>(
+    encoder: E,
+    graph: &BipartiteGraph,
+    split: &EdgeSplit,
+    view: &GraphView,
+    content: Option<&Tensor>,
+    options: &TrainOptions,
+    progress: &mut dyn FnMut(&EpochReport) -> bool,
+    on_batch: &mut dyn FnMut(&BatchReport) -> bool,
 ) -> Result<Trained<E>> {
     options.check()?;
     let (u_n, s_n) = (graph.num_users(), graph.num_communities());
@@ -379,6 +409,7 @@ pub fn train<E: GraphEncoder>(
                     order.swap(i, (rng.next_u64() % (i as u64 + 1)) as usize);
                 }
                 let (mut sum, mut sum_link, mut sum_align, mut weight) = (0f64, 0f64, 0f64, 0f64);
+                let batches = n.div_ceil(*batch_edges).min(*max_batches);
                 for (b, chunk) in order.chunks(*batch_edges).take(*max_batches).enumerate() {
                     let mut pairs: Vec<(u32, u32)> =
                         chunk.iter().map(|&k| (pos_u[k as usize], pos_s[k as usize])).collect();
@@ -416,10 +447,17 @@ pub fn train<E: GraphEncoder>(
                         batch_loss(&encoder, &z_u, &z_s, &batch, batch_align.as_ref().map(|(l, c)| (l, c)), options)?;
                     opt.backward_step(&loss)?;
                     let w = m as f64;
-                    sum += loss.to_scalar::<f32>()? as f64 * w;
+                    let batch_loss = loss.to_scalar::<f32>()? as f64;
+                    sum += batch_loss * w;
                     sum_link += link * w;
                     sum_align += al.unwrap_or(0.0) * w;
                     weight += w;
+                    if !on_batch(&BatchReport { epoch, batch: b + 1, batches, loss: batch_loss }) {
+                        return Err(Error::Cancelled(format!(
+                            "training cancelled in epoch {epoch} after batch {} of {batches}",
+                            b + 1
+                        )));
+                    }
                 }
                 (sum / weight, sum_link / weight, align.as_ref().map(|_| sum_align / weight))
             }

@@ -209,6 +209,18 @@ fn mini_batch_training_learns_and_is_reproducible() {
     let after = evaluate(&t.encoder, &view, &g, &split, Part::Test, 0).unwrap();
     assert!(after.auc > 0.8 && after.auc > before.auc + 0.1, "before {before:?}, after {after:?}");
     assert!(t.history.last().unwrap().loss < 0.8 * t.history[0].loss);
+    // The batch callback sees each step and cancels after the one it refuses.
+    let mut seen = Vec::new();
+    let e =
+        zipp_graph::train::train_observed(enc.clone(), &g, &split, &view, None, &options, &mut |_| true, &mut |b| {
+            seen.push((b.epoch, b.batch, b.batches));
+            !(b.epoch == 2 && b.batch == 1)
+        })
+        .unwrap_err();
+    assert!(matches!(e, zipp_core::Error::Cancelled(_)), "{e}");
+    let per_epoch = seen[0].2;
+    assert!(per_epoch > 1 && seen.len() == per_epoch + 1, "{seen:?}");
+    assert_eq!(seen.last(), Some(&(2, 1, per_epoch)));
     // Same seed → the same weights, bit for bit, whatever the thread count (every parallel
     // sum of the kernels is taken in a fixed order).
     for threads in [1, 3] {
