@@ -98,13 +98,9 @@ fn parse_args() -> Result<Args, String> {
     Ok(a)
 }
 
-/// Peak resident memory of this process (Linux `VmHWM`), in MiB.
-fn peak_rss_mib() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib / 1024.0)
-}
+#[path = "peak_memory.rs"]
+mod peak_memory;
+use peak_memory::peak_rss_mib;
 
 fn fmt_duration(d: Duration) -> String {
     let s = d.as_secs();

@@ -34,13 +34,12 @@ use zipp_graph::io::{load_edges, LoadOptions};
 use zipp_graph::ondisk::{build_on_disk, OnDiskOptions};
 use zipp_graph::split::{EdgeSplit, SplitOptions};
 
-/// Peak resident memory of this process so far (VmHWM), in MiB.
+#[path = "peak_memory.rs"]
+mod peak_memory;
+
+/// Peak resident memory so far in MiB (NaN, a JSON null, where unknown).
 fn peak_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(|l| l.to_string()))
-        .and_then(|l| l.split_whitespace().nth(1).and_then(|k| k.parse::<f64>().ok()))
-        .map_or(f64::NAN, |kib| kib / 1024.0)
+    peak_memory::peak_rss_mib().unwrap_or(f64::NAN)
 }
 
 struct Args {

@@ -422,8 +422,18 @@ pub const DENSE_USER_DEGREE: usize = 64;
 /// communities' rows `p = x_s · Wᵀ`. Differentiable in `p` (CPU f32: a fused op; elsewhere
 /// candle gathers).
 pub fn user_mean(view: &GraphView, p: &Tensor, users: &[u32]) -> Result<Tensor> {
+    check_users(view, users, "user mean")?;
     let q = Tensor::zeros((0, p.dims().get(1).copied().unwrap_or(0)), p.dtype(), p.device())?;
     user_rows(view, p, &q, users, &vec![u32::MAX; users.len()])
+}
+
+/// An error naming `what` unless every user is one of `view`'s.
+fn check_users(view: &GraphView, users: &[u32], what: &str) -> Result<()> {
+    let n_users = view.c2u.n_dst();
+    match users.iter().find(|&&u| u as usize >= n_users) {
+        Some(&u) => Err(Error::InvalidInput(format!("{what}: user {u} out of range ({n_users} users)"))),
+        None => Ok(()),
+    }
 }
 
 /// The users' projections `x_u · Wᵀ (+ b)` for the layer weights `w` `[C, d]`, `b` `[C]`,
@@ -433,10 +443,7 @@ pub fn user_mean(view: &GraphView, p: &Tensor, users: &[u32]) -> Result<Tensor> 
 /// (or one with no training community, whose mean is empty) from their row of
 /// `view.x_u`. Differentiable in `w` and `b`.
 pub fn user_projection(view: &GraphView, w: &Tensor, b: Option<&Tensor>, users: &[u32]) -> Result<Tensor> {
-    let n_users = view.c2u.n_dst();
-    if let Some(&u) = users.iter().find(|&&u| u as usize >= n_users) {
-        return Err(Error::InvalidInput(format!("user projection: user {u} out of range ({n_users} users)")));
-    }
+    check_users(view, users, "user projection")?;
     let ptr = view.c2u.ptr();
     let mut dense = Vec::new();
     let route: Vec<u32> = users
@@ -451,7 +458,8 @@ pub fn user_projection(view: &GraphView, w: &Tensor, b: Option<&Tensor>, users: 
             }
         })
         .collect();
-    let ids = Tensor::from_vec(dense.clone(), dense.len(), view.x_u.device())?;
+    let n_dense = dense.len();
+    let ids = Tensor::from_vec(dense, n_dense, view.x_u.device())?;
     let (mut p, mut q) = (view.x_s.matmul(&w.t()?)?, view.x_u.index_select(&ids, 0)?.matmul(&w.t()?)?);
     if let Some(b) = b {
         (p, q) = (p.broadcast_add(b)?, q.broadcast_add(b)?);
@@ -460,12 +468,9 @@ pub fn user_projection(view: &GraphView, w: &Tensor, b: Option<&Tensor>, users: 
 }
 
 /// Row `k` of the result: `q[route[k]]` where `route[k]` is set, else the weighted mean of
-/// `p`'s rows over `users[k]`'s training communities.
+/// `p`'s rows over `users[k]`'s training communities. `users` are in range (the callers
+/// check them: [`check_users`]).
 fn user_rows(view: &GraphView, p: &Tensor, q: &Tensor, users: &[u32], route: &[u32]) -> Result<Tensor> {
-    let n_users = view.c2u.n_dst();
-    if let Some(&u) = users.iter().find(|&&u| u as usize >= n_users) {
-        return Err(Error::InvalidInput(format!("user mean: user {u} out of range ({n_users} users)")));
-    }
     if p.dims().len() != 2 || p.dims()[0] != view.c2u.n_src() {
         return Err(Error::InvalidInput(format!(
             "user mean: rows of shape {:?} for {} communities",
