@@ -1006,6 +1006,49 @@ int32_t zipp_evaluation_table(const struct zipp_evaluation *evaluation, char **o
 int32_t zipp_report_table(const char *report_json, char **out_text);
 
 /*
+ The evaluation's aggregates so far as JSON, a new string: exact sums, counts and the
+ Spearman sample, versioned (`"format": 1`). Evaluate shards of the personas apart (other
+ processes or machines, e.g. Spark tasks), bring their aggregates together with
+ `zipp_aggregate_merge` or `zipp_evaluation_merge` in any order, and the report equals one
+ local pass over all the personas bit for bit (except `timings`, which are summed).
+
+ # Safety
+ `evaluation` is NULL or a live handle; `out_json` is valid for writes.
+ */
+int32_t zipp_evaluation_aggregate(const struct zipp_evaluation *evaluation, char **out_json);
+
+/*
+ Adds another shard's aggregates (JSON from `zipp_evaluation_aggregate` or
+ `zipp_aggregate_merge`, made by the same config) to this evaluation's, as if its personas
+ had been added here. A different config, a bad format or a malformed aggregate is an
+ error and changes nothing.
+
+ # Safety
+ `evaluation` is NULL or a live handle; `aggregate_json` is a NUL-terminated string.
+ */
+int32_t zipp_evaluation_merge(struct zipp_evaluation *evaluation, const char *aggregate_json);
+
+/*
+ Merges `n` serialised aggregates into one, a new JSON string — no model needed (a driver
+ merging its workers' results). `n == 0`, a malformed aggregate or two from different
+ configs is an error naming the aggregate's index.
+
+ # Safety
+ `aggregates_json` points to `n` NUL-terminated strings (NULL allowed when `n == 0`);
+ `out_json` is valid for writes.
+ */
+int32_t zipp_aggregate_merge(const char *const *aggregates_json, size_t n, char **out_json);
+
+/*
+ The report of an aggregate given as JSON (e.g. `zipp_aggregate_merge`'s result), as JSON, a
+ new string: the same report `zipp_evaluation_report` gives (`zipp_report_table` renders it).
+
+ # Safety
+ `aggregate_json` is a NUL-terminated string; `out_json` is valid for writes.
+ */
+int32_t zipp_aggregate_report(const char *aggregate_json, char **out_json);
+
+/*
  Frees an evaluation. NULL is ignored.
 
  # Safety

@@ -590,6 +590,16 @@ class Evaluation {
     detail::check(zipp_evaluation_table(get(), &s));
     return detail::take(s);
   }
+  // The aggregates so far as JSON (exact, mergeable in any order with other shards').
+  std::string aggregate_json() const {
+    char *s = nullptr;
+    detail::check(zipp_evaluation_aggregate(get(), &s));
+    return detail::take(s);
+  }
+  // Adds another shard's aggregates (same config) to this evaluation's.
+  void merge(const std::string &aggregate_json) {
+    detail::check(zipp_evaluation_merge(handle_.get(), aggregate_json.c_str()));
+  }
   const zipp_evaluation *get() const noexcept { return handle_.get(); }
 
  private:
@@ -600,6 +610,23 @@ class Evaluation {
 inline std::string report_table(const std::string &report_json) {
   char *s = nullptr;
   detail::check(zipp_report_table(report_json.c_str(), &s));
+  return detail::take(s);
+}
+
+// Merges shards' aggregates (JSON from Evaluation::aggregate_json) into one; no model needed.
+inline std::string merge_aggregates(const std::vector<std::string> &aggregates_json) {
+  std::vector<const char *> ptrs;
+  ptrs.reserve(aggregates_json.size());
+  for (const auto &a : aggregates_json) ptrs.push_back(a.c_str());
+  char *s = nullptr;
+  detail::check(zipp_aggregate_merge(ptrs.data(), ptrs.size(), &s));
+  return detail::take(s);
+}
+
+// The report (JSON) of an aggregate; report_table renders it as text.
+inline std::string aggregate_report_json(const std::string &aggregate_json) {
+  char *s = nullptr;
+  detail::check(zipp_aggregate_report(aggregate_json.c_str(), &s));
   return detail::take(s);
 }
 

@@ -22,7 +22,7 @@ pub mod stats;
 pub mod vptt;
 
 pub use run::{
-    EvalMethod, EvalOptions, Evaluation, HeadToHead, MethodRow, NoveltyConvention, Query, QuerySet, Report,
-    RewriteSample, Sample, Stat, Summary, Table, Timings,
+    EvalAggregate, EvalMethod, EvalOptions, Evaluation, HeadToHead, MethodInfo, MethodRow, NoveltyConvention, Query,
+    QuerySet, Report, RewriteSample, Sample, Stat, Summary, Table, Timings,
 };
 pub use vptt::{Novelty, PersonaScorer, VpttOptions, VpttScore, Weights};

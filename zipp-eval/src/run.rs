@@ -2,10 +2,20 @@
 //! (the VPTT paper's Tables 3 and 7) and per task kind.
 //!
 //! Streaming: [`Evaluation::add_persona`] personalizes and scores one persona and folds the
-//! result into running aggregates (Welford moments, win and head-to-head counts, a bounded
-//! reservoir for Spearman ρ), so memory does not grow with the number of personas; the
+//! result into running aggregates (exact moments, win and head-to-head counts, a bounded
+//! sample for Spearman ρ), so memory does not grow with the number of personas; the
 //! per-sample rows it returns can be written out or dropped. Deterministic: the same
 //! personas, methods, queries and options give the same report.
+//!
+//! Distributed: the aggregates are an [`EvalAggregate`] — plain data, serialisable to JSON,
+//! mergeable. Shard the personas over threads, processes or machines (Ray actors, Spark
+//! tasks), evaluate each shard with its own [`Evaluation`], merge the shards'
+//! [`Evaluation::aggregate`]s in any order and grouping, and [`EvalAggregate::report`]
+//! gives bit for bit the report of one local pass over all the personas (except
+//! [`Report::timings`], which measure wall time and are summed over the shards): every sum is
+//! exact ([`stats::Moments`]), every count an integer, and the Spearman sample is the
+//! `spearman_sample` pairs of lowest seeded hash of (persona id, query, method), whichever
+//! shard saw them.
 //!
 //! ```no_run
 //! use std::sync::Arc;
@@ -240,7 +250,8 @@ impl Timings {
 }
 
 /// Running aggregates of one method on one query (or a group of queries).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct MethodAcc {
     pa: Moments,
     gs: Moments,
@@ -277,25 +288,45 @@ impl MethodAcc {
 
 /// Aggregates of one query (or group): per method, plus head-to-head counts
 /// `beats[s][a * m + b]` = how often method a scored above method b on score s (0 = VPTT,
-/// 1 = VPTT_c).
-#[derive(Debug, Clone)]
+/// 1 = VPTT_c), and the sample of (VPTT, VPTT_c) pairs for Spearman ρ.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct QueryAcc {
     methods: Vec<MethodAcc>,
     beats: [Vec<u64>; 2],
-    reservoir: Vec<(f64, f64)>,
-    seen: u64,
+    /// `(key, VPTT, VPTT_c)`: a bottom-k sample by [`sample_key`] — the pairs of the lowest
+    /// keys, so which pairs are kept does not depend on the order or the sharding. May hold
+    /// up to twice the cap between compactions; [`QueryAcc::normalize`] sorts and trims it.
+    sample: Vec<(u64, f64, f64)>,
+}
+
+/// The total order of the Spearman sample: key, then the values' bits (equal keys only for
+/// a persona id repeated in the input).
+fn sample_order(a: &(u64, f64, f64), b: &(u64, f64, f64)) -> std::cmp::Ordering {
+    (a.0, a.1.to_bits(), a.2.to_bits()).cmp(&(b.0, b.1.to_bits(), b.2.to_bits()))
+}
+
+/// The seeded hash a (persona, query, method) pair is sampled by for Spearman ρ.
+fn sample_key(seed: u64, persona: &str, query: usize, method: usize) -> u64 {
+    // FNV-1a over the id, then SplitMix64 over the id hash, indices and seed.
+    let mut h = 0xcbf2_9ce4_8422_2325u64;
+    for b in persona.bytes() {
+        h = (h ^ b as u64).wrapping_mul(0x0100_0000_01b3);
+    }
+    let mut state = seed ^ 0x005E_ED0F_5EA2_u64;
+    for word in [h, query as u64, method as u64] {
+        state ^= word;
+        zipp_core::rng::splitmix64(&mut state);
+    }
+    zipp_core::rng::splitmix64(&mut state)
 }
 
 impl QueryAcc {
     fn new(m: usize) -> QueryAcc {
-        QueryAcc {
-            methods: vec![MethodAcc::default(); m],
-            beats: [vec![0; m * m], vec![0; m * m]],
-            reservoir: Vec::new(),
-            seen: 0,
-        }
+        QueryAcc { methods: vec![MethodAcc::default(); m], beats: [vec![0; m * m], vec![0; m * m]], sample: Vec::new() }
     }
 
+    /// Adds `other`'s counts and moments; the samples are pooled (callers trim them).
     fn merge(&mut self, o: &QueryAcc) {
         for (a, b) in self.methods.iter_mut().zip(&o.methods) {
             a.merge(b);
@@ -305,30 +336,97 @@ impl QueryAcc {
                 *a += b;
             }
         }
+        self.sample.extend_from_slice(&o.sample);
     }
+
+    /// Keeps the sample below twice `cap` (amortised trimming as pairs arrive).
+    fn compact(&mut self, cap: usize) {
+        if self.sample.len() > cap.saturating_mul(2).max(16) {
+            let nth = cap.min(self.sample.len() - 1);
+            self.sample.select_nth_unstable_by(nth, sample_order);
+            self.sample.truncate(cap);
+        }
+    }
+
+    /// The canonical sample: the `cap` lowest pairs, sorted.
+    fn normalize(&mut self, cap: usize) {
+        self.sample.sort_unstable_by(sample_order);
+        self.sample.truncate(cap);
+    }
+}
+
+/// A method's name and NV convention, as the aggregates record them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MethodInfo {
+    pub name: String,
+    pub reads_memory: bool,
+}
+
+/// An evaluation's running aggregates as plain data: what [`Evaluation::aggregate`] exports,
+/// what shards evaluated apart [`merge`](EvalAggregate::merge) into, and what renders the
+/// [`Report`] — without any model. Serialised with [`EvalAggregate::to_json`] (versioned:
+/// `"format": 1`); see the module docs for why a merge of shards equals one local pass.
+///
+/// ```
+/// # use std::sync::Arc;
+/// # use zipp_core::personalize::Identity;
+/// # use zipp_core::{IndexedPersona, Persona, Post};
+/// # use zipp_eval::{EvalAggregate, EvalMethod, EvalOptions, Evaluation, Query};
+/// # let embedder = Arc::new(zipp_core::rng::HashingEmbedder(8));
+/// # let methods = || vec![EvalMethod::from_personalizer(Arc::new(Identity::new()))];
+/// # let personas: Vec<Persona> = (0..4).map(|i| {
+/// #     let mut p = Persona::new(format!("p{i}"));
+/// #     p.summary = "likes walks".into();
+/// #     p.memory.push(Post::new(format!("a walk at dusk, day {i}")));
+/// #     p
+/// # }).collect();
+/// // Two shards, evaluated apart (e.g. on two machines) …
+/// let mut shards = Vec::new();
+/// for part in personas.chunks(2) {
+///     let mut ev = Evaluation::new(embedder.clone(), methods(), Query::vptt(), EvalOptions::default())?;
+///     for p in part {
+///         ev.add_persona(&IndexedPersona::new(p.clone()))?;
+///     }
+///     shards.push(ev.aggregate().to_json()?); // travels as text
+/// }
+/// // … merged anywhere, with no model loaded.
+/// let mut total = EvalAggregate::from_json(&shards[0])?;
+/// total.merge(&EvalAggregate::from_json(&shards[1])?)?;
+/// assert_eq!(total.personas(), 4);
+/// println!("{}", total.report()?.table());
+/// # Ok::<(), zipp_core::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvalAggregate {
+    /// The serialisation format, [`EvalAggregate::FORMAT`].
+    format: u32,
+    methods: Vec<MethodInfo>,
+    queries: Vec<Query>,
+    options: EvalOptions,
+    personas: u64,
+    timings: Timings,
+    /// One per query, in query order.
+    tables: Vec<QueryAcc>,
 }
 
 /// A streaming evaluation; see the module docs.
 pub struct Evaluation {
     embedder: Arc<dyn Embedder>,
     methods: Vec<EvalMethod>,
-    queries: Vec<Query>,
     requests: Vec<Request>,
-    options: EvalOptions,
-    acc: Vec<QueryAcc>,
     /// Embeddings of the base prompts (Identity returns them unchanged for every persona).
     base_vecs: HashMap<String, Vec<f32>>,
-    personas: u64,
-    timings: Timings,
-    rng: u64,
+    agg: EvalAggregate,
 }
 
 impl std::fmt::Debug for Evaluation {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Evaluation")
             .field("methods", &self.methods)
-            .field("queries", &self.queries)
-            .field("personas", &self.personas)
+            .field("queries", &self.agg.queries)
+            .field("personas", &self.agg.personas)
             .finish_non_exhaustive()
     }
 }
@@ -383,18 +481,33 @@ impl Evaluation {
         zipp_core::embed::check_shape(&*embedder, texts.len(), &vecs)?;
         let base_vecs = texts.iter().enumerate().map(|(i, t)| (t.to_string(), vecs.row(i).to_vec())).collect();
         let m = methods.len();
-        Ok(Evaluation {
-            acc: (0..queries.len()).map(|_| QueryAcc::new(m)).collect(),
-            rng: options.vptt.seed ^ 0x005E_ED0F_5EA2_u64,
-            embedder,
-            methods,
+        let agg = EvalAggregate {
+            format: EvalAggregate::FORMAT,
+            methods: methods
+                .iter()
+                .map(|x| MethodInfo { name: x.name.clone(), reads_memory: x.reads_memory })
+                .collect(),
+            tables: (0..queries.len()).map(|_| QueryAcc::new(m)).collect(),
             queries,
-            requests,
             options,
-            base_vecs,
             personas: 0,
             timings: Timings::default(),
-        })
+        };
+        Ok(Evaluation { embedder, methods, requests, base_vecs, agg })
+    }
+
+    /// The aggregates so far, as data: serialise them, merge them with other shards' and
+    /// render the report anywhere ([`EvalAggregate`]).
+    pub fn aggregate(&self) -> EvalAggregate {
+        let mut agg = self.agg.clone();
+        agg.normalize();
+        agg
+    }
+
+    /// Adds another shard's aggregates (same methods, queries and options) to this
+    /// evaluation's, as if its personas had been added here.
+    pub fn merge(&mut self, other: &EvalAggregate) -> Result<()> {
+        self.agg.merge(other)
     }
 
     pub fn methods(&self) -> &[EvalMethod] {
@@ -402,16 +515,20 @@ impl Evaluation {
     }
 
     pub fn queries(&self) -> &[Query] {
-        &self.queries
+        &self.agg.queries
     }
 
-    /// Personas added so far.
+    pub fn options(&self) -> &EvalOptions {
+        &self.agg.options
+    }
+
+    /// Personas added (or merged in) so far.
     pub fn personas(&self) -> u64 {
-        self.personas
+        self.agg.personas
     }
 
     pub fn timings(&self) -> &Timings {
-        &self.timings
+        &self.agg.timings
     }
 
     /// Personalizes `persona` with every method for every query, scores every prompt and
@@ -430,7 +547,7 @@ impl Evaluation {
         let t0 = Instant::now();
         persona.index(&*self.embedder).map_err(within)?;
         let t1 = Instant::now();
-        let scorer = PersonaScorer::new(persona, &*self.embedder, &self.options.vptt).map_err(within)?;
+        let scorer = PersonaScorer::new(persona, &*self.embedder, &self.agg.options.vptt).map_err(within)?;
         let t2 = Instant::now();
         let mut prompts: Vec<Vec<String>> = Vec::with_capacity(self.methods.len());
         let mut rewrites: Vec<Vec<Option<RewriteSample>>> = Vec::with_capacity(self.methods.len());
@@ -478,8 +595,9 @@ impl Evaluation {
             }
         };
         let t4 = Instant::now();
-        let w = self.options.vptt.weights;
-        let (m, q) = (self.methods.len(), self.queries.len());
+        let options = &self.agg.options;
+        let w = options.vptt.weights;
+        let (m, q) = (self.methods.len(), self.agg.queries.len());
         // scores[qi * m + mi]
         let mut scores = Vec::with_capacity(m * q);
         #[allow(clippy::needless_range_loop)] // query-major order over a method-major table
@@ -487,33 +605,34 @@ impl Evaluation {
             for (mi, method) in self.methods.iter().enumerate() {
                 let p = &prompts[mi][qi];
                 let mut s = scorer.score_vector(vector(p), p).map_err(within)?;
-                if self.options.novelty == NoveltyConvention::ZeroWithoutMemory && !method.reads_memory {
+                if options.novelty == NoveltyConvention::ZeroWithoutMemory && !method.reads_memory {
                     s = s.with_novelty(0.0, &w);
                 }
                 scores.push(s);
             }
         }
-        if self.options.vptt.novelty == super::vptt::Novelty::Soft {
+        if options.vptt.novelty == super::vptt::Novelty::Soft {
             let texts: Vec<&str> =
                 (0..q).flat_map(|qi| (0..m).map(move |mi| (mi, qi))).map(|(mi, qi)| prompts[mi][qi].as_str()).collect();
             let soft = scorer.soft_novelty(&*self.embedder, &texts)?;
             for ((s, nv), i) in scores.iter_mut().zip(soft).zip(0..) {
                 let zeroed =
-                    self.options.novelty == NoveltyConvention::ZeroWithoutMemory && !self.methods[i % m].reads_memory;
+                    options.novelty == NoveltyConvention::ZeroWithoutMemory && !self.methods[i % m].reads_memory;
                 s.nv_soft = Some(if zeroed { 0.0 } else { nv });
             }
         }
         // Everything is computed: only now does the persona count.
+        let id = persona.persona().id.as_str();
         for qi in 0..q {
             let row = &scores[qi * m..(qi + 1) * m];
-            self.fold(qi, row);
+            self.agg.fold(qi, id, row);
         }
-        self.personas += 1;
+        self.agg.personas += 1;
         let samples = (0..q)
             .flat_map(|qi| (0..m).map(move |mi| (qi, mi)))
             .map(|(qi, mi)| Sample {
                 persona: persona.persona().id.clone(),
-                query: self.queries[qi].name.clone(),
+                query: self.agg.queries[qi].name.clone(),
                 method: self.methods[mi].name.clone(),
                 prompt: prompts[mi][qi].clone(),
                 score: scores[qi * m + mi],
@@ -521,7 +640,7 @@ impl Evaluation {
             })
             .collect();
         let t5 = Instant::now();
-        let t = &mut self.timings;
+        let t = &mut self.agg.timings;
         t.index_memory += t1 - t0;
         t.persona_state += t2 - t1;
         t.personalize += t3 - t2;
@@ -530,11 +649,132 @@ impl Evaluation {
         Ok(samples)
     }
 
-    fn fold(&mut self, qi: usize, row: &[VpttScore]) {
+    /// The report so far: one table per query, then one per task kind (all generation
+    /// queries, all edit queries) when there are several queries of that kind.
+    pub fn report(&self) -> Result<Report> {
+        self.agg.report()
+    }
+}
+
+impl EvalAggregate {
+    /// The serialisation format this version writes and reads.
+    pub const FORMAT: u32 = 1;
+
+    pub fn methods(&self) -> &[MethodInfo] {
+        &self.methods
+    }
+
+    pub fn queries(&self) -> &[Query] {
+        &self.queries
+    }
+
+    pub fn options(&self) -> &EvalOptions {
+        &self.options
+    }
+
+    /// Personas folded in.
+    pub fn personas(&self) -> u64 {
+        self.personas
+    }
+
+    pub fn timings(&self) -> &Timings {
+        &self.timings
+    }
+
+    /// Adds `other`'s personas: counts and exact sums add, the Spearman samples pool and keep
+    /// the lowest keys. Any order and grouping of merges gives the same aggregate. Refused
+    /// (nothing changes) when the two were not made by the same methods, queries and options.
+    pub fn merge(&mut self, other: &EvalAggregate) -> Result<()> {
+        for (what, same) in [
+            ("methods", self.methods == other.methods),
+            ("queries", self.queries == other.queries),
+            ("options", self.options == other.options),
+        ] {
+            if !same {
+                return Err(Error::InvalidInput(format!(
+                    "cannot merge evaluation aggregates with different {what} (each shard must run the same \
+                     evaluation config)"
+                )));
+            }
+        }
+        for (a, b) in self.tables.iter_mut().zip(&other.tables) {
+            a.merge(b);
+        }
+        self.personas = self.personas.saturating_add(other.personas);
+        let (t, o) = (&mut self.timings, &other.timings);
+        t.index_memory += o.index_memory;
+        t.persona_state += o.persona_state;
+        t.personalize += o.personalize;
+        t.embed_prompts += o.embed_prompts;
+        t.score += o.score;
+        self.normalize();
+        Ok(())
+    }
+
+    /// Merges every aggregate of `parts` into the first; `None` for none.
+    pub fn merge_all<'a>(parts: impl IntoIterator<Item = &'a EvalAggregate>) -> Result<Option<EvalAggregate>> {
+        let mut parts = parts.into_iter();
+        let Some(first) = parts.next() else { return Ok(None) };
+        let mut total = first.clone();
+        for p in parts {
+            total.merge(p)?;
+        }
+        Ok(Some(total))
+    }
+
+    fn normalize(&mut self) {
+        let cap = self.options.spearman_sample;
+        for t in &mut self.tables {
+            t.normalize(cap);
+        }
+    }
+
+    pub fn to_json(&self) -> Result<String> {
+        let mut agg = self.clone();
+        agg.normalize();
+        serde_json::to_string(&agg).map_err(|e| Error::InvalidInput(format!("aggregate is not serialisable: {e}")))
+    }
+
+    /// Parses and checks an aggregate written by [`EvalAggregate::to_json`]: the format, the
+    /// shapes (one table per query, one row per method, m × m head-to-head counts), the
+    /// options and names as [`Evaluation::new`] checks them.
+    pub fn from_json(json: &str) -> Result<EvalAggregate> {
+        let loc = zipp_core::Location::default();
+        let mut agg: EvalAggregate = zipp_core::json::parse(json, &loc, "evaluation aggregate")?;
+        let schema = |message: String| Error::Schema { location: loc.clone(), message };
+        if agg.format != Self::FORMAT {
+            return Err(schema(format!(
+                "evaluation aggregate format {} is not supported (this version reads {})",
+                agg.format,
+                Self::FORMAT
+            )));
+        }
+        agg.options.vptt.validate()?;
+        let m = agg.methods.len();
+        if m == 0 || agg.queries.is_empty() {
+            return Err(schema("an evaluation aggregate needs at least one method and one query".into()));
+        }
+        if agg.tables.len() != agg.queries.len() {
+            return Err(schema(format!("{} tables for {} queries", agg.tables.len(), agg.queries.len())));
+        }
+        for (i, t) in agg.tables.iter().enumerate() {
+            if t.methods.len() != m || t.beats.iter().any(|b| b.len() != m * m) {
+                return Err(schema(format!("table {i} does not have the shape of {m} methods")));
+            }
+            if t.sample.iter().any(|&(_, a, b)| !(a.is_finite() && b.is_finite())) {
+                return Err(schema(format!("table {i}'s Spearman sample holds a non-finite score")));
+            }
+        }
+        agg.normalize();
+        Ok(agg)
+    }
+
+    fn fold(&mut self, qi: usize, persona: &str, row: &[VpttScore]) {
         let eps = self.options.tie_epsilon;
         let cap = self.options.spearman_sample;
+        let seed = self.options.vptt.seed;
         let m = row.len();
-        let acc = &mut self.acc[qi];
+        let acc = &mut self.tables[qi];
         for (a, s) in acc.methods.iter_mut().zip(row) {
             a.pa.push(s.pa);
             a.gs.push(s.gs);
@@ -569,33 +809,32 @@ impl Evaluation {
                 }
             }
         }
-        // Reservoir sample (Algorithm R) of (VPTT, VPTT_c) pairs for Spearman ρ.
-        for s in row {
-            acc.seen += 1;
-            if acc.reservoir.len() < cap {
-                acc.reservoir.push((s.vptt, s.vptt_c));
-            } else if cap > 0 {
-                let j = zipp_core::rng::splitmix64(&mut self.rng) % acc.seen;
-                if (j as usize) < cap {
-                    acc.reservoir[j as usize] = (s.vptt, s.vptt_c);
+        // Bottom-k sample of (VPTT, VPTT_c) pairs for Spearman ρ (finite pairs only).
+        if cap > 0 {
+            for (mi, s) in row.iter().enumerate() {
+                if s.vptt.is_finite() && s.vptt_c.is_finite() {
+                    acc.sample.push((sample_key(seed, persona, qi, mi), s.vptt, s.vptt_c));
                 }
             }
+            acc.compact(cap);
         }
     }
 
-    /// The report so far: one table per query, then one per task kind (all generation
-    /// queries, all edit queries) when there are several queries of that kind.
+    /// The report: one table per query, then one per task kind (all generation queries, all
+    /// edit queries) when there are several queries of that kind.
     pub fn report(&self) -> Result<Report> {
         let names: Vec<String> = self.methods.iter().map(|m| m.name.clone()).collect();
         let mut tables = Vec::new();
-        for (q, acc) in self.queries.iter().zip(&self.acc) {
-            let rho = if acc.reservoir.len() >= 2 {
-                let (a, b): (Vec<f64>, Vec<f64>) = acc.reservoir.iter().copied().unzip();
+        for (q, acc) in self.queries.iter().zip(&self.tables) {
+            let mut acc = acc.clone();
+            acc.normalize(self.options.spearman_sample);
+            let rho = if acc.sample.len() >= 2 {
+                let (a, b): (Vec<f64>, Vec<f64>) = acc.sample.iter().map(|&(_, a, b)| (a, b)).unzip();
                 stats::spearman(&a, &b).ok()
             } else {
                 None
             };
-            tables.push(self.table(q.name.clone(), Some(q.clone()), acc, rho)?);
+            tables.push(self.table(q.name.clone(), Some(q.clone()), &acc, rho)?);
         }
         for (task, label) in [(Task::Generate, "all generation queries"), (Task::Edit, "all edit queries")] {
             let idx: Vec<usize> = (0..self.queries.len()).filter(|&i| self.queries[i].task == task).collect();
@@ -604,8 +843,9 @@ impl Evaluation {
             }
             let mut acc = QueryAcc::new(self.methods.len());
             for i in idx {
-                acc.merge(&self.acc[i]);
+                acc.merge(&self.tables[i]);
             }
+            acc.sample.clear();
             tables.push(self.table(label.to_string(), None, &acc, None)?);
         }
         Ok(Report {

@@ -31,7 +31,9 @@
 //! assert!(p < 0.05 && lo > 0.5 && hi < 0.7);
 //! ```
 
-use serde::Serialize;
+use num_bigint::{BigInt, BigUint, Sign};
+use num_integer::Integer;
+use serde::{Deserialize, Serialize};
 
 use zipp_core::error::{Error, Result};
 
@@ -51,20 +53,59 @@ fn require_finite(function: &str, what: &str, xs: &[f64]) -> Result<()> {
 // Moments
 // ---------------------------------------------------------------------------------------------
 
-/// Streaming count, mean and variance of a sample (Welford's algorithm), mergeable across
-/// shards (Chan et al.). This is what the evaluation keeps per (task, method), so memory
-/// stays bounded however many queries are scored.
+/// Streaming count, mean and variance of a sample, **exact and mergeable in any order**. This is
+/// what the evaluation keeps per (task, method), so memory stays bounded however many queries
+/// are scored, and shards evaluated apart (threads, processes, Ray actors, Spark tasks) merge
+/// into bit for bit the moments of one pass over all the values.
 ///
-/// For values x₁ … xₙ it holds `n`, the mean `x̄ = Σxᵢ / n` and `M₂ = Σ(xᵢ − x̄)²`, from which
-/// the sample variance is `s² = M₂ / (n − 1)`.
+/// For values x₁ … xₙ it holds `n` and the exact sums `Σxᵢ` and `Σxᵢ²` as fixed-point
+/// integers (units of 2⁻¹⁰⁷⁴ and 2⁻²¹⁴⁸, the smallest subnormal and its square, so every
+/// finite `f64` and its square is representable exactly, and so are their sums). Integer
+/// addition is associative: pushing values in any order, or merging partial moments in any
+/// grouping, gives the same state — `==` compares it. The statistics are derived from the exact
+/// sums and rounded once: the mean `Σxᵢ / n` and the sample variance
+/// `s² = (n Σxᵢ² − (Σxᵢ)²) / (n (n − 1))` are the correctly rounded values of the exact
+/// quotients (results in the subnormal range may be rounded twice). That is more accurate than
+/// Welford's update, whose rounding depends on the order of the values.
+///
+/// Serialised (serde) as `{"n": 3, "sum": "0x…p-52", "sum_sq": "0x…p-104"}`: each sum an
+/// exact `integer × 2^exponent` written in hexadecimal, readable back bit-identical by
+/// [`Moments`]' `Deserialize` (and by any big-integer library: `int(m, 16) * 2**e`).
 ///
 /// Values are not checked: a NaN or ±∞ pushed in is the caller's bug and poisons the mean and
 /// variance (they become NaN or ±∞) — it never panics.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub struct Moments {
     n: u64,
-    mean: f64,
-    m2: f64,
+    /// Σxᵢ over the finite values, in units of 2⁻¹⁰⁷⁴.
+    sum: Fixed<SUM_LIMBS>,
+    /// Σxᵢ² over the finite values, in units of 2⁻²¹⁴⁸.
+    sum_sq: Fixed<SQ_LIMBS>,
+    /// Non-finite values seen: NaN, +∞, −∞.
+    nan: bool,
+    pos_inf: bool,
+    neg_inf: bool,
+}
+
+/// `|x| < 2¹⁰²⁴` is `< 2²⁰⁹⁸` units of 2⁻¹⁰⁷⁴; 2⁶⁴ such values stay below 2²¹⁶², inside
+/// 35 × 64 = 2240 bits of two's complement.
+const SUM_LIMBS: usize = 35;
+/// `x² < 2²⁰⁴⁸` is `< 2⁴¹⁹⁶` units of 2⁻²¹⁴⁸; 2⁶⁴ of them stay below 2⁴²⁶⁰ < 2⁴³⁵¹.
+const SQ_LIMBS: usize = 68;
+/// The units of the two sums, as powers of two.
+const SUM_EXP: i64 = -1074;
+const SQ_EXP: i64 = -2148;
+
+impl Default for Moments {
+    fn default() -> Self {
+        Moments { n: 0, sum: Fixed::ZERO, sum_sq: Fixed::ZERO, nan: false, pos_inf: false, neg_inf: false }
+    }
+}
+
+impl std::fmt::Debug for Moments {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Moments").field("n", &self.n).field("mean", &self.mean()).field("sd", &self.sd()).finish()
+    }
 }
 
 impl Moments {
@@ -73,36 +114,40 @@ impl Moments {
         Moments::default()
     }
 
-    /// Adds one value (Welford): `δ = x − x̄`, `x̄ += δ / n`, `M₂ += δ (x − x̄_new)`.
+    /// Adds one value: exactly, to the two sums.
     ///
     /// A non-finite `x` poisons the result (see the type's documentation).
     pub fn push(&mut self, x: f64) {
         self.n = self.n.saturating_add(1);
-        let delta = x - self.mean;
-        self.mean += delta / self.n as f64;
-        self.m2 += delta * (x - self.mean);
+        if x.is_nan() {
+            self.nan = true;
+        } else if x == f64::INFINITY {
+            self.pos_inf = true;
+        } else if x == f64::NEG_INFINITY {
+            self.neg_inf = true;
+        } else {
+            // x = ±mant · 2^(e − 1074) with e ≥ 0, so x² = mant² · 2^(2e − 2148).
+            let bits = x.to_bits();
+            let (field, frac) = ((bits >> 52) & 0x7ff, bits & ((1u64 << 52) - 1));
+            let (mant, e) = if field == 0 { (frac, 0) } else { (frac | (1u64 << 52), field as usize - 1) };
+            let negative = bits >> 63 == 1;
+            self.sum.add_shifted(mant as u128, e, negative);
+            self.sum_sq.add_shifted(mant as u128 * mant as u128, 2 * e, false);
+        }
     }
 
-    /// Adds every value summarised by `other`, as if they had been pushed here (Chan, Golub
-    /// and LeVeque's parallel combination): with `δ = x̄_b − x̄_a` and `n = n_a + n_b`,
-    /// `x̄ = x̄_a + δ n_b / n` and `M₂ = M₂_a + M₂_b + δ² n_a n_b / n`.
+    /// Adds every value summarised by `other`, exactly as if they had been pushed here: the
+    /// result does not depend on how the values were split or in which order shards merge.
     pub fn merge(&mut self, other: &Moments) {
-        if other.n == 0 {
-            return;
-        }
-        if self.n == 0 {
-            *self = *other;
-            return;
-        }
-        let n = self.n.saturating_add(other.n);
-        let (n_a, n_b, n_f) = (self.n as f64, other.n as f64, n as f64);
-        let delta = other.mean - self.mean;
-        self.mean += delta * (n_b / n_f);
-        self.m2 += other.m2 + delta * delta * (n_a * n_b / n_f);
-        self.n = n;
+        self.n = self.n.saturating_add(other.n);
+        self.sum.add(&other.sum);
+        self.sum_sq.add(&other.sum_sq);
+        self.nan |= other.nan;
+        self.pos_inf |= other.pos_inf;
+        self.neg_inf |= other.neg_inf;
     }
 
-    /// The moments of `xs` (pushed in order).
+    /// The moments of `xs`.
     pub fn from_slice(xs: &[f64]) -> Moments {
         let mut moments = Moments::new();
         for &x in xs {
@@ -116,20 +161,240 @@ impl Moments {
         self.n
     }
 
-    /// The mean `Σxᵢ / n`; `None` when no value was added.
-    pub fn mean(&self) -> Option<f64> {
-        (self.n > 0).then_some(self.mean)
+    /// A non-finite mean when a non-finite value was added (what summing them would give).
+    fn poison(&self) -> Option<f64> {
+        if self.nan || (self.pos_inf && self.neg_inf) {
+            Some(f64::NAN)
+        } else if self.pos_inf {
+            Some(f64::INFINITY)
+        } else if self.neg_inf {
+            Some(f64::NEG_INFINITY)
+        } else {
+            None
+        }
     }
 
-    /// The sample variance `s² = Σ(xᵢ − x̄)² / (n − 1)` (numpy's `ddof=1`); `None` when `n < 2`.
+    /// The mean `Σxᵢ / n`, correctly rounded; `None` when no value was added.
+    pub fn mean(&self) -> Option<f64> {
+        (self.n > 0).then(|| self.poison().unwrap_or_else(|| ratio(&self.sum.to_bigint(), self.n as u128, SUM_EXP)))
+    }
+
+    /// `n Σxᵢ² − (Σxᵢ)²` in units of 2⁻²¹⁴⁸: exact, and ≥ 0 (Cauchy–Schwarz).
+    fn scatter(&self) -> BigInt {
+        let s = self.sum.to_bigint();
+        let d = self.sum_sq.to_bigint() * BigInt::from(self.n) - &s * &s;
+        d.max(BigInt::ZERO)
+    }
+
+    /// `M₂ = Σ(xᵢ − x̄)²`, correctly rounded; NaN when poisoned.
+    fn m2(&self) -> f64 {
+        if self.poison().is_some() {
+            return f64::NAN;
+        }
+        if self.n == 0 {
+            return 0.0;
+        }
+        ratio(&self.scatter(), self.n as u128, SQ_EXP)
+    }
+
+    /// The sample variance `s² = Σ(xᵢ − x̄)² / (n − 1)` (numpy's `ddof=1`), correctly rounded;
+    /// `None` when `n < 2`.
     pub fn variance(&self) -> Option<f64> {
-        (self.n >= 2).then(|| self.m2 / (self.n - 1) as f64)
+        (self.n >= 2).then(|| {
+            if self.poison().is_some() {
+                f64::NAN
+            } else {
+                ratio(&self.scatter(), self.n as u128 * (self.n - 1) as u128, SQ_EXP)
+            }
+        })
     }
 
     /// The sample standard deviation `s = √s²`; `None` when `n < 2`.
     pub fn sd(&self) -> Option<f64> {
         self.variance().map(f64::sqrt)
     }
+}
+
+/// The serialised form of [`Moments`].
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MomentsRepr {
+    n: u64,
+    sum: String,
+    sum_sq: String,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    nan: bool,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pos_inf: bool,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    neg_inf: bool,
+}
+
+impl Serialize for Moments {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        MomentsRepr {
+            n: self.n,
+            sum: hex_exact(&self.sum.to_bigint(), SUM_EXP),
+            sum_sq: hex_exact(&self.sum_sq.to_bigint(), SQ_EXP),
+            nan: self.nan,
+            pos_inf: self.pos_inf,
+            neg_inf: self.neg_inf,
+        }
+        .serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Moments {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        use serde::de::Error as _;
+        let r = MomentsRepr::deserialize(deserializer)?;
+        let sum = parse_hex_exact(&r.sum, SUM_EXP).map_err(|e| D::Error::custom(format!("moments `sum`: {e}")))?;
+        let sum_sq =
+            parse_hex_exact(&r.sum_sq, SQ_EXP).map_err(|e| D::Error::custom(format!("moments `sum_sq`: {e}")))?;
+        let m = Moments { n: r.n, sum, sum_sq, nan: r.nan, pos_inf: r.pos_inf, neg_inf: r.neg_inf };
+        let finite_empty = m.sum == Fixed::ZERO && m.sum_sq == Fixed::ZERO && !(m.nan || m.pos_inf || m.neg_inf);
+        if (m.n == 0 && !finite_empty) || m.sum_sq.is_negative() {
+            return Err(D::Error::custom("moments: the sums are impossible for the count"));
+        }
+        Ok(m)
+    }
+}
+
+/// A fixed-width two's-complement integer of `N` little-endian 64-bit limbs.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Fixed<const N: usize>([u64; N]);
+
+impl<const N: usize> Fixed<N> {
+    const ZERO: Fixed<N> = Fixed([0; N]);
+
+    /// `self ± value · 2^shift`. The callers' bounds keep the value's three limbs inside.
+    fn add_shifted(&mut self, value: u128, shift: usize, negative: bool) {
+        let (limb, off) = (shift / 64, (shift % 64) as u32);
+        let (v0, v1) = (value as u64, (value >> 64) as u64);
+        let words =
+            if off == 0 { [v0, v1, 0] } else { [v0 << off, (v1 << off) | (v0 >> (64 - off)), v1 >> (64 - off)] };
+        let mut carry = false;
+        for i in limb..N {
+            let w = words.get(i - limb).copied().unwrap_or(0);
+            if i - limb >= words.len() && !carry {
+                break;
+            }
+            let (r, c) = if negative {
+                let (a, b1) = self.0[i].overflowing_sub(w);
+                let (a, b2) = a.overflowing_sub(carry as u64);
+                (a, b1 || b2)
+            } else {
+                let (a, c1) = self.0[i].overflowing_add(w);
+                let (a, c2) = a.overflowing_add(carry as u64);
+                (a, c1 || c2)
+            };
+            self.0[i] = r;
+            carry = c;
+        }
+    }
+
+    fn add(&mut self, other: &Fixed<N>) {
+        let mut carry = false;
+        for (a, &b) in self.0.iter_mut().zip(&other.0) {
+            let (r, c1) = a.overflowing_add(b);
+            let (r, c2) = r.overflowing_add(carry as u64);
+            *a = r;
+            carry = c1 || c2;
+        }
+    }
+
+    fn is_negative(&self) -> bool {
+        self.0[N - 1] >> 63 == 1
+    }
+
+    fn to_bigint(self) -> BigInt {
+        let bytes: Vec<u8> = self.0.iter().flat_map(|l| l.to_le_bytes()).collect();
+        BigInt::from_signed_bytes_le(&bytes)
+    }
+
+    /// `None` when `v` does not fit.
+    fn from_bigint(v: &BigInt) -> Option<Fixed<N>> {
+        let mut bytes = v.to_signed_bytes_le();
+        if bytes.len() > N * 8 {
+            return None;
+        }
+        let fill = if v.sign() == Sign::Minus { 0xff } else { 0 };
+        bytes.resize(N * 8, fill);
+        let mut limbs = [0u64; N];
+        for (l, chunk) in limbs.iter_mut().zip(bytes.chunks_exact(8)) {
+            *l = u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
+        }
+        Some(Fixed(limbs))
+    }
+}
+
+/// `num / den · 2^exp2`, correctly rounded to the nearest `f64` (ties to even; a result in
+/// the subnormal range may be rounded twice).
+fn ratio(num: &BigInt, den: u128, exp2: i64) -> f64 {
+    if num.sign() == Sign::NoSign || den == 0 {
+        return if den == 0 { f64::NAN } else { 0.0 };
+    }
+    let den = BigUint::from(den);
+    let mag = num.magnitude();
+    // At least 66 quotient bits: 53 kept, a rounding bit, and the rest folded into a sticky bit.
+    let shift = (den.bits() as i64 + 66 - mag.bits() as i64).max(0) as u64;
+    let (q, r) = (mag << shift).div_rem(&den);
+    let extra = q.bits().saturating_sub(64);
+    let top = (&q >> extra).iter_u64_digits().next().unwrap_or(0);
+    let sticky = r != BigUint::ZERO || q.trailing_zeros().is_some_and(|tz| tz < extra);
+    // Bit 0 is below the 53 bits an f64 keeps: the cast rounds to nearest even correctly.
+    let v = scale2((top | sticky as u64) as f64, extra as i64 - shift as i64 + exp2);
+    if num.sign() == Sign::Minus {
+        -v
+    } else {
+        v
+    }
+}
+
+/// `x · 2^e`, in exact steps while the result stays normal.
+fn scale2(mut x: f64, mut e: i64) -> f64 {
+    while e > 1000 {
+        x *= 2f64.powi(1000);
+        e -= 1000;
+    }
+    while e < -1000 {
+        x *= 2f64.powi(-1000);
+        e += 1000;
+    }
+    x * 2f64.powi(e as i32)
+}
+
+/// `v · 2^exp` as `[-]0x<hex>p<exp'>` with the hexadecimal integer odd (or `0x0p0`): exact.
+fn hex_exact(v: &BigInt, exp: i64) -> String {
+    let Some(tz) = v.trailing_zeros() else { return "0x0p0".into() };
+    let m = v.magnitude() >> tz;
+    let sign = if v.sign() == Sign::Minus { "-" } else { "" };
+    format!("{sign}0x{}p{}", m.to_str_radix(16), tz as i64 + exp)
+}
+
+/// The inverse of [`hex_exact`], as a multiple of `2^unit`.
+fn parse_hex_exact<const N: usize>(text: &str, unit: i64) -> std::result::Result<Fixed<N>, String> {
+    let bad = || format!("expected an exact `[-]0x<hex>p<exponent>`, got `{text}`");
+    let (negative, rest) = match text.strip_prefix('-') {
+        Some(r) => (true, r),
+        None => (false, text),
+    };
+    let rest = rest.strip_prefix("0x").ok_or_else(bad)?;
+    let (hex, exp) = rest.split_once('p').ok_or_else(bad)?;
+    if hex.is_empty() || hex.len() > N * 16 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(bad());
+    }
+    let mant = BigUint::parse_bytes(hex.as_bytes(), 16).ok_or_else(bad)?;
+    let exp: i64 = exp.parse().map_err(|_| bad())?;
+    let shift = exp.checked_sub(unit).ok_or_else(bad)?;
+    if mant == BigUint::ZERO {
+        return Ok(Fixed::ZERO);
+    }
+    if shift < 0 || shift > (N * 64) as i64 {
+        return Err(format!("`{text}` is not a multiple of 2^{unit} in range"));
+    }
+    let v = BigInt::from_biguint(if negative { Sign::Minus } else { Sign::Plus }, mant << shift as u64);
+    Fixed::from_bigint(&v).ok_or_else(|| format!("`{text}` is out of range"))
 }
 
 /// Neumaier's compensated sum: the error does not grow with the number of terms.
@@ -177,8 +442,8 @@ pub fn cohens_d(a: &Moments, b: &Moments) -> Option<f64> {
     }
     // (n_a − 1) s_a² is M₂_a; the degrees of freedom are added as floats so huge counts cannot overflow.
     let dof = (a.n - 1) as f64 + (b.n - 1) as f64;
-    let pooled = ((a.m2 + b.m2) / dof).sqrt();
-    let diff = (a.mean - b.mean).abs();
+    let pooled = ((a.m2() + b.m2()) / dof).sqrt();
+    let diff = (a.mean()? - b.mean()?).abs();
     if !(pooled.is_finite() && diff.is_finite()) {
         return None;
     }
@@ -934,24 +1199,73 @@ mod tests {
 
     #[test]
     fn merge_equals_from_slice_of_the_concatenation() {
-        let xs = [0.61, 0.72, 0.58, 0.69, 0.66, 0.52, 0.55, 0.49, 0.60, 1e3, -7.25];
+        let xs = [0.61, 0.72, 0.58, 0.69, 0.66, 0.52, 0.55, 0.49, 0.60, 1e3, -7.25, 1e-310, -3e200];
         let whole = Moments::from_slice(&xs);
         for split in 0..=xs.len() {
             let mut left = Moments::from_slice(&xs[..split]);
             left.merge(&Moments::from_slice(&xs[split..]));
-            assert_eq!(left.count(), whole.count());
-            assert_close(left.mean().unwrap(), whole.mean().unwrap(), 1e-14, "merged mean");
-            assert_close(left.variance().unwrap(), whole.variance().unwrap(), 1e-14, "merged variance");
+            // Exact sums: the same state bit for bit, not merely close.
+            assert_eq!(left, whole, "split at {split}");
+            let mut right = Moments::from_slice(&xs[split..]);
+            right.merge(&Moments::from_slice(&xs[..split]));
+            assert_eq!(right, whole, "merged the other way at {split}");
         }
+        let mut reversed: Vec<f64> = xs.to_vec();
+        reversed.reverse();
+        assert_eq!(Moments::from_slice(&reversed), whole);
         let mut empty = Moments::new();
         empty.merge(&Moments::new());
         assert_eq!(empty, Moments::new());
     }
 
+    /// Correctly rounded mean and variance of the exact sums. Reference: Python's `fractions`
+    /// (exact rationals; `float()` of a Fraction rounds correctly), independent of this code:
+    /// ```text
+    /// from fractions import Fraction as F
+    /// for xs in cases: fx = [F(x) for x in xs]; n = len(fx); s = sum(fx); q = sum(x*x for x in fx)
+    ///     print(float(s / n).hex(), float((n*q - s*s) / (n*(n-1))).hex())
+    /// ```
     #[test]
-    fn moments_serialize_as_count_mean_m2() {
+    fn moments_are_correctly_rounded_against_exact_rationals() {
+        let offset: Vec<f64> = (0..7).map(|i| 1e9 + 0.1 * i as f64).collect();
+        let cases: [(&[f64], f64, f64); 4] = [
+            (&[1e16, 0.1, -1e16, 0.2, 0.3, 1.0], 0.26666666666666666, 4e+31),
+            (&[0.61, 0.72, 0.58, 0.69, 0.66, 0.52, 0.55, 0.49, 0.60], 0.6022222222222222, 0.005944444444444442),
+            (&[1e150, -1e150, 1e-300, 5e-324, 3.0, -2.5, 2f64.powi(-1000), 1e-160], 0.0625, 2.8571428571428572e+299),
+            (&offset, 1000000000.3, 0.0466666650772105),
+        ];
+        for (xs, mean, variance) in cases {
+            let m = Moments::from_slice(xs);
+            assert_eq!(m.mean().unwrap().to_bits(), mean.to_bits(), "mean of {xs:?}");
+            assert_eq!(m.variance().unwrap().to_bits(), variance.to_bits(), "variance of {xs:?}");
+        }
+        // The extremes: sums beyond f64's range, and the smallest subnormal.
+        assert_eq!(Moments::from_slice(&[f64::MAX, f64::MAX]).mean(), Some(f64::MAX));
+        assert_eq!(Moments::from_slice(&[f64::MAX, f64::MAX]).variance(), Some(0.0));
+        assert_eq!(Moments::from_slice(&[5e-324, 5e-324, 5e-324]).mean(), Some(5e-324));
+    }
+
+    #[test]
+    fn moments_serialize_exactly_and_read_back_bit_identical() {
         let json = serde_json::to_value(Moments::from_slice(&[1.0, 3.0])).unwrap();
-        assert_eq!(json, serde_json::json!({ "n": 2, "mean": 2.0, "m2": 2.0 }));
+        assert_eq!(json, serde_json::json!({ "n": 2, "sum": "0x1p2", "sum_sq": "0x5p1" }));
+        let m = Moments::from_slice(&[0.61, -7.25, 1e-310, 3e200, f64::INFINITY]);
+        let text = serde_json::to_string(&m).unwrap();
+        assert!(text.contains(r#""pos_inf":true"#), "{text}");
+        assert_eq!(serde_json::from_str::<Moments>(&text).unwrap(), m);
+        let empty = serde_json::to_string(&Moments::new()).unwrap();
+        assert_eq!(serde_json::from_str::<Moments>(&empty).unwrap(), Moments::new());
+        for bad in [
+            r#"{"n": 0, "sum": "0x1p0", "sum_sq": "0x0p0"}"#,
+            r#"{"n": 1, "sum": "0x1p-1080", "sum_sq": "0x0p0"}"#,
+            r#"{"n": 1, "sum": "1.5", "sum_sq": "0x0p0"}"#,
+            r#"{"n": 1, "sum": "0x1p3000", "sum_sq": "0x0p0"}"#,
+            r#"{"n": 1, "sum": "0x1p0", "sum_sq": "-0x1p0"}"#,
+            r#"{"n": 1, "sum": "0x1p0", "sum_sq": "0x1p0", "mean": 1}"#,
+            r#"{"n": 1, "sum": "0xzp0", "sum_sq": "0x1p0"}"#,
+        ] {
+            assert!(serde_json::from_str::<Moments>(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 use zipp_core::embed::Embedder;
 use zipp_core::{Error, IndexedPersona, Result};
 use zipp_eval::datasets::synthetic::{SyntheticBench, SyntheticOptions, Vocabulary};
-use zipp_eval::{Evaluation, PersonaScorer, Report, Sample, VpttOptions, VpttScore};
+use zipp_eval::{EvalAggregate, Evaluation, PersonaScorer, Report, Sample, VpttOptions, VpttScore};
 
 use crate::eval::EvalConfig;
 use crate::models::Models;
@@ -139,10 +139,41 @@ impl SharedEvaluation {
         self.lock()?.report()
     }
 
-    /// Personas added so far.
+    /// Personas added (or merged in) so far.
     pub fn personas(&self) -> Result<u64> {
         Ok(self.lock()?.personas())
     }
+
+    /// The aggregates so far, as data to serialise and merge elsewhere
+    /// ([`Evaluation::aggregate`]).
+    pub fn aggregate(&self) -> Result<EvalAggregate> {
+        Ok(self.lock()?.aggregate())
+    }
+
+    /// Adds another shard's aggregates (made by the same config) to this evaluation's
+    /// ([`Evaluation::merge`]).
+    pub fn merge(&self, other: &EvalAggregate) -> Result<()> {
+        self.lock()?.merge(other)
+    }
+}
+
+/// Merges serialised aggregates ([`EvalAggregate::to_json`]) in the order given: what a
+/// driver does with its shards' results, with no model loaded. An empty list is an error
+/// (there is no config to report on).
+pub fn merge_aggregates<'a>(parts: impl IntoIterator<Item = &'a str>) -> Result<EvalAggregate> {
+    let mut total: Option<EvalAggregate> = None;
+    for (i, text) in parts.into_iter().enumerate() {
+        let within = |e: Error| match e {
+            Error::InvalidInput(m) => Error::InvalidInput(format!("aggregate {i}: {m}")),
+            other => other,
+        };
+        let part = EvalAggregate::from_json(text).map_err(within)?;
+        match &mut total {
+            None => total = Some(part),
+            Some(t) => t.merge(&part).map_err(within)?,
+        }
+    }
+    total.ok_or_else(|| Error::InvalidInput("no aggregates to merge".into()))
 }
 
 #[cfg(test)]

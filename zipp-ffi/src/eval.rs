@@ -3,7 +3,7 @@
 
 use std::ffi::c_char;
 
-use zipp_eval::{stats, Report};
+use zipp_eval::{stats, EvalAggregate, Report};
 use zipp_factory::shared::{vptt_options, Scorer, SharedEvaluation};
 
 use crate::call::{
@@ -289,6 +289,92 @@ pub unsafe extern "C" fn zipp_report_table(report_json: *const c_char, out_text:
         let out = out_ptr(out_text, "out_text")?;
         let report = Report::from_json(str_arg(report_json, "report_json")?)?;
         *out = c_string(report.table())?;
+        Ok(())
+    })
+}
+
+/// The evaluation's aggregates so far as JSON, a new string: exact sums, counts and the
+/// Spearman sample, versioned (`"format": 1`). Evaluate shards of the personas apart (other
+/// processes or machines, e.g. Spark tasks), bring their aggregates together with
+/// `zipp_aggregate_merge` or `zipp_evaluation_merge` in any order, and the report equals one
+/// local pass over all the personas bit for bit (except `timings`, which are summed).
+///
+/// # Safety
+/// `evaluation` is NULL or a live handle; `out_json` is valid for writes.
+#[no_mangle]
+pub unsafe extern "C" fn zipp_evaluation_aggregate(
+    evaluation: *const zipp_evaluation,
+    out_json: *mut *mut c_char,
+) -> i32 {
+    // SAFETY: the caller keeps this function's `# Safety` contract; every pointer is read
+    // through the `call` helpers, which check it for NULL (strings for UTF-8) first.
+    guarded(|| unsafe {
+        let out = out_ptr(out_json, "out_json")?;
+        *out = c_string(handle(evaluation, "evaluation")?.inner.aggregate()?.to_json()?)?;
+        Ok(())
+    })
+}
+
+/// Adds another shard's aggregates (JSON from `zipp_evaluation_aggregate` or
+/// `zipp_aggregate_merge`, made by the same config) to this evaluation's, as if its personas
+/// had been added here. A different config, a bad format or a malformed aggregate is an
+/// error and changes nothing.
+///
+/// # Safety
+/// `evaluation` is NULL or a live handle; `aggregate_json` is a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn zipp_evaluation_merge(evaluation: *mut zipp_evaluation, aggregate_json: *const c_char) -> i32 {
+    // SAFETY: the caller keeps this function's `# Safety` contract; every pointer is read
+    // through the `call` helpers, which check it for NULL (strings for UTF-8) first.
+    guarded(|| unsafe {
+        let evaluation = handle(evaluation.cast_const(), "evaluation")?;
+        let other = EvalAggregate::from_json(str_arg(aggregate_json, "aggregate_json")?)?;
+        evaluation.inner.merge(&other)?;
+        Ok(())
+    })
+}
+
+/// Merges `n` serialised aggregates into one, a new JSON string — no model needed (a driver
+/// merging its workers' results). `n == 0`, a malformed aggregate or two from different
+/// configs is an error naming the aggregate's index.
+///
+/// # Safety
+/// `aggregates_json` points to `n` NUL-terminated strings (NULL allowed when `n == 0`);
+/// `out_json` is valid for writes.
+#[no_mangle]
+pub unsafe extern "C" fn zipp_aggregate_merge(
+    aggregates_json: *const *const c_char,
+    n: usize,
+    out_json: *mut *mut c_char,
+) -> i32 {
+    // SAFETY: the caller keeps this function's `# Safety` contract; every pointer is read
+    // through the `call` helpers, which check it for NULL (strings for UTF-8) first.
+    guarded(|| unsafe {
+        let out = out_ptr(out_json, "out_json")?;
+        let ptrs = slice_arg(aggregates_json, n, "aggregates_json")?;
+        let texts = ptrs
+            .iter()
+            .enumerate()
+            .map(|(i, &p)| str_arg(p, &format!("aggregates_json[{i}]")))
+            .collect::<CallResult<Vec<&str>>>()?;
+        *out = c_string(zipp_factory::shared::merge_aggregates(texts)?.to_json()?)?;
+        Ok(())
+    })
+}
+
+/// The report of an aggregate given as JSON (e.g. `zipp_aggregate_merge`'s result), as JSON, a
+/// new string: the same report `zipp_evaluation_report` gives (`zipp_report_table` renders it).
+///
+/// # Safety
+/// `aggregate_json` is a NUL-terminated string; `out_json` is valid for writes.
+#[no_mangle]
+pub unsafe extern "C" fn zipp_aggregate_report(aggregate_json: *const c_char, out_json: *mut *mut c_char) -> i32 {
+    // SAFETY: the caller keeps this function's `# Safety` contract; every pointer is read
+    // through the `call` helpers, which check it for NULL (strings for UTF-8) first.
+    guarded(|| unsafe {
+        let out = out_ptr(out_json, "out_json")?;
+        let aggregate = EvalAggregate::from_json(str_arg(aggregate_json, "aggregate_json")?)?;
+        *out = c_string(aggregate.report()?.to_json(false)?)?;
         Ok(())
     })
 }

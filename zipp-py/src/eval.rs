@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyString};
+use pyo3::types::{PyDict, PyString, PyTuple};
 use zipp_core::Error;
 use zipp_eval::{self as core, stats};
 use zipp_factory::shared::{vptt_options, Scorer, SharedEvaluation};
@@ -302,12 +302,135 @@ impl Evaluation {
         Ok(Report { inner: Arc::new(inner) })
     }
 
+    /// The aggregates so far as an `EvalAggregate`: exact sums and counts that merge with
+    /// other shards' in any order into the report of one pass over all their personas.
+    fn aggregate(&self, py: Python<'_>) -> PyResult<EvalAggregate> {
+        let inner = zipp_call(py, || self.inner.aggregate())?;
+        Ok(EvalAggregate { inner: Arc::new(inner) })
+    }
+
+    /// Adds another shard's aggregates (made by the same config) to this evaluation's, as if
+    /// its personas had been added here. Another config raises `InvalidInputError`.
+    fn merge(&self, py: Python<'_>, aggregate: &Bound<'_, EvalAggregate>) -> PyResult<()> {
+        let other = &aggregate.get().inner;
+        zipp_call(py, || self.inner.merge(other))
+    }
+
     fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
         let (methods, queries, personas) = zipp_call(py, || {
             let ev = self.inner.lock()?;
             Ok((ev.methods().len(), ev.queries().len(), ev.personas()))
         })?;
         Ok(format!("Evaluation(methods={methods}, queries={queries}, personas={personas})"))
+    }
+}
+
+/// An evaluation's aggregates as data (exact sums, counts, the Spearman sample; no model):
+/// what shards evaluated apart — other processes, Ray actors, Spark tasks — send back to be
+/// merged. Merging is exact and order-independent, so the merged report equals one local
+/// pass over all the personas bit for bit (except `timings`, summed over the shards).
+/// Pickles as its JSON.
+#[pyclass(frozen, module = "zipp_persona")]
+pub struct EvalAggregate {
+    inner: Arc<core::EvalAggregate>,
+}
+
+#[pymethods]
+impl EvalAggregate {
+    /// An aggregate read back from `to_json()` text (checked: format, shapes, options).
+    #[staticmethod]
+    fn from_json(py: Python<'_>, text: String) -> PyResult<EvalAggregate> {
+        let inner = zipp_call(py, || core::EvalAggregate::from_json(&text))?;
+        Ok(EvalAggregate { inner: Arc::new(inner) })
+    }
+
+    /// The aggregate as JSON text (versioned, `"format": 1`; the same in Rust and C).
+    fn to_json(&self, py: Python<'_>) -> PyResult<String> {
+        zipp_call(py, || self.inner.to_json())
+    }
+
+    /// A new aggregate holding both this one's personas and `other`'s. Aggregates of
+    /// another config raise `InvalidInputError`.
+    fn merge(&self, py: Python<'_>, other: &Bound<'_, EvalAggregate>) -> PyResult<EvalAggregate> {
+        let other = &other.get().inner;
+        let merged = zipp_call(py, || {
+            let mut merged = (*self.inner).clone();
+            merged.merge(other)?;
+            Ok(merged)
+        })?;
+        Ok(EvalAggregate { inner: Arc::new(merged) })
+    }
+
+    /// The report of the personas folded in.
+    fn report(&self, py: Python<'_>) -> PyResult<Report> {
+        let inner = zipp_call(py, || self.inner.report())?;
+        Ok(Report { inner: Arc::new(inner) })
+    }
+
+    /// Personas folded in.
+    #[getter]
+    fn personas(&self) -> u64 {
+        self.inner.personas()
+    }
+
+    /// The method names, in table order.
+    #[getter]
+    fn methods(&self) -> Vec<String> {
+        self.inner.methods().iter().map(|m| m.name.clone()).collect()
+    }
+
+    fn __eq__(&self, other: &Bound<'_, EvalAggregate>) -> bool {
+        *self.inner == *other.get().inner
+    }
+
+    /// Pickles as JSON text (so aggregates travel between processes).
+    fn __reduce__<'py>(&self, py: Python<'py>) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyTuple>)> {
+        let from_json = py.get_type::<EvalAggregate>().getattr("from_json")?;
+        Ok((from_json, PyTuple::new(py, [self.to_json(py)?])?))
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "EvalAggregate(personas={}, methods={}, queries={})",
+            self.inner.personas(),
+            self.inner.methods().len(),
+            self.inner.queries().len()
+        )
+    }
+}
+
+/// Merges aggregates (`EvalAggregate` objects or their JSON text) into one, in the order
+/// given; an empty iterable raises `InvalidInputError`. No model is needed: this is what a
+/// driver does with its workers' results.
+#[pyfunction]
+fn merge_aggregates(py: Python<'_>, aggregates: &Bound<'_, PyAny>) -> PyResult<EvalAggregate> {
+    let mut total: Option<core::EvalAggregate> = None;
+    for (i, item) in aggregates.try_iter()?.enumerate() {
+        let item = item?;
+        let part: Arc<core::EvalAggregate> = if let Ok(a) = item.downcast::<EvalAggregate>() {
+            a.get().inner.clone()
+        } else if let Ok(text) = item.downcast::<PyString>() {
+            let text = text.to_cow()?.into_owned();
+            Arc::new(zipp_call(py, || core::EvalAggregate::from_json(&text))?)
+        } else {
+            return Err(PyTypeError::new_err(format!(
+                "merge_aggregates: item {i} is a {}, expected an EvalAggregate or its JSON text",
+                item.get_type().name()?
+            )));
+        };
+        match &mut total {
+            None => total = Some((*part).clone()),
+            Some(t) => zipp_call(py, || {
+                t.merge(&part).map_err(|e| match e {
+                    Error::InvalidInput(m) => Error::InvalidInput(format!("aggregate {i}: {m}")),
+                    other => other,
+                })
+            })?,
+        }
+    }
+    match total {
+        Some(inner) => Ok(EvalAggregate { inner: Arc::new(inner) }),
+        None => Err(to_py_err(Error::InvalidInput("merge_aggregates: no aggregates to merge".into()))),
     }
 }
 
@@ -538,6 +661,8 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PersonaScorer>()?;
     m.add_class::<Evaluation>()?;
     m.add_class::<Report>()?;
+    m.add_class::<EvalAggregate>()?;
+    m.add_function(wrap_pyfunction!(merge_aggregates, m)?)?;
     m.add_function(wrap_pyfunction!(mean, m)?)?;
     m.add_function(wrap_pyfunction!(cohens_d, m)?)?;
     m.add_function(wrap_pyfunction!(binomial_test, m)?)?;

@@ -157,6 +157,55 @@ def test_the_report_round_trips_through_json(evaluation):
         zipp.Report.from_json('{"personas": 1}')
 
 
+def _without_timings(report):
+    d = report.to_dict()
+    del d["timings"]  # wall time, summed over shards
+    return d
+
+
+def test_shards_merge_into_exactly_the_local_report(evaluation, models, personas):
+    """Two shards in other orders, through pickle and JSON, merged either way: the local report
+    bit for bit (floats compared with ==)."""
+    import pickle
+
+    local = evaluation[0]
+    a, b = zipp.Evaluation(models), zipp.Evaluation(models)
+    for p in [personas[4], personas[2], personas[0]]:
+        a.add_persona(p)
+    for p in [personas[3], personas[1]]:
+        b.add_persona(p)
+    agg_a, agg_b = a.aggregate(), b.aggregate()
+    assert agg_a.personas == 3 and agg_a.methods == METHODS
+    assert repr(agg_a) == "EvalAggregate(personas=3, methods=5, queries=4)"
+    back = pickle.loads(pickle.dumps(agg_b))
+    assert back == agg_b and json.loads(back.to_json())["format"] == 1
+    want = _without_timings(local.report())
+    for merged in [agg_a.merge(back), back.merge(agg_a), zipp.merge_aggregates([agg_b.to_json(), agg_a])]:
+        assert merged.personas == 5
+        assert _without_timings(merged.report()) == want
+        assert merged.report().table() == local.report().table()
+    assert agg_a.personas == 3  # merge returns a new aggregate
+    a.merge(agg_b)
+    assert a.personas == 5 and _without_timings(a.report()) == want
+
+
+def test_aggregate_errors(models, evaluation):
+    agg = evaluation[0].aggregate()
+    other = zipp.Evaluation(models, {"methods": ["identity"]}).aggregate()
+    with pytest.raises(zipp.InvalidInputError, match="different methods"):
+        agg.merge(other)
+    with pytest.raises(zipp.InvalidInputError, match="aggregate 1: .*different methods"):
+        zipp.merge_aggregates([agg, other])
+    with pytest.raises(zipp.InvalidInputError, match="no aggregates"):
+        zipp.merge_aggregates([])
+    with pytest.raises(TypeError, match="item 0 is a int"):
+        zipp.merge_aggregates([3])
+    with pytest.raises(zipp.ParseError):
+        zipp.EvalAggregate.from_json("{")
+    with pytest.raises(zipp.SchemaError, match="format 7"):
+        zipp.EvalAggregate.from_json(agg.to_json().replace('"format":1', '"format":7'))
+
+
 def test_the_evaluation_matches_the_scorer(models, personas):
     # Measured novelty, one method, one query: each sample is the scorer's score.
     config = {"methods": ["vprag"], "queries": [{"name": "q", "task": "generate", "prompt": "my weekend"}],

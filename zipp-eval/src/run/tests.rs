@@ -208,3 +208,94 @@ fn the_reported_spearman_is_that_of_the_samples() {
     assert!((-1.0..=1.0).contains(&got));
     println!("ρ over all {per_query} pairs {full}, over a reservoir of {} {got}", per_query - 1);
 }
+
+/// The aggregates of `personas` evaluated in one pass, with the timings (wall time) cleared.
+fn aggregate_of(options: &EvalOptions, personas: &[usize]) -> EvalAggregate {
+    let mut ev = Evaluation::new(Arc::new(HASHING), methods(), queries(), options.clone()).unwrap();
+    for &i in personas {
+        ev.add_persona(&IndexedPersona::new(persona(i, 3 + i % 4))).unwrap();
+    }
+    let mut agg = ev.aggregate();
+    agg.timings = Timings::default();
+    agg
+}
+
+/// Shards evaluated apart — any split, any order inside a shard, any merge order, through
+/// JSON — merge into exactly (`==`, every bit) the aggregates and report of one local pass.
+/// A small Spearman cap makes the bottom-k sample choose across shards.
+#[test]
+fn sharded_aggregates_merge_into_exactly_the_local_report() {
+    let n = 23;
+    for cap in [EvalOptions::default().spearman_sample, 7] {
+        let options = EvalOptions { spearman_sample: cap, ..EvalOptions::default() };
+        let all: Vec<usize> = (0..n).collect();
+        let local = aggregate_of(&options, &all);
+        let report = local.report().unwrap();
+        assert_eq!(report.personas, n as u64);
+        let splits: Vec<Vec<Vec<usize>>> = vec![
+            all.chunks(5).map(<[usize]>::to_vec).collect(),
+            (0..3).map(|k| all.iter().copied().filter(|i| i % 3 == k).rev().collect()).collect(),
+            vec![all.iter().rev().copied().collect()],
+            vec![vec![], all[..1].to_vec(), all[1..].to_vec()],
+        ];
+        for (si, split) in splits.iter().enumerate() {
+            let shards: Vec<EvalAggregate> = split
+                .iter()
+                .map(|part| EvalAggregate::from_json(&aggregate_of(&options, part).to_json().unwrap()).unwrap())
+                .collect();
+            for order in [false, true] {
+                let mut parts: Vec<&EvalAggregate> = shards.iter().collect();
+                if order {
+                    parts.reverse();
+                }
+                let merged = EvalAggregate::merge_all(parts).unwrap().unwrap();
+                assert_eq!(merged, local, "cap {cap}, split {si}, reversed {order}");
+                assert_eq!(merged.report().unwrap(), report, "cap {cap}, split {si}");
+            }
+        }
+        // Merging into a live evaluation is the same operation.
+        let mut ev = Evaluation::new(Arc::new(HASHING), methods(), queries(), options.clone()).unwrap();
+        for i in 0..10 {
+            ev.add_persona(&IndexedPersona::new(persona(i, 3 + i % 4))).unwrap();
+        }
+        ev.merge(&aggregate_of(&options, &all[10..])).unwrap();
+        let mut got = ev.aggregate();
+        got.timings = Timings::default();
+        assert_eq!(got, local);
+        assert_eq!(ev.personas(), n as u64);
+    }
+}
+
+#[test]
+fn aggregates_round_trip_and_refuse_what_does_not_belong_together() {
+    let options = EvalOptions::default();
+    let agg = aggregate_of(&options, &[0, 1, 2]);
+    let text = agg.to_json().unwrap();
+    assert_eq!(EvalAggregate::from_json(&text).unwrap(), agg);
+    assert!(text.starts_with(r#"{"format":1,"#), "{text}");
+    // Different options, queries or methods: refused, nothing changed.
+    let other = aggregate_of(&EvalOptions { tie_epsilon: 0.5, ..EvalOptions::default() }, &[3]);
+    let mut a = agg.clone();
+    let e = a.merge(&other).unwrap_err().to_string();
+    assert!(e.contains("different options"), "{e}");
+    assert_eq!(a, agg);
+    let mut ev = Evaluation::new(Arc::new(HASHING), methods()[..2].to_vec(), queries(), options.clone()).unwrap();
+    assert!(ev.merge(&agg).unwrap_err().to_string().contains("different methods"));
+    let mut ev = Evaluation::new(Arc::new(HASHING), methods(), queries()[..2].to_vec(), options).unwrap();
+    assert!(ev.merge(&agg).unwrap_err().to_string().contains("different queries"));
+    // Malformed, wrong format, wrong shapes.
+    let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let edit = |f: &dyn Fn(&mut serde_json::Value)| {
+        let mut v = value.clone();
+        f(&mut v);
+        EvalAggregate::from_json(&v.to_string()).unwrap_err().to_string()
+    };
+    assert!(edit(&|v| v["format"] = 2.into()).contains("format 2"));
+    assert!(edit(&|v| v["tables"].as_array_mut().unwrap().truncate(1)).contains("tables for"));
+    assert!(edit(&|v| v["tables"][0]["beats"][0].as_array_mut().unwrap().truncate(2)).contains("shape"));
+    assert!(edit(&|v| v["tables"][0]["methods"][0]["pa"]["sum"] = "0.5".into()).contains("sum"));
+    assert!(edit(&|v| v["extra"] = 1.into()).contains("extra"));
+    assert!(edit(&|v| v["methods"] = serde_json::json!([])).contains("at least one method"));
+    assert!(EvalAggregate::from_json("{").is_err());
+    assert_eq!(EvalAggregate::merge_all([]).unwrap(), None);
+}

@@ -245,6 +245,53 @@ static void test_evaluation(zipp_models *models, const zipp_persona *persona, co
         "text tables");
   CHECK(zipp_report_table(report, &again) == ZIPP_OK && again != NULL && table != NULL && strcmp(again, table) == 0,
         "tables from the report JSON");
+
+  /* Two shards evaluated apart, merged as JSON with no model: the same report, bit for bit
+   * (the JSON up to "timings", which measure wall time and come last). */
+  zipp_evaluation *shard_a = NULL, *shard_b = NULL;
+  CHECK(zipp_evaluation_new(models, config, &shard_a) == ZIPP_OK &&
+            zipp_evaluation_new(models, config, &shard_b) == ZIPP_OK,
+        "shard evaluations");
+  for (size_t i = 0; i < count; i++) {
+    CHECK(zipp_evaluation_add_persona(i % 2 ? shard_a : shard_b, personas[i], NULL) == ZIPP_OK, "shard a persona");
+  }
+  char *parts[2] = {NULL, NULL}, *merged = NULL, *merged_report = NULL;
+  CHECK(zipp_evaluation_aggregate(shard_a, &parts[0]) == ZIPP_OK && contains(parts[0], "\"format\":1"),
+        "aggregate JSON");
+  CHECK(zipp_evaluation_aggregate(shard_b, &parts[1]) == ZIPP_OK, "second aggregate");
+  const char *const texts[2] = {parts[1], parts[0]};
+  CHECK(zipp_aggregate_merge(texts, 2, &merged) == ZIPP_OK, "merge aggregates");
+  CHECK(zipp_aggregate_report(merged, &merged_report) == ZIPP_OK, "report of the merged aggregate");
+  const char *t1 = strstr(report, "\"timings\""), *t2 = strstr(merged_report, "\"timings\"");
+  CHECK(t1 != NULL && t2 != NULL && t1 - report == t2 - merged_report &&
+            strncmp(report, merged_report, (size_t)(t1 - report)) == 0,
+        "merged shards report exactly what one pass reports");
+  /* Merging into a live evaluation is the same. */
+  CHECK(zipp_evaluation_merge(shard_a, parts[1]) == ZIPP_OK && zipp_evaluation_personas(shard_a, &n) == ZIPP_OK &&
+            n == count,
+        "merge into an evaluation");
+  char *err = (char *)&err;
+  CHECK(zipp_aggregate_merge(NULL, 0, &err) == ZIPP_ERR_INVALID_INPUT && err == NULL, "nothing to merge");
+  const char *bad[2] = {parts[0], "{\"format\":1}"};
+  CHECK(zipp_aggregate_merge(bad, 2, &err) == ZIPP_ERR_SCHEMA && err == NULL, "a malformed aggregate");
+  bad[1] = NULL;
+  CHECK(zipp_aggregate_merge(bad, 2, &err) == ZIPP_ERR_NULL_POINTER, "a NULL aggregate");
+  CHECK(zipp_evaluation_merge(shard_b, "not json") == ZIPP_ERR_PARSE, "merge refuses malformed JSON");
+  zipp_evaluation *other = NULL;
+  CHECK(zipp_evaluation_new(models, "{\"methods\":[\"identity\"],\"queries\":[{\"name\":\"door\",\"task\":"
+                                    "\"generate\",\"prompt\":\"a front door\"}]}",
+                            &other) == ZIPP_OK,
+        "an evaluation of another config");
+  CHECK(zipp_evaluation_merge(other, parts[0]) == ZIPP_ERR_INVALID_INPUT &&
+            contains(zipp_last_error_message(), "different methods"),
+        "aggregates of another config refused");
+  zipp_evaluation_free(other);
+  zipp_string_free(parts[0]);
+  zipp_string_free(parts[1]);
+  zipp_string_free(merged);
+  zipp_string_free(merged_report);
+  zipp_evaluation_free(shard_a);
+  zipp_evaluation_free(shard_b);
   zipp_string_free(report);
   zipp_string_free(table);
   zipp_string_free(again);
