@@ -20,9 +20,13 @@ def test_the_distribution_installs_only_zipp_persona():
     top = {f.parts[0] for f in files}
     assert top == {"zipp_persona", "zipp_persona-0.1.0.dist-info"}, top
     names = {f.name for f in files if f.parts[0] == "zipp_persona"}
-    assert {"__init__.py", "_zipp.pyi", "py.typed", "_provision.py", "_errors.py"} <= names
+    assert {"__init__.py", "_zipp.pyi", "py.typed", "_provision.py", "_errors.py", "ray.py"} <= names
     assert importlib.metadata.version("zipp-persona") == zipp.__version__ == "0.1.0"
-    assert importlib.metadata.requires("zipp-persona") == ["numpy"]
+    # numpy, and Ray only with the `ray` extra (zipp_persona.ray).
+    requires = importlib.metadata.requires("zipp-persona")
+    assert requires[0] == "numpy" and len(requires) == 2, requires
+    assert requires[1].replace(" ", "").replace("'", '"') == 'ray[data]>=2.50;extra=="ray"', requires
+    assert importlib.metadata.metadata("zipp-persona").get_all("Provides-Extra") == ["ray"]
 
 
 def test_public_names_exist():

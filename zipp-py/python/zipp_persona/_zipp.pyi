@@ -43,6 +43,8 @@ __all__ = [
     "PersonaStream",
     "Evaluation",
     "Report",
+    "EvalAggregate",
+    "merge_aggregates",
     "mean",
     "cohens_d",
     "binomial_test",
