@@ -428,6 +428,61 @@ def test_distributed_evaluation_equals_the_local_one(cluster, models, tmp_path):
     assert _without_timings(again.report) == _without_timings(local) and again.errors == []
 
 
+class KillableEvaluateBatch(zray.EvaluateBatch):
+    """EvaluateBatch whose first call, in whichever actor gets there first, has folded its
+    personas, writes its pid to `ready-<pid>` and waits to be killed (file `killed`)."""
+
+    def __init__(self, signal_dir, config=None, **kw):
+        super().__init__(config, **kw)
+        self.dir = pathlib.Path(signal_dir)
+
+    def __call__(self, batch):
+        out = super().__call__(batch)
+        killed = self.dir / "killed"
+        if not killed.exists():
+            (self.dir / f"ready-{os.getpid()}").write_text("")
+            deadline = time.monotonic() + 60
+            while not killed.exists() and time.monotonic() < deadline:
+                time.sleep(0.02)
+        return out
+
+
+def test_a_killed_evaluation_actor_still_gives_exactly_the_local_report(cluster, models, tmp_path):
+    """An actor SIGKILLed with a batch's aggregate computed but not yet returned: the batch is
+    redone, its personas counted once, and the merged report is the local one bit for bit."""
+    bench = list(zipp.SyntheticBench(seed=11, personas=6, posts_per_persona=5))
+    ds = ray.data.from_items([{"persona": p.to_json()} for p in bench], override_num_blocks=3)
+    out = ds.map_batches(KillableEvaluateBatch, fn_constructor_args=(str(tmp_path),), compute=pool(2), num_cpus=1,
+                         batch_size=2, batch_format="numpy")
+    killed = []
+
+    def killer():
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            ready = sorted(tmp_path.glob("ready-*"))
+            if ready:
+                pid = int(ready[0].name.split("-")[1])
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+                time.sleep(0.5)
+                (tmp_path / "killed").write_text(str(pid))
+                return
+            time.sleep(0.02)
+
+    thread = threading.Thread(target=killer, daemon=True)
+    thread.start()
+    rows = out.take_all()
+    thread.join(timeout=5)
+    assert len(killed) == 1
+    aggregates = [r["aggregate"] for r in rows if r["kind"] == "aggregate"]
+    assert killed[0] not in {r["zipp_pid"] for r in rows}
+    merged = zipp.merge_aggregates(aggregates)
+    ev = zipp.Evaluation(models)
+    ev.add_personas(bench)
+    assert merged.personas == 6 and sum(r["personas"] for r in rows) == 6  # none lost, none twice
+    assert _without_timings(merged.report()) == _without_timings(ev.report())
+
+
 def test_the_ray_example_runs_on_the_session_cluster(cluster, tmp_path, capsys):
     spec = importlib.util.spec_from_file_location("ray_evaluate_example", REPO / "examples" / "python" / "ray_evaluate.py")
     example = importlib.util.module_from_spec(spec)
