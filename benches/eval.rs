@@ -87,7 +87,7 @@ fn aggregates(c: &mut Criterion) {
     let embedder = Arc::new(zipp_core::rng::HashingEmbedder(32));
     let shard = |from: usize| {
         let methods = (0..5)
-            .map(|i| EvalMethod::new(&["identity", "a", "b", "c", "d"][i], Arc::new(Identity::new()), i % 2 == 0))
+            .map(|i| EvalMethod::new(["identity", "a", "b", "c", "d"][i], Arc::new(Identity::new()), i % 2 == 0))
             .collect();
         let mut ev = Evaluation::new(embedder.clone(), methods, Query::vptt(), EvalOptions::default()).unwrap();
         for i in from..from + 100 {
