@@ -729,10 +729,11 @@ impl EvalAggregate {
         }
     }
 
+    /// The aggregate as JSON. Every `EvalAggregate` a caller holds is already canonical
+    /// ([`Evaluation::aggregate`], [`EvalAggregate::merge`] and [`EvalAggregate::from_json`]
+    /// normalise the Spearman sample), so equal aggregates write equal text.
     pub fn to_json(&self) -> Result<String> {
-        let mut agg = self.clone();
-        agg.normalize();
-        serde_json::to_string(&agg).map_err(|e| Error::InvalidInput(format!("aggregate is not serialisable: {e}")))
+        serde_json::to_string(self).map_err(|e| Error::InvalidInput(format!("aggregate is not serialisable: {e}")))
     }
 
     /// Parses and checks an aggregate written by [`EvalAggregate::to_json`]: the format, the

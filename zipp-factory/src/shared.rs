@@ -161,13 +161,20 @@ impl SharedEvaluation {
 /// driver does with its shards' results, with no model loaded. An empty list is an error
 /// (there is no config to report on).
 pub fn merge_aggregates<'a>(parts: impl IntoIterator<Item = &'a str>) -> Result<EvalAggregate> {
+    merge_parts(parts.into_iter().map(EvalAggregate::from_json))
+}
+
+/// Merges aggregates in the order given, each already read (or failed to read) by the caller:
+/// [`merge_aggregates`] for JSON text, Python for a mix of objects and text. Errors name the
+/// aggregate's index; an empty list is an error.
+pub fn merge_parts(parts: impl IntoIterator<Item = Result<EvalAggregate>>) -> Result<EvalAggregate> {
     let mut total: Option<EvalAggregate> = None;
-    for (i, text) in parts.into_iter().enumerate() {
+    for (i, part) in parts.into_iter().enumerate() {
         let within = |e: Error| match e {
             Error::InvalidInput(m) => Error::InvalidInput(format!("aggregate {i}: {m}")),
             other => other,
         };
-        let part = EvalAggregate::from_json(text).map_err(within)?;
+        let part = part.map_err(within)?;
         match &mut total {
             None => total = Some(part),
             Some(t) => t.merge(&part).map_err(within)?,

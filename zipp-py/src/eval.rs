@@ -404,34 +404,32 @@ impl EvalAggregate {
 /// driver does with its workers' results.
 #[pyfunction]
 fn merge_aggregates(py: Python<'_>, aggregates: &Bound<'_, PyAny>) -> PyResult<EvalAggregate> {
-    let mut total: Option<core::EvalAggregate> = None;
+    /// An item as given: an aggregate object, or text to parse with the GIL released.
+    enum Part {
+        Built(Arc<core::EvalAggregate>),
+        Json(String),
+    }
+    let mut parts = Vec::new();
     for (i, item) in aggregates.try_iter()?.enumerate() {
         let item = item?;
-        let part: Arc<core::EvalAggregate> = if let Ok(a) = item.downcast::<EvalAggregate>() {
-            a.get().inner.clone()
+        parts.push(if let Ok(a) = item.downcast::<EvalAggregate>() {
+            Part::Built(a.get().inner.clone())
         } else if let Ok(text) = item.downcast::<PyString>() {
-            let text = text.to_cow()?.into_owned();
-            Arc::new(zipp_call(py, || core::EvalAggregate::from_json(&text))?)
+            Part::Json(text.to_cow()?.into_owned())
         } else {
             return Err(PyTypeError::new_err(format!(
                 "merge_aggregates: item {i} is a {}, expected an EvalAggregate or its JSON text",
                 item.get_type().name()?
             )));
-        };
-        match &mut total {
-            None => total = Some((*part).clone()),
-            Some(t) => zipp_call(py, || {
-                t.merge(&part).map_err(|e| match e {
-                    Error::InvalidInput(m) => Error::InvalidInput(format!("aggregate {i}: {m}")),
-                    other => other,
-                })
-            })?,
-        }
+        });
     }
-    match total {
-        Some(inner) => Ok(EvalAggregate { inner: Arc::new(inner) }),
-        None => Err(to_py_err(Error::InvalidInput("merge_aggregates: no aggregates to merge".into()))),
-    }
+    let merged = zipp_call(py, || {
+        zipp_factory::shared::merge_parts(parts.iter().map(|p| match p {
+            Part::Built(a) => Ok((**a).clone()),
+            Part::Json(text) => core::EvalAggregate::from_json(text),
+        }))
+    })?;
+    Ok(EvalAggregate { inner: Arc::new(merged) })
 }
 
 /// The result of an evaluation: one table per query, then one per task kind with several

@@ -333,6 +333,42 @@ def test_each_actor_runs_zipp_with_its_num_cpus_threads_without_oversubscribing(
 # ---- faults ----------------------------------------------------------------------------------
 
 
+def _wait_to_be_killed(signal_dir):
+    """The first batch, in whichever actor gets there first: writes `ready-<pid>` and waits
+    until the test has killed this process (file `killed`)."""
+    killed = signal_dir / "killed"
+    if not killed.exists():
+        (signal_dir / f"ready-{os.getpid()}").write_text("")
+        deadline = time.monotonic() + 60
+        while not killed.exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+
+
+def _take_all_killing_one_actor(out, signal_dir):
+    """`out.take_all()` while a thread SIGKILLs the first actor that reports ready (then lets
+    the others pass); returns the rows and the killed pids."""
+    killed = []
+
+    def killer():
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            ready = sorted(signal_dir.glob("ready-*"))
+            if ready:
+                pid = int(ready[0].name.split("-")[1])
+                os.kill(pid, signal.SIGKILL)  # mid-batch: its output is not returned yet
+                killed.append(pid)
+                time.sleep(0.5)
+                (signal_dir / "killed").write_text(str(pid))
+                return
+            time.sleep(0.02)
+
+    thread = threading.Thread(target=killer, daemon=True)
+    thread.start()
+    rows = out.take_all()
+    thread.join(timeout=5)
+    return rows, killed
+
+
 class KillableEmbed(zray.Embed):
     """Embed whose first call, in whichever actor gets there first, writes its pid to
     `ready-<pid>` and waits until the test has killed it (file `killed`)."""
@@ -343,12 +379,7 @@ class KillableEmbed(zray.Embed):
 
     def __call__(self, batch):
         out = super().__call__(batch)
-        killed = self.dir / "killed"
-        if not killed.exists():
-            (self.dir / f"ready-{os.getpid()}").write_text("")
-            deadline = time.monotonic() + 60
-            while not killed.exists() and time.monotonic() < deadline:
-                time.sleep(0.02)
+        _wait_to_be_killed(self.dir)
         return out
 
 
@@ -358,25 +389,7 @@ def test_a_killed_actor_is_restarted_and_no_row_is_lost_or_duplicated(cluster, m
     ds = ray.data.from_items([{"id": i, "text": texts[i]} for i in range(n)], override_num_blocks=6)
     out = ds.map_batches(KillableEmbed, fn_constructor_args=(str(tmp_path),),
                          fn_constructor_kwargs={"diagnostics": True}, compute=pool(2), num_cpus=1, batch_size=5)
-    killed = []
-
-    def killer():
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            ready = sorted(tmp_path.glob("ready-*"))
-            if ready:
-                pid = int(ready[0].name.split("-")[1])
-                os.kill(pid, signal.SIGKILL)  # mid-batch: its output is not returned yet
-                killed.append(pid)
-                time.sleep(0.5)
-                (tmp_path / "killed").write_text(str(pid))
-                return
-            time.sleep(0.02)
-
-    thread = threading.Thread(target=killer, daemon=True)
-    thread.start()
-    rows = out.take_all()
-    thread.join(timeout=5)
+    rows, killed = _take_all_killing_one_actor(out, tmp_path)
     assert len(killed) == 1
     ids = [r["id"] for r in rows]
     assert len(ids) == n and sorted(ids) == list(range(n))  # none lost, none duplicated
@@ -438,12 +451,7 @@ class KillableEvaluateBatch(zray.EvaluateBatch):
 
     def __call__(self, batch):
         out = super().__call__(batch)
-        killed = self.dir / "killed"
-        if not killed.exists():
-            (self.dir / f"ready-{os.getpid()}").write_text("")
-            deadline = time.monotonic() + 60
-            while not killed.exists() and time.monotonic() < deadline:
-                time.sleep(0.02)
+        _wait_to_be_killed(self.dir)
         return out
 
 
@@ -454,25 +462,7 @@ def test_a_killed_evaluation_actor_still_gives_exactly_the_local_report(cluster,
     ds = ray.data.from_items([{"persona": p.to_json()} for p in bench], override_num_blocks=3)
     out = ds.map_batches(KillableEvaluateBatch, fn_constructor_args=(str(tmp_path),), compute=pool(2), num_cpus=1,
                          batch_size=2, batch_format="numpy")
-    killed = []
-
-    def killer():
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            ready = sorted(tmp_path.glob("ready-*"))
-            if ready:
-                pid = int(ready[0].name.split("-")[1])
-                os.kill(pid, signal.SIGKILL)
-                killed.append(pid)
-                time.sleep(0.5)
-                (tmp_path / "killed").write_text(str(pid))
-                return
-            time.sleep(0.02)
-
-    thread = threading.Thread(target=killer, daemon=True)
-    thread.start()
-    rows = out.take_all()
-    thread.join(timeout=5)
+    rows, killed = _take_all_killing_one_actor(out, tmp_path)
     assert len(killed) == 1
     aggregates = [r["aggregate"] for r in rows if r["kind"] == "aggregate"]
     assert killed[0] not in {r["zipp_pid"] for r in rows}
